@@ -1,0 +1,149 @@
+//! The parameters yubin implements, with their defaults.
+//!
+//! Defaults are Postfix 3.7's (`postconf -d`) at `compatibility_level = 3.6`,
+//! the level Debian's main.cf sets, so that a site's main.cf means the same to
+//! yubin as to its Postfix. Where yubin's default must differ (its own spool
+//! and log paths, `mail_name`) the entry says so.
+
+/// A known parameter: its name, its default (unexpanded, Postfix syntax) and
+/// the manual page that defines it.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub default: &'static str,
+}
+
+macro_rules! params {
+    ($($name:literal => $default:literal,)*) => {
+        /// Every parameter yubin reads, sorted by name (binary search).
+        pub const PARAMS: &[Param] = &[$(Param { name: $name, default: $default },)*];
+    };
+}
+
+// Keep sorted: `known_params_are_sorted` checks it.
+params! {
+    "alias_database" => "hash:/etc/aliases",
+    "alias_maps" => "hash:/etc/aliases",
+    "allow_mail_to_commands" => "alias, forward",
+    "allow_mail_to_files" => "alias, forward",
+    "append_dot_mydomain" => "no",
+    "biff" => "no",
+    "bounce_notice_recipient" => "postmaster",
+    "bounce_queue_lifetime" => "5d",
+    "command_directory" => "/usr/sbin",
+    "compatibility_level" => "3.6",
+    "config_directory" => "/etc/yubin",
+    "daemon_directory" => "/usr/lib/yubin",
+    "data_directory" => "/var/lib/yubin",
+    "default_database_type" => "hash",
+    "default_privs" => "nobody",
+    "delay_notice_recipient" => "postmaster",
+    "delay_warning_time" => "0h",
+    "disable_vrfy_command" => "no",
+    "double_bounce_sender" => "double-bounce",
+    "enable_long_queue_ids" => "no",
+    "error_notice_recipient" => "postmaster",
+    "home_mailbox" => "",
+    "inet_interfaces" => "all",
+    "inet_protocols" => "all",
+    "local_recipient_maps" => "proxy:unix:passwd.byname $alias_maps",
+    "mail_name" => "yubin",
+    "mail_owner" => "postfix",
+    "mail_spool_directory" => "/var/mail",
+    "mailbox_size_limit" => "51200000",
+    "maillog_file" => "",
+    "maximal_backoff_time" => "4000s",
+    "maximal_queue_lifetime" => "5d",
+    "message_size_limit" => "10240000",
+    "minimal_backoff_time" => "300s",
+    "mydestination" => "$myhostname, localhost.$mydomain, localhost",
+    "mydomain" => "",
+    "myhostname" => "",
+    "mynetworks" => "",
+    "mynetworks_style" => "host",
+    "myorigin" => "$myhostname",
+    "notify_classes" => "resource, software",
+    "propagate_unmatched_extensions" => "canonical, virtual",
+    "proxy_interfaces" => "",
+    "queue_directory" => "/var/spool/yubin",
+    "queue_run_delay" => "300s",
+    "readme_directory" => "no",
+    "recipient_delimiter" => "",
+    "relay_domains" => "",
+    "relay_recipient_maps" => "",
+    "relayhost" => "",
+    "smtpd_banner" => "$myhostname ESMTP $mail_name",
+    "smtpd_client_connection_count_limit" => "50",
+    "smtpd_error_sleep_time" => "1s",
+    "smtpd_hard_error_limit" => "20",
+    "smtpd_helo_required" => "no",
+    "smtpd_helo_restrictions" => "",
+    "smtpd_junk_command_limit" => "100",
+    "smtpd_recipient_limit" => "1000",
+    "smtpd_recipient_restrictions" => "",
+    "smtpd_relay_restrictions" => "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+    "smtpd_sasl_auth_enable" => "no",
+    "smtpd_sender_restrictions" => "",
+    "smtpd_soft_error_limit" => "10",
+    "smtpd_timeout" => "300s",
+    "smtpd_tls_cert_file" => "",
+    "smtpd_tls_key_file" => "",
+    "smtpd_tls_security_level" => "",
+    "smtputf8_enable" => "yes",
+    "strict_rfc821_envelopes" => "no",
+    "syslog_name" => "postfix",
+    "unknown_local_recipient_reject_code" => "550",
+    "virtual_alias_domains" => "$virtual_alias_maps",
+    "virtual_alias_expansion_limit" => "1000",
+    "virtual_alias_maps" => "$virtual_maps",
+    "virtual_alias_recursion_limit" => "1000",
+    "virtual_gid_maps" => "",
+    "virtual_mailbox_base" => "",
+    "virtual_mailbox_domains" => "$virtual_mailbox_maps",
+    "virtual_mailbox_limit" => "51200000",
+    "virtual_mailbox_maps" => "",
+    "virtual_maps" => "",
+    "virtual_minimum_uid" => "100",
+    "virtual_uid_maps" => "",
+}
+
+/// Looks a parameter up by name.
+pub fn find(name: &str) -> Option<&'static Param> {
+    PARAMS
+        .binary_search_by(|p| p.name.cmp(name))
+        .ok()
+        .map(|i| &PARAMS[i])
+}
+
+/// `myhostname`'s default: the host name, made fully qualified with
+/// `.localdomain` when it has no dot (postconf(5) myhostname/mydomain).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase()
+    } else {
+        String::new()
+    };
+    match name.as_str() {
+        "" => "localhost.localdomain".into(),
+        n if n.contains('.') => name,
+        n => format!("{n}.localdomain"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_params_are_sorted() {
+        for w in PARAMS.windows(2) {
+            assert!(w[0].name < w[1].name, "{} >= {}", w[0].name, w[1].name);
+        }
+        assert_eq!(find("myorigin").unwrap().default, "$myhostname");
+        assert!(find("no_such_param").is_none());
+    }
+}
