@@ -13,7 +13,8 @@ use crate::reload::Reloading;
 use crate::source;
 
 struct Rule {
-    re: Regex,
+    /// `None` for an `endif` line.
+    re: Option<Regex>,
     negate: bool,
     /// `None` for `if`, `Some` for a result line.
     result: Option<String>,
@@ -115,7 +116,7 @@ fn load(path: &Path) -> Result<Vec<Rule>, TableError> {
             }
             depth -= 1;
             rules.push(Rule {
-                re: Regex::new("").expect("empty regex"),
+                re: None,
                 negate: false,
                 result: None,
                 endif_of: true,
@@ -130,7 +131,7 @@ fn load(path: &Path) -> Result<Vec<Rule>, TableError> {
             }
             depth += 1;
             rules.push(Rule {
-                re,
+                re: Some(re),
                 negate,
                 result: None,
                 endif_of: false,
@@ -147,7 +148,7 @@ fn load(path: &Path) -> Result<Vec<Rule>, TableError> {
             ));
         }
         rules.push(Rule {
-            re,
+            re: Some(re),
             negate,
             result: Some(rest),
             endif_of: false,
@@ -207,11 +208,11 @@ impl RegexpTable {
         let mut i = 0;
         while i < rules.len() {
             let r = &rules[i];
-            if r.endif_of {
+            let Some(re) = r.re.as_ref().filter(|_| !r.endif_of) else {
                 i += 1;
                 continue;
-            }
-            let caps = r.re.captures(key);
+            };
+            let caps = re.captures(key);
             let matched = caps.is_some() != r.negate;
             match (&r.result, matched) {
                 (Some(result), true) => {
