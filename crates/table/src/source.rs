@@ -102,8 +102,8 @@ pub fn parse_aliases<'a>(
 ) -> Result<Vec<Entry<'a>>, TableError> {
     let mut out = Vec::with_capacity(lines.len());
     for (line, text) in lines {
-        let colon = if text.starts_with('"') {
-            text[1..]
+        let colon = if let Some(quoted) = text.strip_prefix('"') {
+            quoted
                 .find('"')
                 .and_then(|q| text[q + 2..].find(':').map(|c| c + q + 2))
         } else {
