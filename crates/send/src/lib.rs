@@ -2,5 +2,14 @@
 //! submission client other parts of yubin (guard reports, notices) use to hand
 //! a finished message to an SMTP server.
 
-pub mod submit;
+pub mod args;
+pub mod auth;
+pub mod certname;
 pub mod cli;
+pub mod conn;
+pub mod message;
+pub mod reply;
+pub mod submit;
+pub mod sysinfo;
+pub mod tls;
+pub mod transcript;
