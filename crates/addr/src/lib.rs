@@ -1,1 +1,15 @@
-//! placeholder
+//! Addresses and where they go: RFC 5321 path syntax, Postfix's
+//! canonicalisation and address classes, virtual(5) and aliases(5)
+//! expansion, and the recipient-validation verdict smtpd gives. One call,
+//! [`Resolver::resolve`], returns a [`Resolution`] with the full trace that
+//! `yubin trace` prints.
+
+pub mod address;
+pub mod domains;
+pub mod passwd;
+pub mod resolution;
+pub mod resolver;
+
+pub use address::{parse_address, AddrError, Address};
+pub use resolution::{Class, Delivery, Resolution, Step, Verdict};
+pub use resolver::Resolver;
