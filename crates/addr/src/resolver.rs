@@ -296,6 +296,8 @@ impl Resolver {
         } else {
             Vec::new()
         };
+        // The RCPT check and the expansion both start with the same lookup.
+        steps.dedup();
         Resolution {
             address: addr.internal(),
             canonical: canonical.internal(),

@@ -1,18 +1,33 @@
 //! The `yubin` binary: one executable for the MTA, its admin tools, the
 //! guard and the test client. Also answers to Postfix's command names when
-//! invoked through a symlink (`sendmail`, `mailq`, `newaliases`, ...).
+//! invoked through a symlink (`postmap`, `postconf`, `newaliases`, ...).
+
+mod cmd;
+mod fail;
+mod maincf_edit;
+mod stderr_log;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use yubin_table::indexed::SourceFormat;
 
 #[derive(Parser)]
-#[command(name = "yubin", version, about = "A Postfix-compatible mail system in one binary")]
+#[command(
+    name = "yubin",
+    version,
+    about = "A Postfix-compatible mail system in one binary"
+)]
 struct Cli {
     /// Configuration directory (main.cf, master.cf, tables). Default: /etc/yubin,
     /// or ./yubin-data when /etc/yubin does not exist.
-    #[arg(short = 'c', long = "config-dir", global = true, env = "YUBIN_CONFIG_DIR")]
+    #[arg(
+        short = 'c',
+        long = "config-dir",
+        global = true,
+        env = "YUBIN_CONFIG_DIR"
+    )]
     config_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -20,6 +35,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show or edit main.cf and master.cf parameters (postconf(1)).
+    Postconf(cmd::postconf::PostconfArgs),
+    /// Build, query or list lookup tables (postmap(1)).
+    Postmap(cmd::postmap::PostmapArgs),
+    /// Build, query or list aliases(5) tables (postalias(1)).
+    Postalias(cmd::postmap::PostmapArgs),
+    /// Rebuild every table in alias_database (newaliases(1)).
+    Newaliases,
+    /// Explain where an address goes, or why it is rejected.
+    Trace(cmd::trace::TraceArgs),
     /// DenyHosts-compatible SSH/SMTP/IMAP brute-force blocker (`yubin guard --help`).
     #[command(disable_help_flag = true)]
     Guard {
@@ -43,10 +68,45 @@ fn default_config_dir() -> PathBuf {
     }
 }
 
+/// When called as `postmap`, `postconf`, ... through a symlink, behave as
+/// `yubin postmap ...`.
+fn args_with_symlink_name() -> Vec<OsString> {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let called = args
+        .first()
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    if ["postmap", "postconf", "postalias", "newaliases"].contains(&called.as_str()) {
+        args[0] = "yubin".into();
+        args.insert(1, called.into());
+    }
+    args
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args_with_symlink_name());
+    // Admin commands print library warnings (a stale table, a reload) on
+    // stderr as Postfix's tools do: "postmap: warning: ...".
+    stderr_log::init(match &cli.command {
+        Command::Postconf(_) => "postconf",
+        Command::Postmap(_) => "postmap",
+        Command::Postalias(_) => "postalias",
+        Command::Newaliases => "newaliases",
+        Command::Trace(_) => "trace",
+        Command::Guard { .. } => "guard",
+        Command::Send { .. } => "send",
+    });
     let config_dir = cli.config_dir.unwrap_or_else(default_config_dir);
     let code = match cli.command {
+        Command::Postconf(a) => cmd::postconf::run(&config_dir, a),
+        Command::Postmap(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Map),
+        Command::Postalias(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Aliases),
+        Command::Newaliases => cmd::postmap::newaliases(&config_dir),
+        Command::Trace(a) => cmd::trace::run(&config_dir, a),
         Command::Guard { args } => yubin_guard::main(&config_dir, args),
         Command::Send { args } => yubin_send::cli::main(&config_dir, args),
     };

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod postconf;
+pub mod postmap;
+pub mod trace;

@@ -1,0 +1,69 @@
+//! `yubin trace ADDRESS...`: the path an address takes and why, the thing
+//! the seed's admin was missing: class and the parameter that decided it,
+//! every table, key and source line consulted, the expansion tree, the
+//! mailbox, or the exact reject with what to change.
+
+use std::path::Path;
+
+use clap::Args;
+use yubin_addr::{parse_address, Class, Resolver, Verdict};
+use yubin_conf::Config;
+
+use crate::fail::{fatal, warn};
+
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    /// Print one JSON object per address instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Addresses as they would appear in RCPT TO (with or without <>).
+    #[arg(required = true)]
+    addresses: Vec<String>,
+}
+
+pub fn run(dir: &Path, a: TraceArgs) -> i32 {
+    let cfg = match Config::load(dir) {
+        Ok(c) => c,
+        Err(e) => return fatal("trace", e),
+    };
+    for w in cfg.warnings() {
+        warn("trace", w);
+    }
+    let resolver = match Resolver::new(&cfg) {
+        Ok(r) => r,
+        Err(e) => return fatal("trace", e),
+    };
+    let mut code = 0;
+    for text in &a.addresses {
+        let inner = text.trim().trim_start_matches('<').trim_end_matches('>');
+        let addr = match parse_address(inner, true) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("trace: {text}: 501 5.1.3 Bad recipient address syntax ({e})");
+                code = 1;
+                continue;
+            }
+        };
+        let res = resolver.resolve(&addr);
+        if matches!(res.verdict, Verdict::Reject { .. }) {
+            code = 1;
+        }
+        if a.json {
+            match serde_json::to_string(&res) {
+                Ok(s) => println!("{s}"),
+                Err(e) => return fatal("trace", e),
+            }
+            continue;
+        }
+        print!("{}", res.render());
+        if res.class == Class::Default && matches!(res.verdict, Verdict::Accept) {
+            println!(
+                "  relaying: a remote domain; smtpd_relay_restrictions ({}) decide: clients in mynetworks ({}) and SASL-authenticated clients may relay, others get \"454 4.7.1 <{}>: Relay access denied\"",
+                cfg.origin_text("smtpd_relay_restrictions"),
+                cfg.get("mynetworks"),
+                res.address
+            );
+        }
+    }
+    code
+}
