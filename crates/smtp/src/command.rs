@@ -1,0 +1,139 @@
+//! Splitting a command line into verb and argument, and the MAIL/RCPT
+//! argument syntax as Postfix's smtpd reads it: `FROM:<addr> params`, with a
+//! space after the colon tolerated, and a bare address without `<>` accepted
+//! (strict_rfc821_envelopes = no).
+
+/// The verbs smtpd knows, in Postfix's command-table order (which is also
+/// the order of the counters in the `disconnect from` log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Verb {
+    Helo,
+    Ehlo,
+    Auth,
+    Mail,
+    Rcpt,
+    Data,
+    Bdat,
+    Starttls,
+    Rset,
+    Noop,
+    Vrfy,
+    Etrn,
+    Quit,
+    Unknown,
+}
+
+impl Verb {
+    pub fn parse(word: &str) -> Verb {
+        match word.to_ascii_uppercase().as_str() {
+            "HELO" => Verb::Helo,
+            "EHLO" => Verb::Ehlo,
+            "AUTH" => Verb::Auth,
+            "MAIL" => Verb::Mail,
+            "RCPT" => Verb::Rcpt,
+            "DATA" => Verb::Data,
+            "BDAT" => Verb::Bdat,
+            "STARTTLS" => Verb::Starttls,
+            "RSET" => Verb::Rset,
+            "NOOP" => Verb::Noop,
+            "VRFY" => Verb::Vrfy,
+            "ETRN" => Verb::Etrn,
+            "QUIT" => Verb::Quit,
+            _ => Verb::Unknown,
+        }
+    }
+
+    /// The lower-case name used in log lines (`ehlo=1`, `after RCPT`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Helo => "helo",
+            Verb::Ehlo => "ehlo",
+            Verb::Auth => "auth",
+            Verb::Mail => "mail",
+            Verb::Rcpt => "rcpt",
+            Verb::Data => "data",
+            Verb::Bdat => "bdat",
+            Verb::Starttls => "starttls",
+            Verb::Rset => "rset",
+            Verb::Noop => "noop",
+            Verb::Vrfy => "vrfy",
+            Verb::Etrn => "etrn",
+            Verb::Quit => "quit",
+            Verb::Unknown => "unknown",
+        }
+    }
+}
+
+/// Splits `MAIL FROM:<a@b> SIZE=10` after the verb into the path text
+/// (without `<>`) and the parameters. `prefix` is `FROM:` or `TO:`.
+/// Returns `None` when the `FROM:`/`TO:` keyword is missing.
+pub fn split_path<'a>(arg: &'a str, prefix: &str) -> Option<(PathText<'a>, Vec<&'a str>)> {
+    let arg = arg.trim_start();
+    if arg.len() < prefix.len() || !arg[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = arg[prefix.len()..].trim_start();
+    if let Some(inner) = rest.strip_prefix('<') {
+        // Find the closing '>' outside a quoted string.
+        let mut quoted = false;
+        let mut escaped = false;
+        for (i, c) in inner.char_indices() {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match c {
+                '\\' => escaped = true,
+                '"' => quoted = !quoted,
+                '>' if !quoted => {
+                    let params = inner[i + 1..].split_whitespace().collect();
+                    return Some((PathText::Bracketed(&inner[..i]), params));
+                }
+                _ => {}
+            }
+        }
+        return Some((PathText::Unterminated, Vec::new()));
+    }
+    let mut words = rest.split_whitespace();
+    let addr = words.next().unwrap_or("");
+    Some((PathText::Bare(addr), words.collect()))
+}
+
+/// The address part of MAIL/RCPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathText<'a> {
+    Bracketed(&'a str),
+    Bare(&'a str),
+    Unterminated,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            split_path("FROM:<a@b> SIZE=1", "FROM:"),
+            Some((PathText::Bracketed("a@b"), vec!["SIZE=1"]))
+        );
+        assert_eq!(
+            split_path("from: <a@b>", "FROM:"),
+            Some((PathText::Bracketed("a@b"), vec![]))
+        );
+        assert_eq!(
+            split_path("TO:foo@bar baz", "TO:"),
+            Some((PathText::Bare("foo@bar"), vec!["baz"]))
+        );
+        assert_eq!(
+            split_path("TO:<\"a>b\"@c>", "TO:"),
+            Some((PathText::Bracketed("\"a>b\"@c"), vec![]))
+        );
+        assert_eq!(
+            split_path("TO:<foo", "TO:"),
+            Some((PathText::Unterminated, vec![]))
+        );
+        assert_eq!(split_path("<a@b>", "TO:"), None);
+        assert_eq!(Verb::parse("ehlo"), Verb::Ehlo);
+    }
+}

@@ -1,0 +1,912 @@
+//! One SMTP server session (RFC 5321 section 4), Postfix smtpd's behaviour:
+//! replies word for word, PIPELINING (commands answered in order from one
+//! buffer), DATA and BDAT (RFC 3030), error counting with the soft and hard
+//! limits, and SMTP-smuggling-proof end of data: only `<CR><LF>.<CR><LF>`
+//! ends a message; bare LF lines are taken as line ends (Postfix 3.9's
+//! `smtpd_forbid_bare_newline = normalize`), but `<LF>.<LF>` is content.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use yubin_addr::{parse_address, AddrError, Address, Class, Verdict};
+
+use crate::command::{split_path, PathText, Verb};
+use crate::envelope::{Envelope, Recipient};
+use crate::params::{parse_mail, parse_rcpt};
+use crate::restrict::{is_fqdn_address, Restriction};
+use crate::stats::Stats;
+
+/// Who is connected.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// Host name, or `unknown` (Postfix's word when there is no name).
+    pub name: String,
+    pub addr: IpAddr,
+    pub in_mynetworks: bool,
+}
+
+impl ClientInfo {
+    /// `name[addr]`, as every smtpd log line shows the client.
+    pub fn label(&self) -> String {
+        format!("{}[{}]", self.name, self.addr)
+    }
+}
+
+/// Recipient validation, provided by the server (the address resolver).
+pub trait Policy: Send + Sync {
+    fn check_recipient(&self, addr: &Address) -> (Class, Verdict);
+}
+
+/// Settings derived from main.cf (and master.cf `-o` overrides).
+#[derive(Clone)]
+pub struct SessionConfig {
+    pub hostname: String,
+    /// smtpd_banner, expanded, without the `220 `.
+    pub banner: String,
+    pub message_size_limit: u64,
+    pub recipient_limit: usize,
+    pub hard_error_limit: u32,
+    pub soft_error_limit: u32,
+    pub error_sleep: Duration,
+    pub disable_vrfy: bool,
+    pub smtputf8_enable: bool,
+    pub helo_required: bool,
+    pub relay_restrictions: Vec<Restriction>,
+    pub recipient_restrictions: Vec<Restriction>,
+    pub sender_restrictions: Vec<Restriction>,
+    /// Longest command line; Postfix's line_length_limit (2048).
+    pub line_limit: usize,
+    /// Makes a new queue id for a transaction (the first accepted RCPT).
+    pub new_queue_id: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write these bytes (one or more complete reply lines).
+    Send(Vec<u8>),
+    /// Wait before going on (the error tarpit).
+    Delay(Duration),
+    /// A mail.log message from smtpd (without the `postfix/smtpd[pid]: ` prefix).
+    Log(String),
+    /// Queue this message durably, then call [`Session::queued`].
+    Deliver { envelope: Box<Envelope>, data: Vec<u8> },
+    /// Close the connection after writing what came before.
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Command,
+    Data,
+    /// Reading a BDAT chunk: bytes left, and whether it is the last.
+    Bdat {
+        left: usize,
+        last: bool,
+        discard: bool,
+    },
+    /// Waiting for the queue to answer a Deliver.
+    Queueing,
+    Closed,
+}
+
+pub struct Session {
+    cfg: SessionConfig,
+    policy: Arc<dyn Policy>,
+    client: ClientInfo,
+    mode: Mode,
+    buf: Vec<u8>,
+    skip_to_lf: bool,
+    helo: Option<String>,
+    esmtp: bool,
+    /// Inside a transaction (after a successful MAIL).
+    sender: Option<Option<Address>>,
+    mail_params: crate::params::MailParams,
+    recipients: Vec<Recipient>,
+    queue_id: Option<String>,
+    data: Vec<u8>,
+    data_size: u64,
+    too_big: bool,
+    prev_line_crlf: bool,
+    bdat_seen: bool,
+    errors: u32,
+    last_verb: Verb,
+    stats: Stats,
+}
+
+fn reply(code: u16, enhanced: &str, text: &str) -> String {
+    if enhanced.is_empty() {
+        format!("{code} {text}")
+    } else {
+        format!("{code} {enhanced} {text}")
+    }
+}
+
+impl Session {
+    pub fn new(cfg: SessionConfig, policy: Arc<dyn Policy>, client: ClientInfo) -> Session {
+        Session {
+            cfg,
+            policy,
+            client,
+            mode: Mode::Command,
+            buf: Vec::new(),
+            skip_to_lf: false,
+            helo: None,
+            esmtp: false,
+            sender: None,
+            mail_params: Default::default(),
+            recipients: Vec::new(),
+            queue_id: None,
+            data: Vec::new(),
+            data_size: 0,
+            too_big: false,
+            prev_line_crlf: true,
+            bdat_seen: false,
+            errors: 0,
+            last_verb: Verb::Unknown,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The greeting (RFC 5321 section 4.3.1).
+    pub fn start(&mut self) -> Vec<Action> {
+        vec![Action::Send(
+            format!("220 {}\r\n", self.cfg.banner).into_bytes(),
+        )]
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.mode == Mode::Closed
+    }
+
+    /// The verb of the last command, for `lost connection after DATA`.
+    pub fn last_verb(&self) -> &'static str {
+        match self.mode {
+            Mode::Data | Mode::Queueing => "DATA",
+            Mode::Bdat { .. } => "BDAT",
+            _ => match self.last_verb {
+                Verb::Unknown => "CONNECT",
+                v => match v {
+                    Verb::Helo => "HELO",
+                    Verb::Ehlo => "EHLO",
+                    Verb::Auth => "AUTH",
+                    Verb::Mail => "MAIL",
+                    Verb::Rcpt => "RCPT",
+                    Verb::Data => "DATA",
+                    Verb::Bdat => "BDAT",
+                    Verb::Starttls => "STARTTLS",
+                    Verb::Rset => "RSET",
+                    Verb::Noop => "NOOP",
+                    Verb::Vrfy => "VRFY",
+                    Verb::Etrn => "ETRN",
+                    Verb::Quit => "QUIT",
+                    Verb::Unknown => "UNKNOWN",
+                },
+            },
+        }
+    }
+
+    /// The `disconnect from` line.
+    pub fn disconnect_log(&self) -> String {
+        format!(
+            "disconnect from {} {}",
+            self.client.label(),
+            self.stats.summary()
+        )
+    }
+
+    /// The reply for `smtpd_timeout`, and its log line.
+    pub fn timeout(&mut self) -> Vec<Action> {
+        self.mode = Mode::Closed;
+        vec![
+            Action::Send(
+                format!(
+                    "421 4.4.2 {} Error: timeout exceeded\r\n",
+                    self.cfg.hostname
+                )
+                .into_bytes(),
+            ),
+            Action::Log(format!(
+                "timeout after {} from {}",
+                self.last_verb(),
+                self.client.label()
+            )),
+            Action::Close,
+        ]
+    }
+
+    /// Feeds bytes read from the client; returns what to do, in order.
+    pub fn feed(&mut self, input: &[u8]) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.buf.extend_from_slice(input);
+        self.process(&mut out);
+        out
+    }
+
+    /// The queue's answer to a `Deliver`: the final reply, then the rest of
+    /// any pipelined input.
+    pub fn queued(&mut self, result: Result<String, String>) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Queueing {
+            return out;
+        }
+        self.mode = Mode::Command;
+        match result {
+            Ok(id) => {
+                let verb = if self.bdat_seen {
+                    Verb::Bdat
+                } else {
+                    Verb::Data
+                };
+                self.stats.record(verb, true);
+                self.send(&mut out, 250, "2.0.0", &format!("Ok: queued as {id}"));
+            }
+            Err(why) => {
+                out.push(Action::Log(format!(
+                    "warning: {}: queue file write error: {why}",
+                    self.queue_id.clone().unwrap_or_else(|| "NOQUEUE".into())
+                )));
+                self.stats.record(
+                    if self.bdat_seen {
+                        Verb::Bdat
+                    } else {
+                        Verb::Data
+                    },
+                    false,
+                );
+                self.error(&mut out, 451, "4.3.0", "Error: queue file write error");
+            }
+        }
+        self.reset_transaction();
+        self.process(&mut out);
+        out
+    }
+
+    fn send(&mut self, out: &mut Vec<Action>, code: u16, enhanced: &str, text: &str) {
+        out.push(Action::Send(
+            format!("{}\r\n", reply(code, enhanced, text)).into_bytes(),
+        ));
+    }
+
+    /// An error reply: counted, and delayed past the soft limit.
+    fn error(&mut self, out: &mut Vec<Action>, code: u16, enhanced: &str, text: &str) {
+        self.errors += 1;
+        if self.errors > self.cfg.soft_error_limit && !self.cfg.error_sleep.is_zero() {
+            out.push(Action::Delay(self.cfg.error_sleep));
+        }
+        self.send(out, code, enhanced, text);
+    }
+
+    fn reset_transaction(&mut self) {
+        self.sender = None;
+        self.mail_params = Default::default();
+        self.recipients.clear();
+        self.queue_id = None;
+        self.data = Vec::new();
+        self.data_size = 0;
+        self.too_big = false;
+        self.bdat_seen = false;
+    }
+
+    fn process(&mut self, out: &mut Vec<Action>) {
+        loop {
+            match self.mode {
+                Mode::Closed | Mode::Queueing => return,
+                Mode::Command => {
+                    let Some(line) = self.take_command_line() else {
+                        return;
+                    };
+                    self.command(&line, out);
+                }
+                Mode::Data => {
+                    let Some(pos) = self.buf.iter().position(|&b| b == b'\n') else {
+                        // Bound a single unterminated content line by the size limit.
+                        if self.buf.len() > 1 << 20 {
+                            let chunk: Vec<u8> = self.buf.drain(..).collect();
+                            self.append_content(&chunk, false);
+                        }
+                        return;
+                    };
+                    let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                    self.data_line(&line, out);
+                }
+                Mode::Bdat {
+                    left,
+                    last,
+                    discard,
+                } => {
+                    if left > 0 {
+                        let n = left.min(self.buf.len());
+                        if n == 0 {
+                            return;
+                        }
+                        let chunk: Vec<u8> = self.buf.drain(..n).collect();
+                        if !discard {
+                            self.data_size += n as u64;
+                            if self.cfg.message_size_limit > 0
+                                && self.data_size > self.cfg.message_size_limit
+                            {
+                                self.too_big = true;
+                            }
+                            if !self.too_big {
+                                self.data.extend_from_slice(&chunk);
+                            }
+                        }
+                        self.mode = Mode::Bdat {
+                            left: left - n,
+                            last,
+                            discard,
+                        };
+                        continue;
+                    }
+                    self.mode = Mode::Command;
+                    self.bdat_chunk_done(last, discard, out);
+                }
+            }
+        }
+    }
+
+    /// Takes one command line (without CR LF). A line longer than the limit
+    /// is cut there and the rest discarded, as Postfix does ("request longer
+    /// than 2048").
+    fn take_command_line(&mut self) -> Option<String> {
+        loop {
+            let pos = self.buf.iter().position(|&b| b == b'\n');
+            if self.skip_to_lf {
+                match pos {
+                    Some(p) => {
+                        self.buf.drain(..=p);
+                        self.skip_to_lf = false;
+                        continue;
+                    }
+                    None => {
+                        self.buf.clear();
+                        return None;
+                    }
+                }
+            }
+            let line = match pos {
+                Some(p) if p <= self.cfg.line_limit => {
+                    let mut l: Vec<u8> = self.buf.drain(..=p).collect();
+                    l.pop();
+                    if l.last() == Some(&b'\r') {
+                        l.pop();
+                    }
+                    l
+                }
+                _ if self.buf.len() > self.cfg.line_limit || pos.is_some() => {
+                    let l: Vec<u8> = self.buf.drain(..self.cfg.line_limit).collect();
+                    self.skip_to_lf = true;
+                    l
+                }
+                _ => return None,
+            };
+            return Some(String::from_utf8_lossy(&line).into_owned());
+        }
+    }
+
+    fn command(&mut self, line: &str, out: &mut Vec<Action>) {
+        if self.errors >= self.cfg.hard_error_limit {
+            self.send(
+                out,
+                421,
+                "4.7.0",
+                &format!("{} Error: too many errors", self.cfg.hostname),
+            );
+            out.push(Action::Log(format!(
+                "too many errors after {} from {}",
+                self.last_verb(),
+                self.client.label()
+            )));
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+            return;
+        }
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            self.stats.record(Verb::Unknown, false);
+            self.error(out, 500, "5.5.2", "Error: bad syntax");
+            return;
+        }
+        let (word, arg) = match trimmed.split_once([' ', '\t']) {
+            Some((w, a)) => (w, a.trim()),
+            None => (trimmed, ""),
+        };
+        let verb = Verb::parse(word);
+        self.last_verb = verb;
+        let ok = match verb {
+            Verb::Helo | Verb::Ehlo => self.helo_cmd(verb, arg, out),
+            Verb::Mail => self.mail_cmd(arg, out),
+            Verb::Rcpt => self.rcpt_cmd(arg, out),
+            Verb::Data => {
+                let ok = self.data_cmd(arg, out);
+                if ok {
+                    return; // counted when the message is queued
+                }
+                false
+            }
+            Verb::Bdat => return self.bdat_cmd(arg, out),
+            Verb::Rset => {
+                if !arg.is_empty() {
+                    self.error(out, 501, "5.5.4", "Syntax: RSET");
+                    false
+                } else {
+                    self.reset_transaction();
+                    self.send(out, 250, "2.0.0", "Ok");
+                    true
+                }
+            }
+            Verb::Noop => {
+                self.send(out, 250, "2.0.0", "Ok");
+                true
+            }
+            Verb::Vrfy => self.vrfy_cmd(arg, out),
+            Verb::Etrn => self.etrn_cmd(arg, out),
+            Verb::Quit => {
+                self.send(out, 221, "2.0.0", "Bye");
+                self.stats.record(Verb::Quit, true);
+                out.push(Action::Close);
+                self.mode = Mode::Closed;
+                return;
+            }
+            Verb::Starttls => {
+                self.error(out, 502, "5.5.1", "Error: command not implemented");
+                false
+            }
+            Verb::Auth => {
+                self.error(out, 503, "5.5.1", "Error: authentication not enabled");
+                false
+            }
+            Verb::Unknown => {
+                self.error(out, 500, "5.5.2", "Error: command not recognized");
+                false
+            }
+        };
+        self.stats.record(verb, ok);
+    }
+
+    fn helo_cmd(&mut self, verb: Verb, arg: &str, out: &mut Vec<Action>) -> bool {
+        if arg.is_empty() {
+            let name = if verb == Verb::Ehlo { "EHLO" } else { "HELO" };
+            self.error(out, 501, "", &format!("Syntax: {name} hostname"));
+            return false;
+        }
+        self.reset_transaction();
+        self.helo = Some(arg.to_string());
+        self.esmtp = verb == Verb::Ehlo;
+        if verb == Verb::Helo {
+            self.send(out, 250, "", &self.cfg.hostname.clone());
+            return true;
+        }
+        // Postfix 3.7's EHLO keywords, in its order.
+        let mut lines = vec![self.cfg.hostname.clone(), "PIPELINING".into()];
+        if self.cfg.message_size_limit > 0 {
+            lines.push(format!("SIZE {}", self.cfg.message_size_limit));
+        } else {
+            lines.push("SIZE".into());
+        }
+        if !self.cfg.disable_vrfy {
+            lines.push("VRFY".into());
+        }
+        lines.push("ETRN".into());
+        lines.push("ENHANCEDSTATUSCODES".into());
+        lines.push("8BITMIME".into());
+        lines.push("DSN".into());
+        if self.cfg.smtputf8_enable {
+            lines.push("SMTPUTF8".into());
+        }
+        lines.push("CHUNKING".into());
+        let mut text = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+            text.push_str(&format!("250{sep}{l}\r\n"));
+        }
+        out.push(Action::Send(text.into_bytes()));
+        true
+    }
+
+    fn mail_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if self.cfg.helo_required && self.helo.is_none() {
+            self.error(out, 503, "5.5.1", "Error: send HELO/EHLO first");
+            return false;
+        }
+        if self.sender.is_some() {
+            self.error(out, 503, "5.5.1", "Error: nested MAIL command");
+            return false;
+        }
+        let Some((path, params)) = split_path(arg, "FROM:") else {
+            self.error(out, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+            return false;
+        };
+        let p = match parse_mail(&params, self.cfg.message_size_limit) {
+            Ok(p) => p,
+            Err((c, e, t)) => {
+                self.error(out, c, e, &t);
+                return false;
+            }
+        };
+        let sender = match path {
+            PathText::Bracketed("") => None,
+            PathText::Bracketed(s) | PathText::Bare(s) => match parse_address(s, p.smtputf8) {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.error(out, 501, "5.1.7", "Bad sender address syntax");
+                    return false;
+                }
+            },
+            PathText::Unterminated => {
+                self.error(out, 501, "5.1.7", "Bad sender address syntax");
+                return false;
+            }
+        };
+        self.sender = Some(sender);
+        self.mail_params = p;
+        self.send(out, 250, "2.1.0", "Ok");
+        true
+    }
+
+    fn log_reject(&self, out: &mut Vec<Action>, stage: &str, reply_text: &str, rcpt: Option<&str>) {
+        let from = match &self.sender {
+            Some(Some(a)) => a.internal(),
+            _ => String::new(),
+        };
+        let mut line = format!(
+            "{}: reject: {stage} from {}: {reply_text}; from=<{from}>",
+            self.queue_id.as_deref().unwrap_or("NOQUEUE"),
+            self.client.label()
+        );
+        if let Some(r) = rcpt {
+            line.push_str(&format!(" to=<{r}>"));
+        }
+        line.push_str(&format!(
+            " proto={} helo=<{}>",
+            if self.esmtp { "ESMTP" } else { "SMTP" },
+            self.helo.as_deref().unwrap_or("")
+        ));
+        out.push(Action::Log(line));
+    }
+
+    fn rcpt_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if self.sender.is_none() {
+            self.error(out, 503, "5.5.1", "Error: need MAIL command");
+            return false;
+        }
+        let Some((path, params)) = split_path(arg, "TO:") else {
+            self.error(out, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+            return false;
+        };
+        let text = match path {
+            PathText::Bracketed(s) | PathText::Bare(s) => s,
+            PathText::Unterminated => "",
+        };
+        let addr = match parse_address(text, self.mail_params.smtputf8) {
+            Ok(a) if !a.local.is_empty() => a,
+            _ => {
+                self.error(out, 501, "5.1.3", "Bad recipient address syntax");
+                return false;
+            }
+        };
+        if self.recipients.len() >= self.cfg.recipient_limit {
+            self.error(out, 452, "4.5.3", "Error: too many recipients");
+            return false;
+        }
+        let p = match parse_rcpt(&params) {
+            Ok(p) => p,
+            Err((c, e, t)) => {
+                self.error(out, c, e, &t);
+                return false;
+            }
+        };
+        if let Some((code, enh, text)) = self.recipient_decision(&addr) {
+            self.log_reject(
+                out,
+                "RCPT",
+                &reply(code, &enh, &text),
+                Some(&addr.internal()),
+            );
+            self.error(out, code, &enh, &text);
+            return false;
+        }
+        if self.queue_id.is_none() {
+            let id = (self.cfg.new_queue_id)();
+            out.push(Action::Log(format!("{id}: client={}", self.client.label())));
+            self.queue_id = Some(id);
+        }
+        self.recipients.push(Recipient {
+            address: addr,
+            notify: p.notify,
+            orcpt: p.orcpt,
+        });
+        self.send(out, 250, "2.1.5", "Ok");
+        true
+    }
+
+    /// smtpd_relay_restrictions, then smtpd_recipient_restrictions, then the
+    /// implicit unlisted-recipient check (smtpd_reject_unlisted_recipient).
+    fn recipient_decision(&self, addr: &Address) -> Option<(u16, String, String)> {
+        let (class, verdict) = self.policy.check_recipient(addr);
+        let given = addr.internal();
+        let unlisted = || match &verdict {
+            Verdict::Reject {
+                code,
+                enhanced,
+                text,
+                ..
+            } => Some((*code, enhanced.clone(), text.clone())),
+            Verdict::Accept => None,
+        };
+        let sender_domain = match &self.sender {
+            Some(Some(a)) => Some(a.domain.clone()),
+            _ => None,
+        };
+        for list in [
+            &self.cfg.relay_restrictions,
+            &self.cfg.recipient_restrictions,
+        ] {
+            for r in list.iter() {
+                let decision = match r {
+                    Restriction::Permit => Some(None),
+                    Restriction::Reject => Some(Some((554, "5.7.1".into(), format!("<{given}>: Recipient address rejected: Access denied")))),
+                    Restriction::Defer => Some(Some((450, "4.7.1".into(), format!("<{given}>: Recipient address rejected: Access denied")))),
+                    Restriction::PermitMynetworks => self.client.in_mynetworks.then_some(None),
+                    Restriction::PermitSaslAuthenticated => None,
+                    Restriction::RejectUnauthDestination => (!class.is_authorized_destination())
+                        .then(|| Some((554, "5.7.1".into(), format!("<{given}>: Relay access denied")))),
+                    Restriction::DeferUnauthDestination => (!class.is_authorized_destination())
+                        .then(|| Some((454, "4.7.1".into(), format!("<{given}>: Relay access denied")))),
+                    Restriction::RejectUnlistedRecipient => unlisted().map(Some),
+                    Restriction::RejectNonFqdnRecipient => (!addr.domain.is_empty() && !is_fqdn_address(&addr.domain) || addr.domain.is_empty())
+                        .then(|| Some((504, "5.5.2".into(), format!("<{given}>: Recipient address rejected: need fully-qualified address")))),
+                    Restriction::RejectNonFqdnSender => match &sender_domain {
+                        Some(d) if d.is_empty() || !is_fqdn_address(d) => {
+                            let s = match &self.sender {
+                                Some(Some(a)) => a.internal(),
+                                _ => String::new(),
+                            };
+                            Some(Some((504, "5.5.2".into(), format!("<{s}>: Sender address rejected: need fully-qualified address"))))
+                        }
+                        _ => None,
+                    },
+                };
+                match decision {
+                    Some(Some(reject)) => return Some(reject),
+                    Some(None) => break, // permit ends this list
+                    None => {}
+                }
+            }
+        }
+        unlisted()
+    }
+
+    fn data_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if !arg.is_empty() {
+            self.error(out, 501, "5.5.4", "Syntax: DATA");
+            return false;
+        }
+        if self.sender.is_none() {
+            self.error(out, 503, "5.5.1", "Error: need RCPT command");
+            return false;
+        }
+        if self.recipients.is_empty() {
+            self.error(out, 554, "5.5.1", "Error: no valid recipients");
+            return false;
+        }
+        self.send(out, 354, "", "End data with <CR><LF>.<CR><LF>");
+        self.mode = Mode::Data;
+        self.prev_line_crlf = true;
+        true
+    }
+
+    fn append_content(&mut self, content: &[u8], newline: bool) {
+        let add = content.len() as u64 + newline as u64;
+        self.data_size += add;
+        if self.cfg.message_size_limit > 0 && self.data_size > self.cfg.message_size_limit {
+            self.too_big = true;
+        }
+        if !self.too_big {
+            self.data.extend_from_slice(content);
+            if newline {
+                self.data.push(b'\n');
+            }
+        }
+    }
+
+    /// One line of DATA content, including its LF.
+    fn data_line(&mut self, line: &[u8], out: &mut Vec<Action>) {
+        let body = &line[..line.len() - 1];
+        let (content, crlf) = match body.strip_suffix(b"\r") {
+            Some(c) => (c, true),
+            None => (body, false),
+        };
+        if content == b"." && crlf && self.prev_line_crlf {
+            self.end_of_data(out);
+            return;
+        }
+        // RFC 5321 section 4.5.2 dot-unstuffing; a lone "." ended by a bare
+        // LF is content (it is not an end of data), kept as it is.
+        let content = if content.len() > 1 && content[0] == b'.' {
+            &content[1..]
+        } else {
+            content
+        };
+        self.prev_line_crlf = crlf;
+        let content = content.to_vec();
+        self.append_content(&content, true);
+    }
+
+    fn end_of_data(&mut self, out: &mut Vec<Action>) {
+        if self.too_big {
+            self.mode = Mode::Command;
+            self.log_reject(
+                out,
+                "END-OF-MESSAGE",
+                "552 5.3.4 Message size exceeds fixed limit",
+                None,
+            );
+            self.stats.record(Verb::Data, false);
+            self.error(out, 552, "5.3.4", "Message size exceeds fixed limit");
+            self.reset_transaction();
+            return;
+        }
+        self.deliver(out);
+    }
+
+    fn deliver(&mut self, out: &mut Vec<Action>) {
+        let envelope = Envelope {
+            sender: self.sender.clone().flatten(),
+            recipients: self.recipients.clone(),
+            body: self.mail_params.body.clone(),
+            smtputf8: self.mail_params.smtputf8,
+            ret: self.mail_params.ret.clone(),
+            envid: self.mail_params.envid.clone(),
+            helo: self.helo.clone().unwrap_or_default(),
+            protocol: if self.esmtp {
+                "ESMTP".into()
+            } else {
+                "SMTP".into()
+            },
+            queue_id: self.queue_id.clone().unwrap_or_default(),
+        };
+        let data = std::mem::take(&mut self.data);
+        self.mode = Mode::Queueing;
+        out.push(Action::Deliver { envelope: Box::new(envelope), data });
+    }
+
+    /// RFC 3030 BDAT: `BDAT size [LAST]`; the chunk is read even when the
+    /// command is refused, so the session stays in step with the client.
+    fn bdat_cmd(&mut self, arg: &str, out: &mut Vec<Action>) {
+        let mut words = arg.split_whitespace();
+        let size = words.next().and_then(|s| s.parse::<usize>().ok());
+        let last = match words.next() {
+            None => false,
+            Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+            Some(_) => {
+                self.stats.record(Verb::Bdat, false);
+                self.error(out, 501, "5.5.4", "Syntax: BDAT count [LAST]");
+                return;
+            }
+        };
+        let Some(size) = size else {
+            self.stats.record(Verb::Bdat, false);
+            self.error(out, 501, "5.5.4", "Syntax: BDAT count [LAST]");
+            return;
+        };
+        let refuse = if self.sender.is_none() || self.recipients.is_empty() {
+            Some("Error: need RCPT command".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = refuse {
+            self.mode = Mode::Bdat {
+                left: size,
+                last,
+                discard: true,
+            };
+            self.stats.record(Verb::Bdat, false);
+            self.error(out, 503, "5.5.1", &why);
+            return;
+        }
+        self.bdat_seen = true;
+        self.mode = Mode::Bdat {
+            left: size,
+            last,
+            discard: false,
+        };
+    }
+
+    fn bdat_chunk_done(&mut self, last: bool, discard: bool, out: &mut Vec<Action>) {
+        if discard {
+            return;
+        }
+        if !last {
+            self.stats.record(Verb::Bdat, true);
+            let n = self.data_size;
+            self.send(out, 250, "2.0.0", &format!("Ok: {n} bytes"));
+            return;
+        }
+        if self.too_big {
+            self.stats.record(Verb::Bdat, false);
+            self.error(out, 552, "5.3.4", "Message size exceeds fixed limit");
+            self.reset_transaction();
+            return;
+        }
+        // BDAT content is raw: normalise CRLF to the internal LF form.
+        let raw = std::mem::take(&mut self.data);
+        let mut data = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'\r' && raw.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            data.push(raw[i]);
+            i += 1;
+        }
+        if data.last().is_some_and(|&b| b != b'\n') {
+            data.push(b'\n');
+        }
+        self.data = data;
+        self.deliver(out);
+    }
+
+    fn vrfy_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if self.cfg.disable_vrfy {
+            self.error(out, 502, "5.5.1", "VRFY command is disabled");
+            return false;
+        }
+        if arg.is_empty() {
+            self.error(out, 501, "5.5.4", "Syntax: VRFY address [SMTPUTF8]");
+            return false;
+        }
+        let text = arg.split_whitespace().next().unwrap_or("");
+        let inner = text.trim_start_matches('<').trim_end_matches('>');
+        let addr = match parse_address(inner, true) {
+            Ok(a) => a,
+            Err(AddrError::Empty) | Err(_) => {
+                self.error(out, 501, "5.1.3", "Bad recipient address syntax");
+                return false;
+            }
+        };
+        match self.policy.check_recipient(&addr).1 {
+            Verdict::Accept => {
+                self.send(out, 252, "2.0.0", &addr.internal());
+                true
+            }
+            Verdict::Reject {
+                code,
+                enhanced,
+                text,
+                ..
+            } => {
+                self.log_reject(
+                    out,
+                    "VRFY",
+                    &reply(code, &enhanced, &text),
+                    Some(&addr.internal()),
+                );
+                self.error(out, code, &enhanced, &text);
+                false
+            }
+        }
+    }
+
+    fn etrn_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if arg.is_empty() {
+            self.error(out, 500, "", "Syntax: ETRN domain");
+            return false;
+        }
+        if self.sender.is_some() {
+            self.error(out, 503, "5.5.1", "Error: MAIL transaction in progress");
+            return false;
+        }
+        // fast_flush_domains is empty: no domain is eligible (Postfix's reply).
+        self.error(
+            out,
+            459,
+            "",
+            &format!("<{}>: service unavailable", arg.trim_start_matches('@')),
+        );
+        false
+    }
+}

@@ -1,0 +1,258 @@
+//! The session core driven by byte strings: replies, pipelining, DATA
+//! framing (smuggling), limits.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use yubin_addr::{Address, Class, Verdict};
+use yubin_smtp::{Action, ClientInfo, Policy, Restriction, Session, SessionConfig};
+
+struct Seed;
+
+impl Policy for Seed {
+    fn check_recipient(&self, a: &Address) -> (Class, Verdict) {
+        let reject = |table: &str| Verdict::Reject {
+            code: 550,
+            enhanced: "5.1.1".into(),
+            text: format!(
+                "<{}>: Recipient address rejected: User unknown in {table}",
+                a.internal()
+            ),
+            hint: String::new(),
+        };
+        match a.domain.as_str() {
+            "localhost" if a.local == "root" => (Class::Local, reject("local recipient table")),
+            "localhost" => (Class::Local, Verdict::Accept),
+            "mydomain.com" if a.local.starts_with("hoge") => {
+                (Class::VirtualMailbox, Verdict::Accept)
+            }
+            "mydomain.com" => (Class::VirtualMailbox, reject("virtual mailbox table")),
+            _ => (Class::Default, Verdict::Accept),
+        }
+    }
+}
+
+fn config() -> SessionConfig {
+    let n = Arc::new(AtomicU32::new(0));
+    SessionConfig {
+        hostname: "mail.mydomain.com".into(),
+        banner: "mail.mydomain.com ESMTP".into(),
+        message_size_limit: 1000,
+        recipient_limit: 3,
+        hard_error_limit: 20,
+        soft_error_limit: 10,
+        error_sleep: Duration::ZERO,
+        disable_vrfy: false,
+        smtputf8_enable: true,
+        helo_required: false,
+        relay_restrictions: Restriction::parse_list(&[
+            "permit_mynetworks".into(),
+            "reject_unauth_destination".into(),
+        ])
+        .unwrap(),
+        recipient_restrictions: vec![],
+        sender_restrictions: vec![],
+        line_limit: 2048,
+        new_queue_id: Arc::new(move || format!("ID{}", n.fetch_add(1, Ordering::SeqCst))),
+    }
+}
+
+fn session(in_mynetworks: bool) -> Session {
+    Session::new(
+        config(),
+        Arc::new(Seed),
+        ClientInfo {
+            name: "localhost".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            in_mynetworks,
+        },
+    )
+}
+
+/// Runs input through the session, queueing every message, and returns the
+/// replies (one string per reply line) and the queued messages.
+fn run(s: &mut Session, input: &[u8]) -> (Vec<String>, Vec<Vec<u8>>) {
+    let mut replies = Vec::new();
+    let mut messages = Vec::new();
+    let mut pending = s.feed(input);
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for a in pending {
+            match a {
+                Action::Send(b) => {
+                    replies.extend(String::from_utf8(b).unwrap().lines().map(str::to_string))
+                }
+                Action::Deliver { envelope, data } => {
+                    messages.push(data);
+                    next.extend(s.queued(Ok(envelope.queue_id)));
+                }
+                _ => {}
+            }
+        }
+        pending = next;
+    }
+    (replies, messages)
+}
+
+#[test]
+fn seed_transcript_replies() {
+    let mut s = session(true);
+    assert_eq!(
+        s.start(),
+        vec![Action::Send(b"220 mail.mydomain.com ESMTP\r\n".to_vec())]
+    );
+    let (r, _) = run(&mut s, b"ehlo myhost.mydomain.com\r\nmail FROM:<nobody@localhost> size=286\r\nrcpt TO:<root@localhost>\r\nrset\r\nquit\r\n");
+    assert_eq!(
+        r,
+        [
+            "250-mail.mydomain.com", "250-PIPELINING", "250-SIZE 1000", "250-VRFY", "250-ETRN",
+            "250-ENHANCEDSTATUSCODES", "250-8BITMIME", "250-DSN", "250-SMTPUTF8", "250 CHUNKING",
+            "250 2.1.0 Ok",
+            "550 5.1.1 <root@localhost>: Recipient address rejected: User unknown in local recipient table",
+            "250 2.0.0 Ok", "221 2.0.0 Bye",
+        ]
+    );
+    assert!(s.is_closed());
+    assert_eq!(
+        s.disconnect_log(),
+        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=0/1 rset=1 quit=1 commands=4/5"
+    );
+}
+
+#[test]
+fn pipelined_transaction_and_queue_reply() {
+    let mut s = session(true);
+    let (r, m) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nDATA\r\nSubject: t\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n");
+    assert_eq!(
+        &r[10..],
+        [
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "250 2.0.0 Ok: queued as ID0",
+            "221 2.0.0 Bye"
+        ]
+    );
+    assert_eq!(m, [b"Subject: t\n\n.dot\nbody\n".to_vec()]);
+}
+
+#[test]
+fn smuggling_bare_lf_dot_is_content() {
+    let mut s = session(true);
+    let input = b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nDATA\r\nfirst\n.\nMAIL FROM:<evil@x>\r\nRCPT TO:<hoge@mydomain.com>\r\nDATA\r\nsmuggled\r\n.\r\n";
+    let (r, m) = run(&mut s, input);
+    assert_eq!(m.len(), 1, "one message, not two");
+    assert!(String::from_utf8_lossy(&m[0]).contains("MAIL FROM:<evil@x>"));
+    assert_eq!(r.last().unwrap(), "250 2.0.0 Ok: queued as ID0");
+    // "\r\n.\n" and "\n.\r\n" do not end DATA either.
+    let mut s = session(true);
+    let (_, m) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nDATA\r\na\r\n.\nb\n.\r\nc\r\n.\r\n");
+    assert_eq!(m, [b"a\n.\nb\n.\nc\n".to_vec()]);
+}
+
+#[test]
+fn relay_denied_outside_mynetworks() {
+    let mut s = session(false);
+    let (r, _) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<someone@example.org>\r\nRCPT TO:<hoge@mydomain.com>\r\n");
+    assert_eq!(
+        &r[11..],
+        [
+            "554 5.7.1 <someone@example.org>: Relay access denied",
+            "250 2.1.5 Ok"
+        ]
+    );
+}
+
+#[test]
+fn limits() {
+    let mut s = session(true);
+    let mut big =
+        b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nDATA\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b"0123456789\r\n".to_vec(), 200).flatten());
+    big.extend(b".\r\nRCPT TO:<hoge1@mydomain.com>\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge1@mydomain.com>\r\nRCPT TO:<hoge2@mydomain.com>\r\nRCPT TO:<hoge3@mydomain.com>\r\nRCPT TO:<hoge4@mydomain.com>\r\n");
+    let (r, m) = run(&mut s, &big);
+    assert!(m.is_empty());
+    assert_eq!(
+        &r[13..],
+        [
+            "552 5.3.4 Message size exceeds fixed limit",
+            "503 5.5.1 Error: need MAIL command",
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+            "250 2.1.5 Ok",
+            "250 2.1.5 Ok",
+            "452 4.5.3 Error: too many recipients",
+        ]
+    );
+    // A 1 MB command line: one error, memory stays bounded, the session goes on.
+    let mut s = session(true);
+    let mut long = vec![b'A'; 1 << 20];
+    long.extend(b"\r\nNOOP\r\n");
+    let (r, _) = run(&mut s, &long);
+    assert_eq!(
+        r,
+        ["500 5.5.2 Error: command not recognized", "250 2.0.0 Ok"]
+    );
+}
+
+#[test]
+fn too_many_errors_closes() {
+    let mut s = session(true);
+    let input = "FOO\r\n".repeat(21);
+    let (r, _) = run(&mut s, input.as_bytes());
+    assert_eq!(r.len(), 21);
+    assert_eq!(r[20], "421 4.7.0 mail.mydomain.com Error: too many errors");
+    assert!(s.is_closed());
+}
+
+#[test]
+fn bdat_chunks() {
+    let mut s = session(true);
+    let (r, m) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nBDAT 5\r\nhelloBDAT 9 LAST\r\n\r\nworld\r\nQUIT\r\n");
+    assert_eq!(
+        &r[12..],
+        [
+            "250 2.0.0 Ok: 5 bytes",
+            "250 2.0.0 Ok: queued as ID0",
+            "221 2.0.0 Bye"
+        ]
+    );
+    assert_eq!(m, [b"hello\nworld\n".to_vec()]);
+    let mut s = session(true);
+    let (r, _) = run(&mut s, b"BDAT 4 LAST\r\nNOOPNOOP\r\n");
+    assert_eq!(r, ["503 5.5.1 Error: need RCPT command", "250 2.0.0 Ok"]);
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // A cheap deterministic fuzz pass; cargo fuzz runs the real one.
+    let mut seed = 12345u64;
+    for _ in 0..300 {
+        let mut s = session(seed % 2 == 0);
+        let mut input = Vec::new();
+        for _ in 0..200 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let pick = (seed >> 33) % 12;
+            input.extend_from_slice(match pick {
+                0 => b"MAIL FROM:<a@b.c> SIZE=5\r\n".as_slice(),
+                1 => b"RCPT TO:<hoge@mydomain.com>\r\n",
+                2 => b"DATA\r\n",
+                3 => b"\r\n.\r\n",
+                4 => b".\n",
+                5 => b"BDAT 3\r\n",
+                6 => b"BDAT 2 LAST\r\n",
+                7 => b"\xff\xfe\x00",
+                8 => b"EHLO x\r\n",
+                9 => b"RSET\r\n",
+                10 => b"\r",
+                _ => b"x",
+            });
+        }
+        for chunk in input.chunks(((seed >> 40) % 17 + 1) as usize) {
+            run(&mut s, chunk);
+        }
+    }
+}
