@@ -94,9 +94,16 @@ impl<'a> Decider<'a> {
 
     /// Applies one hit at time `t`. Returns a suspicious-login line, if any.
     pub fn record(&self, state: &mut State, hit: &Hit, t: i64) -> Option<String> {
-        let host = hit.host.to_str_lossy();
+        let host_lossy;
+        let host: &str = match std::str::from_utf8(hit.host.as_bytes()) {
+            Ok(h) => h,
+            Err(_) => {
+                host_lossy = hit.host.to_str_lossy();
+                &host_lossy
+            }
+        };
         if hit.success {
-            let stats = state.hosts.get_mut(&host)?;
+            let stats = state.hosts.get_mut(host)?;
             self.age(stats, t);
             let user = hit.user.map(|u| u.to_str_lossy()).unwrap_or_default();
             let suspicious = stats.counter(Category::Invalid).count
@@ -111,10 +118,16 @@ impl<'a> Decider<'a> {
             return suspicious.then(|| format!("{user} - {host}"));
         }
         let (cat, also_restricted) = self.category(hit);
-        let stats = state.hosts.entry(host).or_insert_with(|| HostStats {
-            first_seen: t,
-            ..HostStats::default()
-        });
+        if !state.hosts.contains_key(host) {
+            state.hosts.insert(
+                host.to_string(),
+                HostStats {
+                    first_seen: t,
+                    ..HostStats::default()
+                },
+            );
+        }
+        let stats = state.hosts.get_mut(host).expect("inserted above");
         self.age(stats, t);
         let n = hit.attempts.max(1);
         for c in std::iter::once(cat).chain(also_restricted.then_some(Category::Restricted)) {
@@ -127,16 +140,14 @@ impl<'a> Decider<'a> {
         }
         stats.last_seen = stats.last_seen.max(t);
         if let Some(u) = hit.user {
-            let u = u.to_str_lossy();
-            if let Some(c) = stats.users.get_mut(&u) {
+            let u = String::from_utf8_lossy(u.as_bytes());
+            if let Some(c) = stats.users.get_mut(u.as_ref()) {
                 *c += n;
             } else if stats.users.len() < MAX_USERS {
-                stats.users.insert(u, n);
+                stats.users.insert(u.into_owned(), n);
             }
         }
-        if !stats.services.contains(hit.service.name()) {
-            stats.services.insert(hit.service.name().to_string());
-        }
+        stats.services |= hit.service.bit();
         None
     }
 

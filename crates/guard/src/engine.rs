@@ -120,8 +120,10 @@ pub struct Hit {
     pub success: bool,
 }
 
+/// A small multiplicative hasher for in-memory maps keyed by pids and
+/// addresses (not attacker-steerable enough to matter: the maps are bounded).
 #[derive(Default)]
-struct Fx(u64);
+pub struct Fx(u64);
 
 impl Hasher for Fx {
     fn finish(&self) -> u64 {

@@ -186,7 +186,9 @@ impl Runner {
                         Stamp::None => &b""[..],
                     };
                     if raw != &cache.0[..] {
-                        cache = (raw.to_vec(), line_time(stamp, t_now));
+                        cache.0.clear();
+                        cache.0.extend_from_slice(raw);
+                        cache.1 = line_time(stamp, t_now);
                     }
                     hits += u64::from(!hit.success);
                     if let Some(s) = decider.record(counts, &hit, cache.1) {

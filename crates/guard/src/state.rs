@@ -7,7 +7,10 @@
 //! also writes the DenyHosts counter files (`hosts`, `hosts-valid`,
 //! `hosts-root`, `hosts-restricted`) on every save.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
+
+use crate::engine::Fx;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -57,8 +60,8 @@ pub struct HostStats {
     pub last_seen: i64,
     /// User names tried (capped at [`MAX_USERS`]) with counts.
     pub users: BTreeMap<String, u32>,
-    /// Services the failures came from (`sshd`, `smtp`, `imap`).
-    pub services: BTreeSet<String>,
+    /// Services the failures came from, as `Service::bit` flags.
+    pub services: u8,
 }
 
 /// Most distinct user names remembered per host.
@@ -117,7 +120,8 @@ pub struct Offset {
 /// The whole persistent state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    pub hosts: BTreeMap<String, HostStats>,
+    /// Counters per host (a hash map: looked up once per counted failure).
+    pub hosts: HashMap<String, HostStats, BuildHasherDefault<Fx>>,
     pub blocks: BTreeMap<String, Block>,
     /// Blocks per host so far (for PURGE_THRESHOLD), kept across purges.
     pub block_history: BTreeMap<String, u32>,
@@ -173,7 +177,9 @@ impl State {
             (Category::Restricted, "hosts-restricted"),
         ] {
             let mut out = String::new();
-            for (h, s) in &self.hosts {
+            let mut hosts: Vec<(&String, &HostStats)> = self.hosts.iter().collect();
+            hosts.sort_by(|a, b| a.0.cmp(b.0));
+            for (h, s) in hosts {
                 let c = s.counter(cat);
                 if c.count > 0 {
                     out.push_str(&format!(

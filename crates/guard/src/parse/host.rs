@@ -25,6 +25,19 @@ pub fn host_len(s: &[u8]) -> usize {
     s.iter().position(|&c| c == b' ').unwrap_or(s.len())
 }
 
+/// First occurrence of a short `needle` (memchr on its first byte, then a
+/// compare): cheaper than building a memmem finder per call on short lines.
+pub fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    memchr::memchr_iter(first, h).find(|&p| h[p + 1..].starts_with(rest))
+}
+
+/// Last occurrence of a short `needle`.
+pub fn rfind(h: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    memchr::memrchr_iter(first, h).find(|&p| h[p + 1..].starts_with(rest))
+}
+
 /// Strips `prefix` from `s`.
 #[inline]
 pub fn after<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
@@ -135,7 +148,15 @@ pub fn first_valid_host<'a>(
     marker: &[u8],
     tail_ok: impl Fn(&[u8]) -> bool,
 ) -> Option<(usize, &'a [u8])> {
-    let finder = memchr::memmem::Finder::new(marker);
+    static FROM: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" from "));
+    let own;
+    let finder: &memchr::memmem::Finder<'_> = if marker == b" from " {
+        &FROM
+    } else {
+        own = memchr::memmem::Finder::new(marker);
+        &own
+    };
     let mut from = 0;
     while let Some(p) = finder.find(&s[from..]) {
         let at = from + p;

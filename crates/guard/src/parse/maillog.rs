@@ -12,7 +12,7 @@
 //!   `Aborted login`/`Login aborted` variants; the address is the `rip=` field,
 //!   taken from the right because the user name comes first and is client-chosen.
 
-use super::host::{after, is_host};
+use super::host::{after, find, is_host, rfind};
 use super::sshd::{Event, Kind};
 use super::syslog::parse_u32;
 
@@ -47,7 +47,7 @@ pub fn postfix_smtpd(m: &[u8]) -> Option<Event<'_>> {
         return None;
     }
     let mut ev = Event::new(Kind::Fail, "postfix-sasl-auth-failed").host(host);
-    if let Some(p) = memchr::memmem::rfind(reason, b", sasl_username=") {
+    if let Some(p) = rfind(reason, b", sasl_username=") {
         ev = ev.user(&reason[p + 16..]);
     }
     Some(ev)
@@ -58,7 +58,7 @@ pub fn postfix_smtpd(m: &[u8]) -> Option<Event<'_>> {
 pub fn dovecot_login(m: &[u8]) -> Option<Event<'_>> {
     let mut r = m;
     // "imap-login: " / "pop3-login: " when the tag was "dovecot".
-    if let Some(c) = memchr::memmem::find(&r[..r.len().min(40)], b"-login: ") {
+    if let Some(c) = find(&r[..r.len().min(40)], b"-login: ") {
         if !r[..c].contains(&b' ') {
             r = &r[c + 8..];
         }
@@ -70,12 +70,12 @@ pub fn dovecot_login(m: &[u8]) -> Option<Event<'_>> {
     {
         return None;
     }
-    let p = memchr::memmem::find(r, b"(auth failed, ")?;
+    let p = find(r, b"(auth failed, ")?;
     let n = &r[p + 14..];
     let nd = n.iter().take_while(|c| c.is_ascii_digit()).count();
     let attempts = parse_u32(&n[..nd]).unwrap_or(1).clamp(1, 1000);
     // Right-most rip= field: Dovecot writes user=<…> before it.
-    let q = memchr::memmem::rfind(r, b"rip=")?;
+    let q = rfind(r, b"rip=")?;
     if q == 0 || !matches!(r[q - 1], b' ' | b',') {
         return None;
     }
@@ -90,7 +90,7 @@ pub fn dovecot_login(m: &[u8]) -> Option<Event<'_>> {
     }
     let mut ev = Event::new(Kind::Fail, "dovecot-auth-failed").host(host);
     ev.attempts = attempts;
-    if let Some(u) = memchr::memmem::find(&r[..q], b"user=<") {
+    if let Some(u) = find(&r[..q], b"user=<") {
         let us = &r[u + 6..q];
         if let Some(end) = memchr::memrchr(b'>', us) {
             ev = ev.user(&us[..end]);

@@ -22,6 +22,15 @@ pub enum Service {
 }
 
 impl Service {
+    /// A flag bit per service (for compact per-host sets).
+    pub fn bit(self) -> u8 {
+        match self {
+            Service::Sshd => 1,
+            Service::Smtp => 2,
+            Service::Imap => 4,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Service::Sshd => "sshd",
@@ -57,7 +66,18 @@ pub fn parse_line(line: &[u8]) -> Option<Parsed<'_>> {
     if line.len() > MAX_LINE {
         return None;
     }
-    let record = syslog::split(line)?;
+    let record = match syslog::split(line) {
+        Some(r) if r.stamp != Stamp::None || !matches!(r.program, b"error" | b"fatal") => r,
+        // Not syslog-shaped: a file written by `sshd -E FILE` holds bare
+        // messages (no stamp, no tag); they are read as one sshd connection
+        // stream. (`error: …`/`fatal: …` look like a tag, hence the guard.)
+        _ => Record {
+            stamp: Stamp::None,
+            program: b"sshd",
+            pid: 0,
+            message: line,
+        },
+    };
     let service = service_of(record.program)?;
     let event = match service {
         Service::Sshd => sshd::classify(record.message)?,

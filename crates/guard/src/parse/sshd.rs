@@ -9,8 +9,8 @@
 //! the fail2ban test corpus pins down line by line.
 
 use super::host::{
-    after, first_valid_host, host_len, is_auth_info, is_host, skip_addr_tail, skip_port,
-    trim_suffix,
+    after, find, first_valid_host, host_len, is_auth_info, is_host, rfind, skip_addr_tail,
+    skip_port, trim_suffix,
 };
 
 /// What one message means for brute-force counting.
@@ -221,11 +221,9 @@ fn invalid_user(m: &[u8]) -> Option<Event<'_>> {
 fn rsplit_addr_port(body: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut b = body;
     // strip " port N" at the end
-    if let Some(p) = memchr::memmem::rfind(b, b" port ") {
-        let digits = &b[p + 6..];
-        if !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit) {
-            b = &b[..p];
-        }
+    let nd = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    if (1..=5).contains(&nd) && b[..b.len() - nd].ends_with(b" port ") {
+        b = &b[..b.len() - nd - 6];
     }
     let sp = memchr::memrchr(b' ', b).map_or(0, |p| p + 1);
     let host = &b[sp..];
@@ -389,7 +387,7 @@ fn received_or_root(m: &[u8]) -> Option<Event<'_>> {
         b"3" if text.ends_with(b": Auth fail") => {
             Event::new(Kind::Fail, "received-disconnect-auth-fail")
         }
-        b"14" if memchr::memmem::find(text, b"authentication methods available").is_some() => {
+        b"14" if find(text, b"authentication methods available").is_some() => {
             Event::new(Kind::Extra, "received-disconnect-no-auth-methods")
         }
         _ => Event::new(Kind::Helper, "received-disconnect (helper)"),
@@ -434,7 +432,7 @@ fn user_or_unable(m: &[u8]) -> Option<Event<'_>> {
     let r = after(m, b"User ")?;
     let (body, pre) = trim_suffix(r);
     let key = b" not allowed because ";
-    let p = memchr::memmem::rfind(body, key)?;
+    let p = rfind(body, key)?;
     let reason = &body[p + key.len()..];
     let head = &body[..p];
     if NOT_ALLOWED.contains(&reason) {
@@ -467,7 +465,7 @@ fn user_or_unable(m: &[u8]) -> Option<Event<'_>> {
 /// move it (the residual DenyHosts 3.1.2 hole).
 fn pam_for<'a>(r: &'a [u8], rule: &'static str) -> Option<Event<'a>> {
     let (mut body, pre) = trim_suffix(r);
-    if let Some(p) = memchr::memmem::rfind(body, b" via ") {
+    if let Some(p) = rfind(body, b" via ") {
         if is_host(&body[p + 5..]) {
             body = &body[..p];
         }
@@ -528,7 +526,7 @@ fn accepted_or_pam(m: &[u8]) -> Option<Event<'_>> {
 /// whose own tail is the end or ` user=<same name as ruser>`.
 fn pam_unix(m: &[u8]) -> Option<Event<'_>> {
     let r = after(m, b"pam_unix(sshd:auth): authentication failure;")?;
-    let p = memchr::memmem::find(r, b"ruser=")?;
+    let p = find(r, b"ruser=")?;
     let r = &r[p + 6..];
     let (r, pre) = trim_suffix(r);
     fn tail_user(t: &[u8]) -> Option<Option<&[u8]>> {
@@ -541,7 +539,7 @@ fn pam_unix(m: &[u8]) -> Option<Event<'_>> {
     let mut best: Option<(&[u8], &[u8])> = None;
     let mut end_candidate: Option<(&[u8], &[u8])> = None;
     let mut search = 0;
-    while let Some(q) = memchr::memmem::find(&r[search..], b"rhost=") {
+    while let Some(q) = find(&r[search..], b"rhost=") {
         let at = search + q;
         search = at + 1;
         if at > 0 && r[at - 1] != b' ' {
@@ -623,7 +621,7 @@ fn banner(m: &[u8]) -> Option<Event<'_>> {
 fn bad_version(m: &[u8]) -> Option<Event<'_>> {
     let r = after(m, b"Bad protocol version identification ")?;
     let (body, pre) = trim_suffix(r);
-    let b = match memchr::memmem::rfind(body, b" port ") {
+    let b = match rfind(body, b" port ") {
         Some(p) if body[p + 6..].iter().all(u8::is_ascii_digit) && p + 6 < body.len() => &body[..p],
         _ => body,
     };
@@ -660,7 +658,7 @@ fn dispatch_fatal(m: &[u8]) -> Option<Event<'_>> {
 /// `Read from socket failed: Connection reset by peer`.
 fn ssh_server_info(m: &[u8]) -> Option<Event<'_>> {
     if let Some(r) = after(m, b"SSH: Server;Ltype: ") {
-        let p = memchr::memmem::find(r, b";Remote: ")?;
+        let p = find(r, b";Remote: ")?;
         let kind = &r[..p];
         if !matches!(kind, b"Version" | b"Kex" | b"Authname") {
             return None;
@@ -710,7 +708,7 @@ fn refused_connect(m: &[u8]) -> Option<Event<'_>> {
 /// `Read from socket failed` handled here too since both start lower-case.
 fn no_matching(m: &[u8]) -> Option<Event<'_>> {
     let r = after(m, b"no matching ")?;
-    let sp = memchr::memmem::find(r, b" found")?;
+    let sp = find(r, b" found")?;
     (sp < 40).then(|| Event::new(Kind::Extra, "no-matching-algorithm"))
 }
 
