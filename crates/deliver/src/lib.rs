@@ -1,1 +1,51 @@
-//! placeholder
+//! Local delivery agents: Maildir and mbox as virtual(8) and local(8) write
+//! them, and the `/file` and `|command` targets of aliases(5).
+
+pub mod envelope_headers;
+pub mod maildir;
+pub mod mbox;
+pub mod pipe;
+
+/// A failed delivery: temporary (retry later) or permanent (bounce), with
+/// the RFC 3463 enhanced status code and the text for the log and DSN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub temporary: bool,
+    pub dsn: String,
+    pub text: String,
+}
+
+impl Failure {
+    pub fn temp(dsn: &str, text: impl Into<String>) -> Failure {
+        Failure {
+            temporary: true,
+            dsn: dsn.into(),
+            text: text.into(),
+        }
+    }
+    pub fn perm(dsn: &str, text: impl Into<String>) -> Failure {
+        Failure {
+            temporary: false,
+            dsn: dsn.into(),
+            text: text.into(),
+        }
+    }
+    /// An I/O error: out of space and quota are temporary, as in Postfix.
+    pub fn io(what: &str, e: &std::io::Error) -> Failure {
+        Failure::temp("4.2.0", format!("{what}: {e}"))
+    }
+}
+
+/// What every agent needs to know about the message.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    pub queue_id: &'a str,
+    /// Envelope sender, empty for `<>`.
+    pub sender: &'a str,
+    /// The recipient as originally given (for X-Original-To).
+    pub original_recipient: &'a str,
+    /// The final recipient (for Delivered-To).
+    pub recipient: &'a str,
+    pub content: &'a [u8],
+    pub hostname: &'a str,
+}
