@@ -108,8 +108,7 @@ impl<'a> Decider<'a> {
             let user = hit.user.map(|u| u.to_str_lossy()).unwrap_or_default();
             let suspicious = stats.counter(Category::Invalid).count
                 > self.cfg.deny_threshold_invalid
-                && (self.cfg.suspicious_login_report_allowed_hosts
-                    || !self.allowed.contains(&host));
+                && (self.cfg.suspicious_login_report_allowed_hosts || !self.allowed.contains(host));
             if self.cfg.reset_on_success {
                 for c in [Category::Valid, Category::Invalid, Category::Root] {
                     stats.counter_mut(c).count = 0;

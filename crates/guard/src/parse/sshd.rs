@@ -304,7 +304,14 @@ fn disconnect(m: &[u8]) -> Option<Event<'_>> {
             .preauth(pre)
             .forget();
         if let Some(u) = after(body, b" for ") {
-            ev.user = Some(u);
+            // "for invalid user x" on some builds; otherwise sshd knew the user.
+            match after(u, b"invalid user ") {
+                Some(x) => ev.user = Some(x),
+                None => {
+                    ev.user = Some(u);
+                    ev.valid_user = true;
+                }
+            }
         }
         return Some(ev);
     }
