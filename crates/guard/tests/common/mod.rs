@@ -214,3 +214,123 @@ impl SmtpSink {
         v
     }
 }
+
+/// Fails clearly unless running as root (CI runs as root).
+pub fn require_root(what: &str) {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc_geteuid() };
+    assert_eq!(
+        uid, 0,
+        "{what} needs root (network namespaces, sshd, /etc/hosts.deny); CI runs as root"
+    );
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// `prefix` (e.g. `ip netns exec NS`) + command.
+pub fn cmd_in(prefix: &[String], prog: &str) -> Command {
+    if prefix.is_empty() {
+        Command::new(prog)
+    } else {
+        let mut c = Command::new(&prefix[0]);
+        c.args(&prefix[1..]).arg(prog);
+        c
+    }
+}
+
+/// A real OpenSSH server on 127.0.0.1:port with its own host key, logging to
+/// a file with `-E` (bare messages), password auth on, PAM off.
+pub struct SshServer {
+    pub port: u16,
+    pub log: PathBuf,
+    _child: Child,
+}
+
+impl SshServer {
+    pub fn start(dir: &Path, prefix: &[String]) -> SshServer {
+        let sshd = require("sshd");
+        require("ssh-keygen");
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let key = dir.join("host_ed25519");
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let port = free_port();
+        let cfg = dir.join("sshd_config");
+        std::fs::write(
+            &cfg,
+            format!(
+                "ListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd.pid\nUsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\nPermitRootLogin no\nStrictModes no\n",
+                key.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("sshd.log");
+        let child = cmd_in(prefix, sshd.to_str().unwrap())
+            .args(["-D", "-p", &port.to_string(), "-E"])
+            .arg(&log)
+            .arg("-f")
+            .arg(&cfg)
+            .spawn()
+            .unwrap();
+        let child = Child(child);
+        assert!(
+            wait_for(10, || std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("Server listening")),
+            "sshd did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        SshServer {
+            port,
+            log,
+            _child: child,
+        }
+    }
+
+    /// One password login attempt as `user` from source address `from`;
+    /// returns ssh's stderr.
+    pub fn attempt(&self, prefix: &[String], from: &str, user: &str) -> String {
+        require("sshpass");
+        let o = cmd_in(prefix, "sshpass")
+            .args([
+                "-p",
+                "wrong-password",
+                "ssh",
+                "-b",
+                from,
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "ConnectTimeout=30",
+            ])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg("true")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
