@@ -37,6 +37,7 @@ params! {
     "data_directory" => "/var/lib/yubin",
     "default_database_type" => "hash",
     "default_privs" => "nobody",
+    "default_process_limit" => "100",
     "delay_notice_recipient" => "postmaster",
     "delay_warning_time" => "0h",
     "disable_vrfy_command" => "no",

@@ -274,3 +274,46 @@ fn purge_lifts_old_entries_but_not_permanent_ones() {
     assert!(env.deny_text().contains("sshd: 203.0.113.20"));
     assert!(stdout(&env.guard(&["status"])).contains("permanently (blocked 2 times"));
 }
+
+#[test]
+fn journal_source_with_cursor() {
+    // A stand-in for journalctl (no journald in the test container) that
+    // honours --after-cursor like the real one and records its arguments.
+    let env = Env::new("");
+    let script = env.path().join("journalctl");
+    let args_log = env.path().join("args.log");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/usr/bin/env python3
+import json, sys
+open("{}", "a").write(" ".join(sys.argv[1:]) + "\n")
+after = 0
+for a in sys.argv[1:]:
+    if a.startswith("--after-cursor="):
+        after = int(a.split("=", 1)[1].split("i=")[1])
+for i in range(1, 8):
+    if i <= after:
+        continue
+    print(json.dumps({{"__CURSOR": "s=x;i=%d" % i, "MESSAGE": "Invalid user u%d from 203.0.113.50 port %d" % (i, 4000 + i),
+                      "SYSLOG_IDENTIFIER": "sshd-session", "_PID": str(100 + i), "_HOSTNAME": "mail"}}))
+"#,
+            args_log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let conf = std::fs::read_to_string(&env.conf).unwrap().replace(&format!("SECURE_LOG = {}", env.log.display()), "SECURE_LOG = journal");
+    std::fs::write(&env.conf, format!("{conf}JOURNALCTL = {}\n", script.display())).unwrap();
+    let o = env.guard(&["--once"]);
+    assert_eq!(stdout(&o), "blocked 203.0.113.50 (invalid 7 > 5)\n", "{}", stderr(&o));
+    let o = env.guard(&["--once"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = std::fs::read_to_string(&args_log).unwrap();
+    let calls: Vec<&str> = args.lines().collect();
+    assert_eq!(calls.len(), 2);
+    assert!(calls[0].starts_with("-o json --no-pager --lines=all SYSLOG_IDENTIFIER=sshd + SYSLOG_IDENTIFIER=sshd-session"), "{}", calls[0]);
+    assert!(calls[1].contains("--after-cursor=s=x;i=7"), "{}", calls[1]);
+    let st = stdout(&env.guard(&["status"]));
+    assert!(st.contains("203.0.113.50\n    why: invalid 7 > 5, 7 failures"), "no double counting: {st}");
+}

@@ -17,3 +17,4 @@ pub mod status;
 pub use commit::Committer;
 pub use file::{QueueFile, QueuedRecipient};
 pub use spool::{Spool, State};
+pub use status::Status;

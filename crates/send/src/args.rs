@@ -135,7 +135,10 @@ pub fn lookup(name: &str) -> Result<&'static Spec, String> {
         0 => Err(format!("Unknown option: {name}")),
         _ => Err(format!(
             "Option {name} is ambiguous ({})",
-            hits.iter().map(|s| s.names[0]).collect::<Vec<_>>().join(", ")
+            hits.iter()
+                .map(|s| s.names[0])
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -187,9 +190,7 @@ pub fn parse(words: &[String]) -> Result<Vec<Item>, String> {
         let spec = lookup(name)?;
         let canon = spec.names[0];
         let value = match (spec.arg, inline) {
-            (Arg::None, Some(_)) => {
-                return Err(format!("option --{canon} does not take a value"))
-            }
+            (Arg::None, Some(_)) => return Err(format!("option --{canon} does not take a value")),
             (Arg::None, None) => None,
             (_, Some(v)) => Some(v),
             (Arg::Required, None) => match words.get(i) {
@@ -244,7 +245,13 @@ pub fn help() -> String {
         let names: Vec<String> = s
             .names
             .iter()
-            .map(|n| if n.len() == 1 { format!("-{n}") } else { format!("--{n}") })
+            .map(|n| {
+                if n.len() == 1 {
+                    format!("-{n}")
+                } else {
+                    format!("--{n}")
+                }
+            })
             .collect();
         let arg = match s.arg {
             Arg::None => "",
@@ -268,8 +275,17 @@ mod tests {
     #[test]
     fn seed_command_line() {
         let items = p(&[
-            "-4", "--server", "localhost", "--from", "hogehoge@onotherdomain.com", "-to",
-            "root@localhost", "-h-subject", "Test Message", "--body", "-",
+            "-4",
+            "--server",
+            "localhost",
+            "--from",
+            "hogehoge@onotherdomain.com",
+            "-to",
+            "root@localhost",
+            "-h-subject",
+            "Test Message",
+            "--body",
+            "-",
         ])
         .unwrap();
         assert_eq!(
@@ -308,12 +324,24 @@ mod tests {
             p(&["--auth", "--tls"]).unwrap(),
             vec![Item::Set("auth", None), Item::Set("tls", None)]
         );
-        assert_eq!(p(&["-a", "PLAIN"]).unwrap(), vec![Item::Set("auth", Some("PLAIN".into()))]);
+        assert_eq!(
+            p(&["-a", "PLAIN"]).unwrap(),
+            vec![Item::Set("auth", Some("PLAIN".into()))]
+        );
         assert!(p(&["--to"]).unwrap_err().contains("needs a value"));
         assert!(p(&["--to", "--tls"]).is_err());
-        assert_eq!(p(&["--body", "-"]).unwrap(), vec![Item::Set("body", Some("-".into()))]);
-        assert_eq!(p(&["-S", "2"]).unwrap(), vec![Item::Set("silent", Some("2".into()))]);
-        assert_eq!(p(&["--tls=x"]).unwrap_err(), "option --tls does not take a value");
+        assert_eq!(
+            p(&["--body", "-"]).unwrap(),
+            vec![Item::Set("body", Some("-".into()))]
+        );
+        assert_eq!(
+            p(&["-S", "2"]).unwrap(),
+            vec![Item::Set("silent", Some("2".into()))]
+        );
+        assert_eq!(
+            p(&["--tls=x"]).unwrap_err(),
+            "option --tls does not take a value"
+        );
     }
 
     #[test]

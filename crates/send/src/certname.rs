@@ -14,7 +14,9 @@ fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | b as usize);
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -103,7 +105,10 @@ mod tests {
     #[test]
     fn oids_and_garbage() {
         assert_eq!(oid_string(&[0x55, 0x04, 0x03]), "2.5.4.3");
-        assert_eq!(oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]), "1.2.840.113549.1.9.1");
+        assert_eq!(
+            oid_string(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]),
+            "1.2.840.113549.1.9.1"
+        );
         assert_eq!(subject_oneline(b""), None);
         assert_eq!(subject_oneline(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
         assert_eq!(subject_oneline(&[0x30, 0x02, 0x30, 0x00]), None);

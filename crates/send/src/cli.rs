@@ -10,14 +10,20 @@ use crate::transcript::Transcript;
 /// Entry point used by the `yubin` binary: `args` are the words after `send`.
 /// Returns the process exit code (swaks' codes).
 pub fn main(config_dir: &Path, args: Vec<OsString>) -> i32 {
-    let words: Vec<String> = args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let words: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let cfg = match config::from_args(&words) {
         Ok(Request::Help) => {
             print!("{}", crate::args::help());
             return code::OK;
         }
         Ok(Request::Version) => {
-            println!("yubin send version {} (swaks-compatible)", env!("CARGO_PKG_VERSION"));
+            println!(
+                "yubin send version {} (swaks-compatible)",
+                env!("CARGO_PKG_VERSION")
+            );
             return code::OK;
         }
         Ok(Request::Run(cfg)) => cfg,

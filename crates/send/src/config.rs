@@ -157,7 +157,10 @@ pub fn split_server(s: &str) -> (String, Option<String>) {
     if let Some(rest) = s.strip_prefix('[') {
         if let Some((host, after)) = rest.split_once(']') {
             let port = after.strip_prefix(':').or_else(|| after.strip_prefix('/'));
-            return (host.to_string(), port.filter(|p| !p.is_empty()).map(str::to_string));
+            return (
+                host.to_string(),
+                port.filter(|p| !p.is_empty()).map(str::to_string),
+            );
         }
     }
     if let Some((host, port)) = s.rsplit_once('/') {
@@ -165,7 +168,10 @@ pub fn split_server(s: &str) -> (String, Option<String>) {
     }
     if s.matches(':').count() == 1 {
         let (host, port) = s.split_once(':').unwrap_or((s, ""));
-        return (host.to_string(), Some(port.to_string()).filter(|p| !p.is_empty()));
+        return (
+            host.to_string(),
+            Some(port.to_string()).filter(|p| !p.is_empty()),
+        );
     }
     (s.to_string(), None)
 }
@@ -246,7 +252,8 @@ fn data_arg(arg: &str, stdin: &mut Stdin) -> Result<String, String> {
 }
 
 fn number(name: &str, v: &str) -> Result<usize, String> {
-    v.parse().map_err(|_| format!("--{name} needs a number, not {v:?}"))
+    v.parse()
+        .map_err(|_| format!("--{name} needs a number, not {v:?}"))
 }
 
 /// Builds the configuration from the words after `yubin send`.
@@ -255,7 +262,14 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
     // Scalars: last value wins. Lists: every value, in order.
     let mut scalars: std::collections::HashMap<&str, Option<String>> = Default::default();
     let mut lists: Vec<(&str, Option<String>)> = Vec::new();
-    const LISTS: &[&str] = &["header", "add-header", "attach", "attach-body", "attach-type", "attach-name"];
+    const LISTS: &[&str] = &[
+        "header",
+        "add-header",
+        "attach",
+        "attach-body",
+        "attach-type",
+        "attach-name",
+    ];
     for item in items {
         match item {
             Item::Set(name, v) if LISTS.contains(&name) => lists.push((name, v)),
@@ -321,9 +335,14 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
         tls = TlsMode::OptionalStrict;
     }
 
-    let transports = ["server", "socket", "pipe"].iter().filter(|t| has(t)).count();
+    let transports = ["server", "socket", "pipe"]
+        .iter()
+        .filter(|t| has(t))
+        .count();
     if transports > 1 {
-        return Err("Multiple transports specified: use only one of --server, --socket, --pipe".into());
+        return Err(
+            "Multiple transports specified: use only one of --server, --socket, --pipe".into(),
+        );
     }
     let transport = if let Some(path) = get("socket") {
         Transport::Unix(path.into())
@@ -354,7 +373,11 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
         None => format!("{}@{host}", crate::sysinfo::username(has("force-getpwuid"))),
     };
     let to_raw = get("to").unwrap_or_default();
-    let to: Vec<String> = to_raw.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let to: Vec<String> = to_raw
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     let quit_after = match get("quit-after") {
         Some(s) => Some(Stage::parse(&s).ok_or_else(|| format!("Unknown --quit-after value {s}"))?),
         None => None,
@@ -364,17 +387,20 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
         None => None,
     };
     let stop = quit_after.or(drop_after);
-    if to.is_empty() && !has("dump-mail") && stop.map_or(true, |s| s > Stage::Mail) && !has("count") {
+    if to.is_empty() && !has("dump-mail") && stop.map_or(true, |s| s > Stage::Mail) && !has("count")
+    {
         return Err("No recipient given: use --to ADDRESS (yubin send does not prompt)".into());
     }
     let helo = get("helo").unwrap_or_else(|| host.clone());
     let timeout_text = get("timeout").unwrap_or_else(|| "30s".into());
-    let timeout_secs =
-        parse_time(&timeout_text).ok_or_else(|| format!("Unknown timeout format '{timeout_text}'"))?;
+    let timeout_secs = parse_time(&timeout_text)
+        .ok_or_else(|| format!("Unknown timeout format '{timeout_text}'"))?;
     let timeout = (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs));
 
     // AUTH
-    let auth_types = get("auth").or(get("auth-optional-strict")).or(get("auth-optional"));
+    let auth_types = get("auth")
+        .or(get("auth-optional-strict"))
+        .or(get("auth-optional"));
     let mode = if has("auth") || proto_auth {
         Some(AuthMode::Required)
     } else if has("auth-optional-strict") {
@@ -391,26 +417,33 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
         Some(mode) => {
             let any = auth_types.as_deref().map_or(true, str::is_empty);
             let mechs: Vec<String> = if any {
-                crate::auth::DEFAULT_ORDER.iter().map(|s| s.to_string()).collect()
+                crate::auth::DEFAULT_ORDER
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
             } else {
                 let asked: Vec<String> = auth_types
                     .unwrap_or_default()
                     .split(',')
                     .map(|s| s.trim().to_ascii_uppercase())
                     .collect();
-                let ok: Vec<String> = asked.iter().filter(|m| crate::auth::supported(m)).cloned().collect();
+                let ok: Vec<String> = asked
+                    .iter()
+                    .filter(|m| crate::auth::supported(m))
+                    .cloned()
+                    .collect();
                 if ok.is_empty() {
                     return Err(format!("No auth types supported (asked for {}; yubin send has PLAIN, LOGIN, CRAM-MD5)", asked.join(",")));
                 }
                 ok
             };
             let unbracket = |v: String| if v == "<>" { String::new() } else { v };
-            let user = get("auth-user").map(unbracket).ok_or(
-                "AUTH needs --auth-user (yubin send does not prompt or read .netrc)",
-            )?;
-            let password = get("auth-password").map(unbracket).ok_or(
-                "AUTH needs --auth-password (yubin send does not prompt or read .netrc)",
-            )?;
+            let user = get("auth-user")
+                .map(unbracket)
+                .ok_or("AUTH needs --auth-user (yubin send does not prompt or read .netrc)")?;
+            let password = get("auth-password")
+                .map(unbracket)
+                .ok_or("AUTH needs --auth-password (yubin send does not prompt or read .netrc)")?;
             Some(Auth {
                 mode,
                 mechs,
@@ -418,8 +451,9 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
                 user,
                 password,
                 plaintext: has("auth-plaintext"),
-                hide_password: has("auth-hide-password")
-                    .then(|| get("auth-hide-password").unwrap_or_else(|| "PROVIDED_BUT_REMOVED".into())),
+                hide_password: has("auth-hide-password").then(|| {
+                    get("auth-hide-password").unwrap_or_else(|| "PROVIDED_BUT_REMOVED".into())
+                }),
             })
         }
     };
@@ -443,9 +477,9 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
             "add-header" => add_headers.extend(value),
             "attach-type" => attach.push(AttachOpt::Type(value.unwrap_or_default())),
             "attach-name" => attach.push(AttachOpt::Name(value)),
-            "attach-body" => {
-                attach.push(AttachOpt::Body(from_file(&value.unwrap_or_default(), &mut stdin)?.0))
-            }
+            "attach-body" => attach.push(AttachOpt::Body(
+                from_file(&value.unwrap_or_default(), &mut stdin)?.0,
+            )),
             _ => {
                 let (contents, file) = from_file(&value.unwrap_or_default(), &mut stdin)?;
                 attach.push(AttachOpt::Attach(contents, file));
@@ -488,7 +522,8 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
 
     let expect = if has("expect-delivery") {
         let wait = match get("expect-delivery") {
-            Some(s) => parse_time(&s).ok_or_else(|| format!("--expect-delivery needs seconds, not {s:?}"))?,
+            Some(s) => parse_time(&s)
+                .ok_or_else(|| format!("--expect-delivery needs seconds, not {s:?}"))?,
             None => 30,
         };
         Some(Expect {
@@ -502,8 +537,14 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
     let load = match get("count") {
         Some(c) => {
             let count = number("count", &c)?;
-            let concurrency = get("concurrency").map(|c| number("concurrency", &c)).transpose()?.unwrap_or(1);
-            let size = get("size").map(|s| number("size", &s)).transpose()?.unwrap_or(1024);
+            let concurrency = get("concurrency")
+                .map(|c| number("concurrency", &c))
+                .transpose()?
+                .unwrap_or(1);
+            let size = get("size")
+                .map(|s| number("size", &s))
+                .transpose()?
+                .unwrap_or(1024);
             if count == 0 || concurrency == 0 {
                 return Err("--count and --concurrency must be at least 1".into());
             }
@@ -513,7 +554,11 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
             if size > 64 * 1024 * 1024 {
                 return Err("--size is limited to 64 MiB".into());
             }
-            Some(Load { count, concurrency, size })
+            Some(Load {
+                count,
+                concurrency,
+                size,
+            })
         }
         None if has("concurrency") || has("size") => {
             return Err("--concurrency and --size belong to load mode: add --count N".into())
@@ -566,16 +611,40 @@ mod tests {
     #[test]
     fn servers_and_ports() {
         assert_eq!(split_server("localhost"), ("localhost".into(), None));
-        assert_eq!(split_server("127.0.0.1:2525"), ("127.0.0.1".into(), Some("2525".into())));
-        assert_eq!(split_server("[::1]:2525"), ("::1".into(), Some("2525".into())));
+        assert_eq!(
+            split_server("127.0.0.1:2525"),
+            ("127.0.0.1".into(), Some("2525".into()))
+        );
+        assert_eq!(
+            split_server("[::1]:2525"),
+            ("::1".into(), Some("2525".into()))
+        );
         assert_eq!(split_server("::1/26"), ("::1".into(), Some("26".into())));
         assert_eq!(split_server("::1"), ("::1".into(), None));
         let c = cfg(&["-t", "a@b", "--protocol", "LMTP"]).unwrap();
-        assert_eq!(c.transport, Transport::Tcp { host: "localhost".into(), port: 24 });
+        assert_eq!(
+            c.transport,
+            Transport::Tcp {
+                host: "localhost".into(),
+                port: 24
+            }
+        );
         let c = cfg(&["-t", "a@b", "-tlsc", "-s", "h"]).unwrap();
-        assert_eq!(c.transport, Transport::Tcp { host: "h".into(), port: 465 });
+        assert_eq!(
+            c.transport,
+            Transport::Tcp {
+                host: "h".into(),
+                port: 465
+            }
+        );
         let c = cfg(&["-t", "a@b", "-s", "h:26", "-p", "smtp"]).unwrap();
-        assert_eq!(c.transport, Transport::Tcp { host: "h".into(), port: 25 });
+        assert_eq!(
+            c.transport,
+            Transport::Tcp {
+                host: "h".into(),
+                port: 25
+            }
+        );
     }
 
     #[test]
@@ -585,9 +654,15 @@ mod tests {
         assert_eq!(parse_time("1h"), Some(3600));
         assert_eq!(parse_time("x"), None);
         assert!(cfg(&["-s", "h"]).unwrap_err().contains("No recipient"));
-        assert!(cfg(&["-t", "a@b", "--timeout", "soon"]).unwrap_err().contains("timeout"));
-        assert!(cfg(&["-t", "a@b", "-s", "h", "--pipe", "x"]).unwrap_err().contains("Multiple"));
-        assert!(cfg(&["-t", "a@b", "-a"]).unwrap_err().contains("--auth-user"));
+        assert!(cfg(&["-t", "a@b", "--timeout", "soon"])
+            .unwrap_err()
+            .contains("timeout"));
+        assert!(cfg(&["-t", "a@b", "-s", "h", "--pipe", "x"])
+            .unwrap_err()
+            .contains("Multiple"));
+        assert!(cfg(&["-t", "a@b", "-a"])
+            .unwrap_err()
+            .contains("--auth-user"));
         assert!(cfg(&["-s", "h", "-q", "banner"]).is_ok());
     }
 

@@ -63,7 +63,13 @@ impl PipeLink {
                 }
             }
         });
-        Ok(PipeLink { child, stdin, rx, pending: Vec::new(), timeout: None })
+        Ok(PipeLink {
+            child,
+            stdin,
+            rx,
+            pending: Vec::new(),
+            timeout: None,
+        })
     }
 }
 
@@ -141,7 +147,12 @@ pub enum Family {
 }
 
 /// Connects to `host:port`, trying every address of the allowed family.
-pub fn connect_tcp(host: &str, port: u16, family: Family, timeout: Option<Duration>) -> io::Result<TcpStream> {
+pub fn connect_tcp(
+    host: &str,
+    port: u16,
+    family: Family,
+    timeout: Option<Duration>,
+) -> io::Result<TcpStream> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()?
         .filter(|a| match family {
@@ -150,7 +161,10 @@ pub fn connect_tcp(host: &str, port: u16, family: Family, timeout: Option<Durati
             Family::V6 => a.is_ipv6(),
         })
         .collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no {family:?} address for {host}"));
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no {family:?} address for {host}"),
+    );
     for addr in addrs {
         let r = match timeout {
             Some(t) => TcpStream::connect_timeout(&addr, t),
@@ -196,7 +210,11 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(io: Box<dyn Link>, timeout: Option<Duration>) -> Conn {
-        Conn { io, buf: Vec::new(), timeout }
+        Conn {
+            io,
+            buf: Vec::new(),
+            timeout,
+        }
     }
 
     /// Replaces the stream (after a TLS handshake); unread plain-text bytes
@@ -243,14 +261,23 @@ impl Conn {
                     return ReadOutcome::Closed(partial.trim_end_matches('\n').to_string());
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return ReadOutcome::Timeout
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof
-                ) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
                     return ReadOutcome::Closed(String::new())
                 }
                 Err(e) => return ReadOutcome::Failed(describe(&e)),

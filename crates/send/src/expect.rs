@@ -84,7 +84,10 @@ pub fn parse_line(line: &str, id: &str) -> Option<LogEvent> {
         Some((s, d)) => (s, d.trim()),
         None => (status_text.trim(), ""),
     };
-    let detail = detail.strip_prefix('(').and_then(|d| d.strip_suffix(')')).unwrap_or(detail);
+    let detail = detail
+        .strip_prefix('(')
+        .and_then(|d| d.strip_suffix(')'))
+        .unwrap_or(detail);
     Some(LogEvent::Delivery(Outcome {
         to: field(rest, "to=")?.to_string(),
         orig_to: field(rest, "orig_to=").map(str::to_string),
@@ -104,7 +107,11 @@ struct LogTail {
 impl LogTail {
     fn open(path: &Path) -> std::io::Result<LogTail> {
         let len = std::fs::metadata(path)?.len();
-        Ok(LogTail { path: path.to_path_buf(), offset: len.saturating_sub(MAX_BACKLOG), partial: Vec::new() })
+        Ok(LogTail {
+            path: path.to_path_buf(),
+            offset: len.saturating_sub(MAX_BACKLOG),
+            partial: Vec::new(),
+        })
     }
 
     fn new_lines(&mut self) -> std::io::Result<Vec<String>> {
@@ -158,10 +165,16 @@ fn mailbox(yubin: &Path, config_dir: &Path, address: &str) -> Result<String, Str
     let out = yubin_output(yubin, config_dir, &["trace", "--json", address])?;
     let v: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("trace --json printed no JSON: {e}"))?;
-    let deliveries = v["deliveries"].as_array().ok_or("trace --json: no \"deliveries\" list")?;
+    let deliveries = v["deliveries"]
+        .as_array()
+        .ok_or("trace --json: no \"deliveries\" list")?;
     let pick = deliveries
         .iter()
-        .find(|d| d["recipient"].as_str().is_some_and(|r| r.eq_ignore_ascii_case(address)))
+        .find(|d| {
+            d["recipient"]
+                .as_str()
+                .is_some_and(|r| r.eq_ignore_ascii_case(address))
+        })
         .or_else(|| deliveries.first())
         .ok_or_else(|| format!("trace --json: no delivery for {address}"))?;
     pick["mailbox"]
@@ -174,7 +187,9 @@ fn mailbox(yubin: &Path, config_dir: &Path, address: &str) -> Result<String, Str
 pub fn maildir_file(dir: &Path, id: &str) -> Option<PathBuf> {
     let needle = format!(".{id}_");
     for sub in ["new", "cur"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
         let mut hits: Vec<PathBuf> = entries
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().contains(&needle))
@@ -189,22 +204,41 @@ pub fn maildir_file(dir: &Path, id: &str) -> Option<PathBuf> {
 }
 
 fn describe_sent(o: &Outcome, id: &str, yubin: &Path, config_dir: &Path) -> String {
-    let orig = o.orig_to.as_ref().map(|a| format!(" (for {a})")).unwrap_or_default();
+    let orig = o
+        .orig_to
+        .as_ref()
+        .map(|a| format!(" (for {a})"))
+        .unwrap_or_default();
     match mailbox(yubin, config_dir, &o.to) {
         Ok(mb) if mb.ends_with('/') => match maildir_file(Path::new(&mb), id) {
             Some(file) => format!("delivered to {}{orig}, Maildir {}", o.to, file.display()),
-            None => format!("delivered to {}{orig}, Maildir {mb} (no file for {id} in new/ or cur/)", o.to),
+            None => format!(
+                "delivered to {}{orig}, Maildir {mb} (no file for {id} in new/ or cur/)",
+                o.to
+            ),
         },
         Ok(mb) => format!("delivered to {}{orig}, mailbox {mb}", o.to),
-        Err(why) => format!("delivered to {}{orig} (relay={}, {}); mailbox unknown: {why}", o.to, o.relay, o.detail),
+        Err(why) => format!(
+            "delivered to {}{orig} (relay={}, {}); mailbox unknown: {why}",
+            o.to, o.relay, o.detail
+        ),
     }
 }
 
 /// Waits for the delivery of the message the server queued (`reply`) and
 /// reports it; returns the exit code.
-pub fn run(config_dir: &Path, expect: &Expect, reply: &Reply, accepted: &[String], t: &mut Transcript) -> i32 {
+pub fn run(
+    config_dir: &Path,
+    expect: &Expect,
+    reply: &Reply,
+    accepted: &[String],
+    t: &mut Transcript,
+) -> i32 {
     let Some(id) = queue_id(reply) else {
-        t.error(&format!("--expect-delivery: no queue id in the reply {:?}", reply.raw()));
+        t.error(&format!(
+            "--expect-delivery: no queue id in the reply {:?}",
+            reply.raw()
+        ));
         return code::NO_QUEUE_ID;
     };
     let yubin = match &expect.yubin {
@@ -212,7 +246,9 @@ pub fn run(config_dir: &Path, expect: &Expect, reply: &Reply, accepted: &[String
         None => match std::env::current_exe() {
             Ok(p) => p,
             Err(e) => {
-                t.error(&format!("--expect-delivery: cannot find the yubin executable: {e}"));
+                t.error(&format!(
+                    "--expect-delivery: cannot find the yubin executable: {e}"
+                ));
                 return code::LOG;
             }
         },
@@ -234,11 +270,18 @@ pub fn run(config_dir: &Path, expect: &Expect, reply: &Reply, accepted: &[String
     let mut tail = match LogTail::open(&log) {
         Ok(tail) => tail,
         Err(e) => {
-            t.error(&format!("--expect-delivery: cannot read {}: {e}", log.display()));
+            t.error(&format!(
+                "--expect-delivery: cannot read {}: {e}",
+                log.display()
+            ));
             return code::LOG;
         }
     };
-    t.info(&format!("Waiting up to {}s for {id} in {}", expect.wait.as_secs(), log.display()));
+    t.info(&format!(
+        "Waiting up to {}s for {id} in {}",
+        expect.wait.as_secs(),
+        log.display()
+    ));
     let deadline = Instant::now() + expect.wait;
     let wanted = accepted.len().max(1);
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -255,7 +298,10 @@ pub fn run(config_dir: &Path, expect: &Expect, reply: &Reply, accepted: &[String
                 }
             }
             Err(e) => {
-                t.error(&format!("--expect-delivery: cannot read {}: {e}", log.display()));
+                t.error(&format!(
+                    "--expect-delivery: cannot read {}: {e}",
+                    log.display()
+                ));
                 return code::LOG;
             }
         }
@@ -266,13 +312,20 @@ pub fn run(config_dir: &Path, expect: &Expect, reply: &Reply, accepted: &[String
         std::thread::sleep(Duration::from_millis(100));
     }
     if outcomes.is_empty() {
-        t.error(&format!("{id}: no delivery logged in {} within {}s", log.display(), expect.wait.as_secs()));
+        t.error(&format!(
+            "{id}: no delivery logged in {} within {}s",
+            log.display(),
+            expect.wait.as_secs()
+        ));
         return code::TIMEOUT;
     }
     let mut all_sent = true;
     for o in &outcomes {
         if o.status == "sent" {
-            t.info(&format!("{id}: {}", describe_sent(o, &id, &yubin, config_dir)));
+            t.info(&format!(
+                "{id}: {}",
+                describe_sent(o, &id, &yubin, config_dir)
+            ));
         } else {
             all_sent = false;
             t.error(&format!("{id}: {} for {}: {}", o.status, o.to, o.detail));
@@ -312,7 +365,16 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(parse_line("Nov 29 host postfix/qmgr[1]: AB12: removed", "AB12"), Some(LogEvent::Removed));
-        assert_eq!(parse_line("Nov 29 host postfix/qmgr[1]: AB12: from=<a@b>, size=3, nrcpt=1 (queue active)", "AB12"), None);
+        assert_eq!(
+            parse_line("Nov 29 host postfix/qmgr[1]: AB12: removed", "AB12"),
+            Some(LogEvent::Removed)
+        );
+        assert_eq!(
+            parse_line(
+                "Nov 29 host postfix/qmgr[1]: AB12: from=<a@b>, size=3, nrcpt=1 (queue active)",
+                "AB12"
+            ),
+            None
+        );
     }
 }

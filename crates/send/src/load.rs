@@ -81,8 +81,14 @@ pub fn run(cfg: &Config, load: Load) -> i32 {
                 };
                 let t0 = Instant::now();
                 match submit(&sub, &body) {
-                    Ok(_) => latencies.lock().unwrap_or_else(|e| e.into_inner()).push(t0.elapsed()),
-                    Err(e) => errors.lock().unwrap_or_else(|e| e.into_inner()).push(e.to_string()),
+                    Ok(_) => latencies
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(t0.elapsed()),
+                    Err(e) => errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(e.to_string()),
                 }
             });
         }
@@ -124,7 +130,11 @@ mod tests {
     fn message_has_the_asked_size() {
         for size in [0, 10, 200, 1024, 5000] {
             let m = message(size, "a@b", "c@d", 1);
-            assert!(m.len() == size || (size < 120 && m.len() > size), "{size}: {}", m.len());
+            assert!(
+                m.len() == size || (size < 120 && m.len() > size),
+                "{size}: {}",
+                m.len()
+            );
         }
     }
 

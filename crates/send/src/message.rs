@@ -81,7 +81,11 @@ fn mime(spec: &MessageSpec, body: &str) -> Option<(Vec<String>, String)> {
             AttachOpt::Name(n) => name = Some(n.clone()),
             AttachOpt::Body(b) => {
                 let t = ctype.take().unwrap_or_else(|| "text/plain".into());
-                bodies.push(Part { body: b.clone(), ctype: t, name: None });
+                bodies.push(Part {
+                    body: b.clone(),
+                    ctype: t,
+                    name: None,
+                });
                 name = None;
             }
             AttachOpt::Attach(b, from_file) => {
@@ -92,15 +96,27 @@ fn mime(spec: &MessageSpec, body: &str) -> Option<(Vec<String>, String)> {
                         .as_ref()
                         .map(|f| f.rsplit('/').next().unwrap_or(f).to_string()),
                 };
-                rest.push(Part { body: b.clone(), ctype: t, name: n });
+                rest.push(Part {
+                    body: b.clone(),
+                    ctype: t,
+                    name: n,
+                });
             }
         }
     }
     if bodies.is_empty() {
-        bodies.push(Part { body: body.as_bytes().to_vec(), ctype: "text/plain".into(), name: None });
+        bodies.push(Part {
+            body: body.as_bytes().to_vec(),
+            ctype: "text/plain".into(),
+            name: None,
+        });
     }
     let root = if rest.is_empty() {
-        let kind = if bodies.len() > 1 { "multipart/alternative" } else { "multipart/mixed" };
+        let kind = if bodies.len() > 1 {
+            "multipart/alternative"
+        } else {
+            "multipart/mixed"
+        };
         MimePart::new(kind, bodies.into_iter().map(mime_part).collect::<Vec<_>>())
     } else {
         let mut parts = Vec::new();
@@ -147,7 +163,10 @@ pub fn build(spec: &MessageSpec) -> String {
     if spec.no_data_fixup {
         return spec.data.clone().unwrap_or_default();
     }
-    let body = spec.body.clone().unwrap_or_else(|| DEFAULT_BODY.to_string());
+    let body = spec
+        .body
+        .clone()
+        .unwrap_or_else(|| DEFAULT_BODY.to_string());
     let (mime_headers, body) = match mime(spec, &body) {
         Some((h, b)) => (h, b),
         None => (Vec::new(), body),
@@ -174,7 +193,10 @@ pub fn build(spec: &MessageSpec) -> String {
     };
     // Header lines grouped with their continuation lines.
     let mut groups: Vec<Vec<String>> = Vec::new();
-    let mut lines: Vec<&str> = header.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let mut lines: Vec<&str> = header
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     // Perl's split drops trailing empty fields.
     while lines.last() == Some(&"") {
         lines.pop();
@@ -192,16 +214,26 @@ pub fn build(spec: &MessageSpec) -> String {
         // The last header of that name is the one replaced (swaks' %headers
         // hash keeps the last).
         let existing = name.and_then(|n| {
-            groups.iter().rposition(|g| header_name(&g[0]).unwrap_or(&g[0]) == n)
+            groups
+                .iter()
+                .rposition(|g| header_name(&g[0]).unwrap_or(&g[0]) == n)
         });
         match existing {
             Some(i) => groups[i] = vec![line.to_string()],
             None => added.push(line.to_string()),
         }
     }
-    let mut new_header: String = groups.iter().flatten().map(|l| format!("{l}\r\n")).collect();
+    let mut new_header: String = groups
+        .iter()
+        .flatten()
+        .map(|l| format!("{l}\r\n"))
+        .collect();
     if new_header.contains("%NEW_HEADERS%") {
-        let add = if added.is_empty() { String::new() } else { added.join("\r\n") + "\r\n" };
+        let add = if added.is_empty() {
+            String::new()
+        } else {
+            added.join("\r\n") + "\r\n"
+        };
         new_header = new_header.replace("%NEW_HEADERS%", &add);
     } else {
         for line in &added {
@@ -300,7 +332,10 @@ mod tests {
         let d = build(&s);
         assert!(d.contains("\r\nSubject: hi\r\n"), "{d}");
         assert!(!d.contains("Subject: test"));
-        assert!(d.ends_with("X-A: 1\r\nX-B: 2\r\n\r\nThis is a test mailing\r\n\r\n\r\n."), "{d}");
+        assert!(
+            d.ends_with("X-A: 1\r\nX-B: 2\r\n\r\nThis is a test mailing\r\n\r\n\r\n."),
+            "{d}"
+        );
     }
 
     #[test]
@@ -323,11 +358,16 @@ mod tests {
             AttachOpt::Attach(b"attached\n".to_vec(), Some("/tmp/a.txt".into())),
         ];
         let d = build(&s);
-        assert!(d.contains("MIME-Version: 1.0\r\nContent-Type: multipart/mixed"), "{d}");
+        assert!(
+            d.contains("MIME-Version: 1.0\r\nContent-Type: multipart/mixed"),
+            "{d}"
+        );
         assert!(d.contains("This is a test mailing"));
         assert!(d.contains("filename=\"a.txt\""), "{d}");
         assert!(d.contains("Content-Type: text/x-test"), "{d}");
-        let parsed = mail_parser::MessageParser::default().parse(d.as_bytes()).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(d.as_bytes())
+            .unwrap();
         assert_eq!(parsed.attachment_count(), 1);
     }
 }

@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(r.text(), "a\nPIPELINING\nSIZE 10");
         assert_eq!(
             r.ehlo_keywords(),
-            vec![("PIPELINING".into(), "".into()), ("SIZE".into(), "10".into())]
+            vec![
+                ("PIPELINING".into(), "".into()),
+                ("SIZE".into(), "10".into())
+            ]
         );
     }
 

@@ -58,7 +58,14 @@ struct Step {
 
 impl Step {
     fn cmd(wire: impl Into<String>, expect: &'static [u16]) -> Step {
-        Step { wire: Some(wire.into()), show: None, expect, on_fail: OnFail::Nothing, is_data: false, decode_334: false }
+        Step {
+            wire: Some(wire.into()),
+            show: None,
+            expect,
+            on_fail: OnFail::Nothing,
+            is_data: false,
+            decode_334: false,
+        }
     }
 }
 
@@ -126,7 +133,10 @@ impl<'a> Session<'a> {
                 self.tls_host = host.clone();
                 self.t.info(&format!("Trying {host}:{port}..."));
                 let r = connect_tcp(host, *port, cfg.family, cfg.timeout);
-                (format!("{host}:{port}"), r.map(|s| Box::new(s) as Box<dyn Link>))
+                (
+                    format!("{host}:{port}"),
+                    r.map(|s| Box::new(s) as Box<dyn Link>),
+                )
             }
             Transport::Unix(path) => {
                 let p = path.display().to_string();
@@ -138,7 +148,10 @@ impl<'a> Session<'a> {
             Transport::Pipe(cmd) => {
                 self.tls_host = "localhost".into();
                 self.t.info(&format!("Trying pipe to {cmd}..."));
-                (cmd.clone(), PipeLink::spawn(cmd).map(|s| Box::new(s) as Box<dyn Link>))
+                (
+                    cmd.clone(),
+                    PipeLink::spawn(cmd).map(|s| Box::new(s) as Box<dyn Link>),
+                )
             }
         };
         match link {
@@ -152,7 +165,8 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Err(e) => {
-                self.t.error(&format!("Error connecting to {what}:\n\t{}", describe(&e)));
+                self.t
+                    .error(&format!("Error connecting to {what}:\n\t{}", describe(&e)));
                 Err(Exit(code::CONNECT))
             }
         }
@@ -164,7 +178,11 @@ impl<'a> Session<'a> {
 
     fn teardown(&mut self) {
         if self.conn.take().is_some() {
-            let peer = if self.is_pipe { "child process" } else { "remote host" };
+            let peer = if self.is_pipe {
+                "child process"
+            } else {
+                "remote host"
+            };
             self.t.info(&format!("Connection closed with {peer}."));
         }
     }
@@ -209,7 +227,8 @@ impl<'a> Session<'a> {
         if !wire.is_empty() {
             if let Err(e) = self.conn().send(&wire) {
                 if self.is_pipe {
-                    self.t.error(&format!("Error writing to child process: {}", describe(&e)));
+                    self.t
+                        .error(&format!("Error writing to child process: {}", describe(&e)));
                     return Err(Exit(code::PIPE_IO));
                 }
                 return Ok(Err(Lost));
@@ -222,7 +241,11 @@ impl<'a> Session<'a> {
             let outcome = self.conn().read_reply();
             if let Some(hires) = self.cfg.time_lapse {
                 let el = started.elapsed();
-                let shown = if hires { format!("{:.3}", el.as_secs_f64()) } else { el.as_secs().to_string() };
+                let shown = if hires {
+                    format!("{:.3}", el.as_secs_f64())
+                } else {
+                    el.as_secs().to_string()
+                };
                 self.t.info(&format!("response in {shown}s"));
             }
             let answer = match outcome {
@@ -232,7 +255,8 @@ impl<'a> Session<'a> {
                     if s.decode_334 && r.code == 334 {
                         shown = decode_334(&r);
                     }
-                    self.t.line(if good { Kind::Recv } else { Kind::RecvError }, &shown);
+                    self.t
+                        .line(if good { Kind::Recv } else { Kind::RecvError }, &shown);
                     if good {
                         Answer::Ok(r)
                     } else {
@@ -241,7 +265,10 @@ impl<'a> Session<'a> {
                 }
                 ReadOutcome::Timeout => {
                     let secs = self.cfg.timeout_secs;
-                    self.t.line(Kind::RecvError, &format!("Timeout ({secs} secs) waiting for server response"));
+                    self.t.line(
+                        Kind::RecvError,
+                        &format!("Timeout ({secs} secs) waiting for server response"),
+                    );
                     Answer::Bad
                 }
                 ReadOutcome::Closed(partial) => {
@@ -330,7 +357,11 @@ impl<'a> Session<'a> {
         let helo = &self.cfg.helo;
         self.ehlo.clear();
         if matches!(self.cfg.proto, Proto::Esmtp | Proto::Lmtp) {
-            let verb = if self.cfg.proto == Proto::Lmtp { "LHLO" } else { "EHLO" };
+            let verb = if self.cfg.proto == Proto::Lmtp {
+                "LHLO"
+            } else {
+                "EHLO"
+            };
             if let Answer::Ok(r) = self.gen(Step::cmd(format!("{verb} {helo}"), &[250]))? {
                 self.ehlo = r.ehlo_keywords();
                 self.pipelining = self.has("PIPELINING");
@@ -354,7 +385,8 @@ impl<'a> Session<'a> {
         let (link, info) = crate::tls::start(link, &self.tls_host, &self.cfg.tls_options)?;
         self.conn = Some(Conn::new(link, timeout));
         self.t.tls_active = true;
-        self.t.info(&format!("TLS started with cipher {}", info.cipher));
+        self.t
+            .info(&format!("TLS started with cipher {}", info.cipher));
         match &info.local_dn {
             Some(dn) => self.t.info(&format!("TLS local DN=\"{dn}\"")),
             None => self.t.info("TLS no local certificate set"),
@@ -374,7 +406,13 @@ impl<'a> Session<'a> {
             }
             self.stop(Stage::Tls)?;
         }
-        if !self.gen(Step { wire: None, ..Step::cmd("", &[220]) })?.ok() {
+        if !self
+            .gen(Step {
+                wire: None,
+                ..Step::cmd("", &[220])
+            })?
+            .ok()
+        {
             return Err(self.quit(code::BANNER));
         }
         self.stop(Stage::Connect)?;
@@ -419,13 +457,19 @@ impl<'a> Session<'a> {
         }
         self.stop(Stage::Auth)?;
 
-        let mail = Step { on_fail: OnFail::Mail, ..Step::cmd(format!("MAIL FROM:<{}>", cfg.from), &[250]) };
+        let mail = Step {
+            on_fail: OnFail::Mail,
+            ..Step::cmd(format!("MAIL FROM:<{}>", cfg.from), &[250])
+        };
         if let Err(Lost) = self.transact(mail, true)? {
             return Err(self.disconnected(code::LOST));
         }
         self.stop(Stage::Mail)?;
         for rcpt in &cfg.to {
-            let step = Step { on_fail: OnFail::Rcpt, ..Step::cmd(format!("RCPT TO:<{rcpt}>"), &[250, 251]) };
+            let step = Step {
+                on_fail: OnFail::Rcpt,
+                ..Step::cmd(format!("RCPT TO:<{rcpt}>"), &[250, 251])
+            };
             if let Err(Lost) = self.transact(step, true)? {
                 return Err(self.disconnected(code::LOST));
             }
@@ -436,7 +480,10 @@ impl<'a> Session<'a> {
             return Err(self.quit(code::DATA));
         }
         self.stop(Stage::Data)?;
-        let step = Step { is_data: true, ..Step::cmd(data, &[250]) };
+        let step = Step {
+            is_data: true,
+            ..Step::cmd(data, &[250])
+        };
         let mut ok = false;
         if let Answer::Ok(r) = self.gen(step)? {
             self.dot_reply = Some(r);
@@ -445,7 +492,10 @@ impl<'a> Session<'a> {
         if cfg.proto == Proto::Lmtp {
             // RFC 2033 section 4.2: one reply per accepted recipient.
             for _ in 1..self.accepted.len() {
-                if let Answer::Ok(r) = self.gen(Step { wire: None, ..Step::cmd("", &[250]) })? {
+                if let Answer::Ok(r) = self.gen(Step {
+                    wire: None,
+                    ..Step::cmd("", &[250])
+                })? {
                     self.dot_reply.get_or_insert(r);
                     ok = true;
                 }
@@ -472,11 +522,23 @@ impl<'a> Session<'a> {
 
     fn authenticate(&mut self, a: &crate::config::Auth) -> Result<(), Exit> {
         let optional = a.mode != AuthMode::Required;
-        let Some(offered) = self.ehlo.iter().find(|(k, _)| k == "AUTH").map(|(_, v)| v.clone()) else {
+        let Some(offered) = self
+            .ehlo
+            .iter()
+            .find(|(k, _)| k == "AUTH")
+            .map(|(_, v)| v.clone())
+        else {
             self.t.error("Host did not advertise authentication");
-            return if optional { Ok(()) } else { Err(self.quit(code::AUTH)) };
+            return if optional {
+                Ok(())
+            } else {
+                Err(self.quit(code::AUTH))
+            };
         };
-        let offered: Vec<String> = offered.split_whitespace().map(str::to_ascii_uppercase).collect();
+        let offered: Vec<String> = offered
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .collect();
         let mut attempted = false;
         for mech in &a.mechs {
             if !offered.contains(mech) {
@@ -490,12 +552,14 @@ impl<'a> Session<'a> {
         let lenient = a.mode == AuthMode::Optional;
         if !attempted {
             if a.any {
-                self.t.error("Auth not attempted, no advertised types available");
+                self.t
+                    .error("Auth not attempted, no advertised types available");
                 if !lenient {
                     return Err(self.quit(code::AUTH));
                 }
             } else {
-                self.t.error("Auth not attempted, requested type not available");
+                self.t
+                    .error("Auth not attempted, requested type not available");
                 if !optional {
                     return Err(self.quit(code::AUTH));
                 }
@@ -526,25 +590,42 @@ impl<'a> Session<'a> {
                 } else {
                     format!("AUTH PLAIN {}", auth::plain(u, shown_pw))
                 };
-                Ok(self.gen(step(format!("AUTH PLAIN {}", auth::plain(u, p)), Some(show), &[235]))?.ok())
+                Ok(self
+                    .gen(step(
+                        format!("AUTH PLAIN {}", auth::plain(u, p)),
+                        Some(show),
+                        &[235],
+                    ))?
+                    .ok())
             }
             "LOGIN" => {
                 if !self.gen(step("AUTH LOGIN".into(), None, &[334]))?.ok() {
                     return Ok(false);
                 }
                 let show_u = pt.then(|| u.to_string());
-                if !self.gen(step(auth::b64(u.as_bytes()), show_u, &[334]))?.ok() {
+                if !self
+                    .gen(step(auth::b64(u.as_bytes()), show_u, &[334]))?
+                    .ok()
+                {
                     return Ok(false);
                 }
-                let show_p = if pt { shown_pw.to_string() } else { auth::b64(shown_pw.as_bytes()) };
-                Ok(self.gen(step(auth::b64(p.as_bytes()), Some(show_p), &[235]))?.ok())
+                let show_p = if pt {
+                    shown_pw.to_string()
+                } else {
+                    auth::b64(shown_pw.as_bytes())
+                };
+                Ok(self
+                    .gen(step(auth::b64(p.as_bytes()), Some(show_p), &[235]))?
+                    .ok())
             }
             "CRAM-MD5" => {
                 let Answer::Ok(r) = self.gen(step("AUTH CRAM-MD5".into(), None, &[334]))? else {
                     return Ok(false);
                 };
                 match auth::cram_md5(u, p, &r.text()) {
-                    Ok((wire, clear)) => Ok(self.gen(step(wire, pt.then_some(clear), &[235]))?.ok()),
+                    Ok((wire, clear)) => {
+                        Ok(self.gen(step(wire, pt.then_some(clear), &[235]))?.ok())
+                    }
                     Err(why) => {
                         self.t.error(&why);
                         // RFC 4954 section 4: "*" cancels the exchange.
@@ -554,7 +635,8 @@ impl<'a> Session<'a> {
                 }
             }
             other => {
-                self.t.error(&format!("{other} is not a recognized auth type, skipping"));
+                self.t
+                    .error(&format!("{other} is not a recognized auth type, skipping"));
                 Ok(false)
             }
         }
@@ -567,7 +649,9 @@ struct Lost;
 
 /// `RCPT TO:<a@b>` → `a@b`.
 fn rcpt_address(cmd: &str) -> String {
-    cmd.trim_start_matches("RCPT TO:<").trim_end_matches('>').to_string()
+    cmd.trim_start_matches("RCPT TO:<")
+        .trim_end_matches('>')
+        .to_string()
 }
 
 /// `334 VXNlcm5hbWU6` → `334 Username:` (swaks' `unencode_smtp`).

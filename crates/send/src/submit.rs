@@ -125,7 +125,10 @@ mod tests {
         let mut r = &b"250-a\r\n250 b\r\n"[..];
         assert_eq!(
             read_reply(&mut r).unwrap(),
-            Reply { code: 250, text: "a\nb".into() }
+            Reply {
+                code: 250,
+                text: "a\nb".into()
+            }
         );
         let mut bad = &b"hello\r\n"[..];
         assert!(read_reply(&mut bad).is_err());

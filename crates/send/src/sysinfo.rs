@@ -32,7 +32,11 @@ fn canonical_name(host: &str) -> Option<String> {
             return None;
         }
         let name = if !res.is_null() && !(*res).ai_canonname.is_null() {
-            Some(CStr::from_ptr((*res).ai_canonname).to_string_lossy().into_owned())
+            Some(
+                CStr::from_ptr((*res).ai_canonname)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         } else {
             None
         };
@@ -160,7 +164,10 @@ mod tests {
         let id = message_id(&t, "myhost.mydomain.com");
         assert!(id.starts_with("20210129192435."), "{id}");
         assert!(id.ends_with("@myhost.mydomain.com"));
-        let west = LocalTime { offset: -(3 * 3600 + 1800), ..t };
+        let west = LocalTime {
+            offset: -(3 * 3600 + 1800),
+            ..t
+        };
         assert!(date_string(&west).ends_with("-0330"));
     }
 

@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::pki_types::pem::PemObject;
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
+};
 
 use crate::certname::subject_oneline;
 use crate::conn::Link;
@@ -60,7 +63,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -69,7 +77,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -82,7 +95,8 @@ fn roots(opts: &TlsOptions) -> Result<RootCertStore, String> {
     let certs: Vec<CertificateDer<'static>> = match &opts.ca_path {
         Some(path) if path.is_dir() => {
             let mut all = Vec::new();
-            let entries = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let entries =
+                std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
             for entry in entries.flatten() {
                 if let Ok(iter) = CertificateDer::pem_file_iter(entry.path()) {
                     all.extend(iter.flatten());
@@ -111,7 +125,9 @@ fn config(opts: &TlsOptions) -> Result<(ClientConfig, Option<String>), String> {
     let builder = if opts.verify {
         builder.with_root_certificates(roots(opts)?)
     } else {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
     };
     match (&opts.cert, &opts.key) {
         (Some(cert), Some(key)) => {
@@ -169,14 +185,22 @@ fn openssl_name(suite: rustls::CipherSuite) -> String {
             .replace("AES_256_GCM", "AES256-GCM")
             .replace("CHACHA20_POLY1305_SHA256", "CHACHA20-POLY1305")
             .replace('_', "-");
-        let kx = if kx == "RSA" { "ECDHE-RSA".to_string() } else { format!("ECDHE-{kx}") };
+        let kx = if kx == "RSA" {
+            "ECDHE-RSA".to_string()
+        } else {
+            format!("ECDHE-{kx}")
+        };
         return format!("{kx}-{cipher}");
     }
     name
 }
 
 /// Runs the handshake over `link` and returns the encrypted link.
-pub fn start(mut link: Box<dyn Link>, host: &str, opts: &TlsOptions) -> Result<(Box<dyn Link>, TlsInfo), String> {
+pub fn start(
+    mut link: Box<dyn Link>,
+    host: &str,
+    opts: &TlsOptions,
+) -> Result<(Box<dyn Link>, TlsInfo), String> {
     let (cfg, local_dn) = config(opts)?;
     let name_text = opts.sni.clone().unwrap_or_else(|| host.to_string());
     let name = ServerName::try_from(name_text.clone())
@@ -184,7 +208,8 @@ pub fn start(mut link: Box<dyn Link>, host: &str, opts: &TlsOptions) -> Result<(
         .map_err(|e| format!("bad server name {name_text}: {e}"))?;
     let mut conn = ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
     while conn.is_handshaking() {
-        conn.complete_io(&mut link).map_err(|e| crate::conn::describe(&e))?;
+        conn.complete_io(&mut link)
+            .map_err(|e| crate::conn::describe(&e))?;
     }
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
@@ -195,7 +220,11 @@ pub fn start(mut link: Box<dyn Link>, host: &str, opts: &TlsOptions) -> Result<(
         .negotiated_cipher_suite()
         .ok_or("empty response from get_cipher()")?
         .suite();
-    let bits = if format!("{suite:?}").contains("AES_128") { 128 } else { 256 };
+    let bits = if format!("{suite:?}").contains("AES_128") {
+        128
+    } else {
+        256
+    };
     let peer_dn = conn
         .peer_certificates()
         .and_then(|c| c.first())
@@ -215,7 +244,10 @@ mod tests {
 
     #[test]
     fn suite_names_follow_openssl() {
-        assert_eq!(openssl_name(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384), "TLS_AES_256_GCM_SHA384");
+        assert_eq!(
+            openssl_name(rustls::CipherSuite::TLS13_AES_256_GCM_SHA384),
+            "TLS_AES_256_GCM_SHA384"
+        );
         assert_eq!(
             openssl_name(rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
             "ECDHE-RSA-AES256-GCM-SHA384"
@@ -224,7 +256,10 @@ mod tests {
 
     #[test]
     fn cert_without_key_is_an_error() {
-        let opts = TlsOptions { cert: Some("/nonexistent".into()), ..TlsOptions::default() };
+        let opts = TlsOptions {
+            cert: Some("/nonexistent".into()),
+            ..TlsOptions::default()
+        };
         assert!(config(&opts).unwrap_err().contains("require each other"));
     }
 }

@@ -62,12 +62,22 @@ pub struct Transcript {
 
 impl Transcript {
     pub fn new(out: Box<dyn Write + Send>, err: Box<dyn Write + Send>, filter: Filter) -> Self {
-        Transcript { out, err, filter, tls_active: false, seen_error: false }
+        Transcript {
+            out,
+            err,
+            filter,
+            tls_active: false,
+            seen_error: false,
+        }
     }
 
     /// A transcript on the process's stdout and stderr.
     pub fn stdio(filter: Filter) -> Self {
-        Self::new(Box::new(std::io::stdout()), Box::new(std::io::stderr()), filter)
+        Self::new(
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+            filter,
+        )
     }
 
     fn hint(&self, kind: Kind) -> &'static str {
@@ -79,10 +89,34 @@ impl Transcript {
             Kind::Recv | Kind::RecvError if f.no_receive_hints => "",
             Kind::Info => "===",
             Kind::Error => "***",
-            Kind::Send => if tls { " ~>" } else { " ->" },
-            Kind::SendError => if tls { "*~>" } else { "**>" },
-            Kind::Recv => if tls { "<~ " } else { "<- " },
-            Kind::RecvError => if tls { "<~*" } else { "<**" },
+            Kind::Send => {
+                if tls {
+                    " ~>"
+                } else {
+                    " ->"
+                }
+            }
+            Kind::SendError => {
+                if tls {
+                    "*~>"
+                } else {
+                    "**>"
+                }
+            }
+            Kind::Recv => {
+                if tls {
+                    "<~ "
+                } else {
+                    "<- "
+                }
+            }
+            Kind::RecvError => {
+                if tls {
+                    "<~*"
+                } else {
+                    "<**"
+                }
+            }
         }
     }
 
@@ -114,7 +148,11 @@ impl Transcript {
             return;
         }
         let hint = self.hint(kind);
-        let prefix = if hint.is_empty() { String::new() } else { format!("{hint} ") };
+        let prefix = if hint.is_empty() {
+            String::new()
+        } else {
+            format!("{hint} ")
+        };
         let mut text = String::with_capacity(msg.len() + 8);
         for (i, l) in msg.split('\n').enumerate() {
             if i > 0 {
@@ -124,7 +162,11 @@ impl Transcript {
             text.push_str(l);
         }
         text.push('\n');
-        let w = if kind == Kind::Error { &mut self.err } else { &mut self.out };
+        let w = if kind == Kind::Error {
+            &mut self.err
+        } else {
+            &mut self.out
+        };
         // A closed stdout must not abort the SMTP session half-way.
         let _ = w.write_all(text.as_bytes());
         let _ = w.flush();
@@ -175,7 +217,11 @@ mod tests {
 
     fn transcript(filter: Filter) -> (Transcript, Buf, Buf) {
         let (o, e) = (Buf::default(), Buf::default());
-        (Transcript::new(Box::new(o.clone()), Box::new(e.clone()), filter), o, e)
+        (
+            Transcript::new(Box::new(o.clone()), Box::new(e.clone()), filter),
+            o,
+            e,
+        )
     }
 
     #[test]
@@ -193,17 +239,27 @@ mod tests {
             o.text(),
             "=== Trying localhost:25...\n<-  250-a\n<-  250 b\n -> QUIT\n<** 550 5.1.1 no\n ~> EHLO x\n<~  250 ok\n"
         );
-        assert_eq!(e.text(), "*** Remote host closed connection unexpectedly.\n");
+        assert_eq!(
+            e.text(),
+            "*** Remote host closed connection unexpectedly.\n"
+        );
     }
 
     #[test]
     fn silent_and_hide() {
-        let (mut t, o, _) = transcript(Filter { silent: 1, ..Filter::default() });
+        let (mut t, o, _) = transcript(Filter {
+            silent: 1,
+            ..Filter::default()
+        });
         t.line(Kind::Recv, "250 ok");
         t.line(Kind::RecvError, "550 no");
         t.line(Kind::Send, "QUIT");
         assert_eq!(o.text(), "<** 550 no\n -> QUIT\n");
-        let (mut t, o, _) = transcript(Filter { hide_receive: true, suppress_data: true, ..Filter::default() });
+        let (mut t, o, _) = transcript(Filter {
+            hide_receive: true,
+            suppress_data: true,
+            ..Filter::default()
+        });
         t.line(Kind::Recv, "250 ok");
         t.data("a\r\nb\r\n.");
         assert_eq!(o.text(), " -> 3 lines sent\n");

@@ -4,6 +4,7 @@
 
 mod cmd;
 mod fail;
+mod server;
 mod maincf_edit;
 mod stderr_log;
 
@@ -35,6 +36,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the mail server (SMTP, queue, delivery) in the foreground.
+    Serve(server::ServeArgs),
+    /// Make a running server re-read its configuration and tables.
+    Reload,
+    /// Stop a running server (graceful: sessions finish, the queue is kept).
+    Stop,
+    /// List the mail queue (mailq(1)).
+    Mailq,
+    /// List (-p, -j) or flush (-f) the queue (postqueue(1)).
+    Postqueue(cmd::queue::PostqueueArgs),
+    /// Delete, hold, release or requeue messages (postsuper(1)).
+    Postsuper(cmd::queue::PostsuperArgs),
     /// Show or edit main.cf and master.cf parameters (postconf(1)).
     Postconf(cmd::postconf::PostconfArgs),
     /// Build, query or list lookup tables (postmap(1)).
@@ -80,7 +93,7 @@ fn args_with_symlink_name() -> Vec<OsString> {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    if ["postmap", "postconf", "postalias", "newaliases"].contains(&called.as_str()) {
+    if ["postmap", "postconf", "postalias", "newaliases", "mailq", "postqueue", "postsuper"].contains(&called.as_str()) {
         args[0] = "yubin".into();
         args.insert(1, called.into());
     }
@@ -91,7 +104,14 @@ fn main() {
     let cli = Cli::parse_from(args_with_symlink_name());
     // Admin commands print library warnings (a stale table, a reload) on
     // stderr as Postfix's tools do: "postmap: warning: ...".
+    let explicit_dir = cli.config_dir.is_some();
     stderr_log::init(match &cli.command {
+        Command::Serve(_) => "yubin",
+        Command::Reload => "reload",
+        Command::Stop => "stop",
+        Command::Mailq => "mailq",
+        Command::Postqueue(_) => "postqueue",
+        Command::Postsuper(_) => "postsuper",
         Command::Postconf(_) => "postconf",
         Command::Postmap(_) => "postmap",
         Command::Postalias(_) => "postalias",
@@ -102,6 +122,12 @@ fn main() {
     });
     let config_dir = cli.config_dir.unwrap_or_else(default_config_dir);
     let code = match cli.command {
+        Command::Serve(a) => serve(config_dir, explicit_dir, a),
+        Command::Reload => cmd::queue::control_request(&config_dir, "reload"),
+        Command::Stop => cmd::queue::control_request(&config_dir, "stop"),
+        Command::Mailq => cmd::queue::mailq(&config_dir),
+        Command::Postqueue(a) => cmd::queue::postqueue(&config_dir, a),
+        Command::Postsuper(a) => cmd::queue::postsuper(&config_dir, a),
         Command::Postconf(a) => cmd::postconf::run(&config_dir, a),
         Command::Postmap(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Map),
         Command::Postalias(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Aliases),
@@ -111,4 +137,21 @@ fn main() {
         Command::Send { args } => yubin_send::cli::main(&config_dir, args),
     };
     std::process::exit(code);
+}
+
+/// `yubin serve`: an explicit or /etc/yubin configuration, or the embedded
+/// default in ./yubin-data (created on first start).
+fn serve(dir: PathBuf, explicit: bool, args: server::ServeArgs) -> i32 {
+    let embedded = !explicit && dir == std::path::Path::new("yubin-data");
+    if embedded {
+        match server::embedded::ensure(&dir) {
+            Ok(true) => eprintln!("yubin: created the embedded default configuration in ./yubin-data"),
+            Ok(false) => {}
+            Err(e) => return fail::fatal("yubin", format!("{e:#}")),
+        }
+    }
+    match server::run(&dir, args, embedded) {
+        Ok(code) => code,
+        Err(e) => fail::fatal("yubin", format!("{e:#}")),
+    }
 }

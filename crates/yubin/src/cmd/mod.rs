@@ -3,3 +3,4 @@
 pub mod postconf;
 pub mod postmap;
 pub mod trace;
+pub mod queue;

@@ -1,0 +1,169 @@
+//! Non-delivery notifications (RFC 3464 multipart/report), in the layout and
+//! wording of Postfix's bounce(8) default template, honouring NOTIFY=NEVER
+//! and RET=HDRS (RFC 3461). A bounce is sent from the null sender and so
+//! never bounces again; bounces of bounces are only logged.
+
+use yubin_deliver::Failure;
+use yubin_maillog::clock;
+use yubin_queue::{QueueFile, QueuedRecipient};
+
+use super::runtime::{QmgrMsg, Runtime, Shared};
+
+/// One recipient that failed.
+pub struct Bounced {
+    pub original: String,
+    pub orcpt: Option<String>,
+    pub final_recipient: String,
+    pub notify: Option<String>,
+    pub dsn: String,
+    pub text: String,
+}
+
+impl Bounced {
+    pub fn new(r: &QueuedRecipient, final_recipient: &str, f: &Failure) -> Bounced {
+        Bounced {
+            original: r.address.clone(),
+            orcpt: r.orcpt.clone(),
+            final_recipient: final_recipient.to_string(),
+            notify: r.notify.clone(),
+            dsn: f.dsn.clone(),
+            text: f.text.clone(),
+        }
+    }
+
+    fn wants_failure_notice(&self) -> bool {
+        match &self.notify {
+            None => true,
+            Some(n) => n.split(',').any(|w| w == "FAILURE"),
+        }
+    }
+}
+
+/// The header section of a message.
+fn headers_of(message: &[u8]) -> &[u8] {
+    match message.windows(2).position(|w| w == b"\n\n") {
+        Some(p) => &message[..p + 1],
+        None => message,
+    }
+}
+
+/// Builds the notification (LF line ends, as queue files hold them).
+pub fn build(rt: &Runtime, q: &QueueFile, failed: &[&Bounced], new_id: &str, now: i64) -> Vec<u8> {
+    let host = &rt.hostname;
+    let boundary = format!("{new_id}.{now}/{host}");
+    let mut human = String::new();
+    for b in failed {
+        human.push_str(&format!("<{}>: {}\n", b.final_recipient, b.text));
+    }
+    let mut report = format!(
+        "Reporting-MTA: dns; {host}\nX-Postfix-Queue-ID: {}\nX-Postfix-Sender: rfc822; {}\nArrival-Date: {}\n",
+        q.id,
+        q.sender,
+        clock::rfc5322(q.arrival)
+    );
+    for b in failed {
+        report.push_str(&format!("\nFinal-Recipient: rfc822; {}\n", b.final_recipient));
+        match &b.orcpt {
+            Some(o) => report.push_str(&format!("Original-Recipient: {o}\n")),
+            None => report.push_str(&format!("Original-Recipient: rfc822;{}\n", b.original)),
+        }
+        report.push_str(&format!("Action: failed\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n", b.dsn, b.text));
+    }
+    let headers_only = q.ret.as_deref() == Some("HDRS");
+    let (returned_type, returned) = if headers_only {
+        ("text/rfc822-headers", headers_of(&q.message))
+    } else {
+        ("message/rfc822", &q.message[..])
+    };
+    let mut out = format!(
+        "From: MAILER-DAEMON@{host} (Mail Delivery System)\n\
+         Subject: Undelivered Mail Returned to Sender\n\
+         To: {sender}\n\
+         Auto-Submitted: auto-replied\n\
+         MIME-Version: 1.0\n\
+         Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n\
+         Content-Transfer-Encoding: 8bit\n\
+         Message-Id: <{new_id}.{now}@{host}>\n\
+         Date: {date}\n\
+         \n\
+         This is a MIME-encapsulated message.\n\
+         \n\
+         --{boundary}\n\
+         Content-Description: Notification\n\
+         Content-Type: text/plain; charset=utf-8\n\
+         \n\
+         This is the mail system at host {host}.\n\
+         \n\
+         I'm sorry to have to inform you that your message could not\n\
+         be delivered to one or more recipients. It's attached below.\n\
+         \n\
+         For further assistance, please send mail to postmaster.\n\
+         \n\
+         If you do so, please include this problem report. You can\n\
+         delete your own text from the attached returned message.\n\
+         \n\
+         \x20                  The mail system\n\
+         \n\
+         {human}\n\
+         --{boundary}\n\
+         Content-Description: Delivery report\n\
+         Content-Type: message/delivery-status\n\
+         \n\
+         {report}\n\
+         --{boundary}\n\
+         Content-Description: Undelivered {what}\n\
+         Content-Type: {returned_type}\n\
+         Content-Transfer-Encoding: 8bit\n\
+         \n",
+        sender = q.sender,
+        date = clock::rfc5322(now),
+        what = if headers_only { "Message Headers" } else { "Message" },
+    )
+    .into_bytes();
+    out.extend_from_slice(returned);
+    if !returned.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
+    out
+}
+
+/// Queues a notification to the sender for the failed recipients that
+/// asked for one.
+pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
+    let wanted: Vec<&Bounced> = failed.iter().filter(|b| b.wants_failure_notice()).collect();
+    if wanted.is_empty() {
+        return;
+    }
+    if q.sender.is_empty() {
+        shared.log.log("bounce", &format!("{}: undeliverable bounce discarded (null sender); see the log for the reason", q.id));
+        return;
+    }
+    let new_id = if rt.cfg.bool("enable_long_queue_ids").unwrap_or(false) { yubin_queue::id::long() } else { yubin_queue::id::short() };
+    let now = clock::now_secs();
+    let notice = QueueFile {
+        id: new_id.clone(),
+        arrival: now,
+        sender: String::new(),
+        client: "local".into(),
+        helo: String::new(),
+        protocol: "local".into(),
+        ret: None,
+        envid: None,
+        smtputf8: false,
+        recipients: vec![QueuedRecipient { address: q.sender.clone(), notify: Some("NEVER".into()), orcpt: None }],
+        message: build(rt, q, &wanted, &new_id, now),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    shared.committer.commit(new_id.clone(), notice.encode(), move |r| {
+        let _ = tx.send(r);
+    });
+    match rx.recv() {
+        Ok(Ok(())) => {
+            shared.log.log("bounce", &format!("{}: sender non-delivery notification: {new_id}", q.id));
+            let _ = shared.qmgr.send(QmgrMsg::New(new_id));
+        }
+        Ok(Err(e)) => shared.log.log("bounce", &format!("warning: {}: cannot queue notification: {e}", q.id)),
+        Err(_) => {}
+    }
+}

@@ -1,0 +1,113 @@
+//! cleanup(8)'s part: the `Received:` header, missing `Message-ID:`/`Date:`
+//! for local clients, the queue file, and the log lines; then the group
+//! commit. Only after the commit is acknowledged does smtpd say
+//! `250 2.0.0 Ok: queued as ID`.
+
+use std::sync::Arc;
+
+use yubin_maillog::clock;
+use yubin_queue::{QueueFile, QueuedRecipient};
+use yubin_smtp::{ClientInfo, Envelope};
+
+use super::runtime::{QmgrMsg, Runtime, Shared};
+
+/// Postfix's Received: header (smtpd_check.c / cleanup), e.g.
+/// `Received: from helo (name [addr])\n\tby host (yubin) with ESMTP id ID\n\tfor <rcpt>; date`.
+pub fn received_header(env: &Envelope, client: &ClientInfo, rt: &Runtime, now: i64) -> String {
+    let helo = if env.helo.is_empty() { client.name.as_str() } else { env.helo.as_str() };
+    let addr = match client.addr {
+        std::net::IpAddr::V6(a) => format!("IPv6:{a}"),
+        a => a.to_string(),
+    };
+    let mut h = format!(
+        "Received: from {helo} ({} [{addr}])\n\tby {} ({}) with {} id {}",
+        client.name, rt.hostname, rt.mail_name, env.protocol, env.queue_id
+    );
+    if env.recipients.len() == 1 {
+        h.push_str(&format!("\n\tfor <{}>", env.recipients[0].address.internal()));
+    }
+    h.push_str(&format!("; {}\n", clock::rfc5322(now)));
+    h
+}
+
+/// Finds a header's value in the header section.
+fn header_value(data: &[u8], name: &str) -> Option<String> {
+    for line in data.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            return None;
+        }
+        if line.len() > name.len() && line[name.len()] == b':' && line[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
+            return Some(String::from_utf8_lossy(&line[name.len() + 1..]).trim().to_string());
+        }
+    }
+    None
+}
+
+pub async fn enqueue(
+    shared: &Arc<Shared>,
+    rt: &Runtime,
+    client: &ClientInfo,
+    env: Envelope,
+    data: Vec<u8>,
+) -> Result<String, String> {
+    let now = clock::now_secs();
+    let id = env.queue_id.clone();
+    let mut message = received_header(&env, client, rt, now).into_bytes();
+    let local_client = client.addr.is_loopback();
+    let mut message_id = header_value(&data, "Message-ID");
+    if local_client {
+        // local_header_rewrite_clients = permit_inet_interfaces: add what a
+        // local program forgot, as cleanup(8) does.
+        if message_id.is_none() {
+            let l = clock::local(now);
+            let mid = format!(
+                "<{:04}{:02}{:02}{:02}{:02}{:02}.{id}@{}>",
+                l.year,
+                l.month + 1,
+                l.day,
+                l.hour,
+                l.min,
+                l.sec,
+                rt.hostname
+            );
+            message.extend_from_slice(format!("Message-Id: {mid}\n").as_bytes());
+            message_id = Some(mid);
+        }
+        if header_value(&data, "Date").is_none() {
+            message.extend_from_slice(format!("Date: {}\n", clock::rfc5322(now)).as_bytes());
+        }
+    }
+    message.extend_from_slice(&data);
+    let q = QueueFile {
+        id: id.clone(),
+        arrival: now,
+        sender: env.sender.as_ref().map(|a| a.internal()).unwrap_or_default(),
+        client: client.label(),
+        helo: env.helo.clone(),
+        protocol: env.protocol.clone(),
+        ret: env.ret.clone(),
+        envid: env.envid.clone(),
+        smtputf8: env.smtputf8,
+        recipients: env
+            .recipients
+            .iter()
+            .map(|r| QueuedRecipient { address: r.address.internal(), notify: r.notify.clone(), orcpt: r.orcpt.clone() })
+            .collect(),
+        message,
+    };
+    if let Some(mid) = &message_id {
+        shared.log.log("cleanup", &format!("{id}: message-id={mid}"));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    shared.committer.commit(id.clone(), q.encode(), move |r| {
+        let _ = tx.send(r);
+    });
+    match rx.await {
+        Ok(Ok(())) => {
+            let _ = shared.qmgr.send(QmgrMsg::New(id.clone()));
+            Ok(id)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("queue committer stopped".into()),
+    }
+}

@@ -1,0 +1,69 @@
+//! Binding the smtpd listeners (before privileges are dropped) and the
+//! accept loops, with the per-service session limit (default_process_limit)
+//! and the per-client limit (smtpd_client_connection_count_limit; clients
+//! in mynetworks are exempt, as with Postfix's
+//! smtpd_client_event_limit_exceptions default).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::runtime::{Runtime, Shared};
+
+pub struct Bound {
+    pub service: String,
+    pub addr: SocketAddr,
+    pub listener: TcpListener,
+    pub index: usize,
+}
+
+pub async fn bind(rt: &Runtime) -> anyhow::Result<Vec<Bound>> {
+    let mut out = Vec::new();
+    for (index, svc) in rt.services.iter().enumerate() {
+        for addr in &svc.addrs {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("service {}: bind {addr}", svc.name))?;
+            let addr = listener.local_addr()?;
+            out.push(Bound { service: svc.name.clone(), addr, listener, index });
+        }
+    }
+    Ok(out)
+}
+
+/// Starts the accept loops; the returned handle stops them when aborted.
+pub fn serve(shared: Arc<Shared>, bound: Vec<Bound>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tasks = Vec::new();
+        for b in bound {
+            let shared = shared.clone();
+            let limit = shared.current().services.get(b.index).map(|s| s.process_limit).unwrap_or(100);
+            let slots = Arc::new(Semaphore::new(limit));
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let (stream, peer) = match b.listener.accept().await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            shared.log.log("smtpd", &format!("warning: accept: {e}"));
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let shared = shared.clone();
+                    let index = b.index;
+                    tokio::spawn(async move {
+                        super::smtpd::handle(shared, index, stream, peer).await;
+                        drop(permit);
+                    });
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+}

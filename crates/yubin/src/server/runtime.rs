@@ -1,0 +1,277 @@
+//! The server's state: the reloadable part (configuration, resolver,
+//! per-service session settings) behind one lock, and the long-lived parts
+//! (queue, committer, log, queue manager channel).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use yubin_addr::{Address, Class, Resolver, Verdict};
+use yubin_conf::{Config, MasterCf};
+use yubin_maillog::MailLog;
+use yubin_queue::{Committer, Spool};
+use yubin_smtp::{Policy, Restriction, SessionConfig};
+use yubin_table::cidr::{contains, parse_network};
+
+/// One smtpd listener's settings.
+pub struct Service {
+    /// The master.cf service name (`smtp`, `127.0.0.1:2525`, ...).
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+    pub session: SessionConfig,
+    pub process_limit: usize,
+}
+
+/// Everything a reload replaces.
+pub struct Runtime {
+    pub cfg: Config,
+    pub resolver: Arc<Resolver>,
+    pub services: Vec<Arc<Service>>,
+    pub mynetworks: Vec<(IpAddr, u8)>,
+    pub client_connection_limit: usize,
+    pub hostname: String,
+    pub mail_name: String,
+    pub virtual_mailbox_limit: u64,
+    pub mailbox_size_limit: u64,
+    pub minimal_backoff: u64,
+    pub maximal_backoff: u64,
+    pub maximal_queue_lifetime: u64,
+}
+
+/// The recipient check smtpd uses: the resolver.
+pub struct ResolverPolicy(pub Arc<Resolver>);
+
+impl Policy for ResolverPolicy {
+    fn check_recipient(&self, addr: &Address) -> (Class, Verdict) {
+        self.0.check(addr)
+    }
+}
+
+fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
+    let mut out = Vec::new();
+    for item in cfg.list("mynetworks") {
+        let net = parse_network(&item)
+            .map_err(|e| anyhow!("{}: parameter mynetworks: {e}", cfg.origin_text("mynetworks")))?;
+        out.push(net);
+    }
+    Ok(out)
+}
+
+/// The addresses a service listens on: its own `host:port`, or the port on
+/// every `inet_interfaces` address.
+fn service_addrs(cfg: &Config, svc: &yubin_conf::Service) -> anyhow::Result<Vec<SocketAddr>> {
+    let (host, port) = svc.listen().ok_or_else(|| anyhow!("master.cf:{}: bad service address {}", svc.line, svc.name))?;
+    let hosts: Vec<String> = match host {
+        Some(h) => vec![h],
+        None => cfg
+            .list("inet_interfaces")
+            .into_iter()
+            .flat_map(|i| match i.as_str() {
+                "all" => vec!["0.0.0.0".to_string()],
+                "loopback-only" | "localhost" => vec!["127.0.0.1".to_string()],
+                other => vec![other.trim_matches(['[', ']']).to_string()],
+            })
+            .collect(),
+    };
+    hosts
+        .iter()
+        .map(|h| {
+            let ip: IpAddr = h.parse().map_err(|_| anyhow!("bad listen address \"{h}\" for service {}", svc.name))?;
+            Ok(SocketAddr::new(ip, port))
+        })
+        .collect()
+}
+
+fn session_config(cfg: &Config) -> anyhow::Result<SessionConfig> {
+    let relay = Restriction::parse_list(&cfg.list("smtpd_relay_restrictions"))
+        .map_err(|e| anyhow!("{}: smtpd_relay_restrictions: {e}", cfg.origin_text("smtpd_relay_restrictions")))?;
+    let recipient = Restriction::parse_list(&cfg.list("smtpd_recipient_restrictions"))
+        .map_err(|e| anyhow!("{}: smtpd_recipient_restrictions: {e}", cfg.origin_text("smtpd_recipient_restrictions")))?;
+    let sender = Restriction::parse_list(&cfg.list("smtpd_sender_restrictions"))
+        .map_err(|e| anyhow!("{}: smtpd_sender_restrictions: {e}", cfg.origin_text("smtpd_sender_restrictions")))?;
+    // Postfix refuses to run as an open relay by accident (smtpd_check.c).
+    let guards = |l: &[Restriction]| {
+        l.iter().any(|r| matches!(r, Restriction::RejectUnauthDestination | Restriction::DeferUnauthDestination | Restriction::Reject | Restriction::Defer))
+    };
+    if !guards(&relay) && !guards(&recipient) {
+        bail!("parameters smtpd_relay_restrictions and smtpd_recipient_restrictions: specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer");
+    }
+    let long_ids = cfg.bool("enable_long_queue_ids")?;
+    Ok(SessionConfig {
+        hostname: cfg.get("myhostname").to_string(),
+        banner: cfg.get("smtpd_banner").to_string(),
+        message_size_limit: cfg.u64("message_size_limit")?,
+        recipient_limit: cfg.u64("smtpd_recipient_limit")? as usize,
+        hard_error_limit: cfg.u64("smtpd_hard_error_limit")? as u32,
+        soft_error_limit: cfg.u64("smtpd_soft_error_limit")? as u32,
+        error_sleep: Duration::from_secs(cfg.time("smtpd_error_sleep_time", 's')?),
+        disable_vrfy: cfg.bool("disable_vrfy_command")?,
+        smtputf8_enable: cfg.bool("smtputf8_enable")?,
+        helo_required: cfg.bool("smtpd_helo_required")?,
+        relay_restrictions: relay,
+        recipient_restrictions: recipient,
+        sender_restrictions: sender,
+        line_limit: 2048,
+        new_queue_id: if long_ids { Arc::new(yubin_queue::id::long) } else { Arc::new(yubin_queue::id::short) },
+    })
+}
+
+impl Runtime {
+    /// Builds and validates everything; any error means "do not serve".
+    pub fn build(cfg: &Config) -> anyhow::Result<Runtime> {
+        let resolver = Arc::new(Resolver::new(cfg)?);
+        let master = MasterCf::load(cfg.dir())?;
+        for w in &master.warnings {
+            eprintln!("yubin: warning: {w}");
+        }
+        let mut services = Vec::new();
+        let smtpd: Vec<_> = master.smtpd_services().cloned().collect();
+        let smtpd = if smtpd.is_empty() && !cfg.dir().join("master.cf").exists() {
+            // No master.cf: Postfix's default "smtp inet ... smtpd".
+            vec![yubin_conf::Service { name: "smtp".into(), kind: "inet".into(), command: "smtpd".into(), args: vec![], overrides: vec![], line: 0 }]
+        } else {
+            smtpd
+        };
+        for svc in smtpd {
+            let scfg = cfg
+                .with_overrides(&svc.name, &svc.overrides)
+                .with_context(|| format!("master.cf:{}: service {}", svc.line, svc.name))?;
+            let session = session_config(&scfg).with_context(|| format!("service {} (master.cf:{})", svc.name, svc.line))?;
+            services.push(Arc::new(Service {
+                name: svc.name.clone(),
+                addrs: service_addrs(cfg, &svc)?,
+                session,
+                process_limit: scfg.u64("default_process_limit").unwrap_or(100).max(1) as usize,
+            }));
+        }
+        Ok(Runtime {
+            resolver,
+            services,
+            mynetworks: parse_mynetworks(cfg)?,
+            client_connection_limit: cfg.u64("smtpd_client_connection_count_limit")? as usize,
+            hostname: cfg.get("myhostname").to_string(),
+            mail_name: cfg.get("mail_name").to_string(),
+            virtual_mailbox_limit: cfg.u64("virtual_mailbox_limit")?,
+            mailbox_size_limit: cfg.u64("mailbox_size_limit")?,
+            minimal_backoff: cfg.time("minimal_backoff_time", 's')?,
+            maximal_backoff: cfg.time("maximal_backoff_time", 's')?,
+            maximal_queue_lifetime: cfg.time("maximal_queue_lifetime", 'd')?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn in_mynetworks(&self, ip: IpAddr) -> bool {
+        self.mynetworks.iter().any(|(net, p)| contains(*net, *p, ip))
+    }
+}
+
+/// Messages for the queue manager.
+#[derive(Debug)]
+pub enum QmgrMsg {
+    /// A message was committed to `incoming/`.
+    New(String),
+    /// A message found in the queue at start: deliver with the duplicate check.
+    Recover(String),
+    /// Try this deferred message at this Unix time.
+    Schedule(String, i64),
+    /// Try every deferred message now (`postqueue -f`).
+    Flush,
+    Stop,
+}
+
+pub struct Shared {
+    current: RwLock<Arc<Runtime>>,
+    pub spool: Spool,
+    pub committer: Committer,
+    pub log: MailLog,
+    pub qmgr: tokio::sync::mpsc::UnboundedSender<QmgrMsg>,
+    pub config_dir: PathBuf,
+    sessions: AtomicUsize,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    pub shutdown: tokio::sync::Notify,
+    pub stop_request: tokio::sync::Notify,
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(
+        rt: Runtime,
+        spool: Spool,
+        committer: Committer,
+        log: MailLog,
+        qmgr: tokio::sync::mpsc::UnboundedSender<QmgrMsg>,
+        config_dir: PathBuf,
+    ) -> Shared {
+        Shared {
+            current: RwLock::new(Arc::new(rt)),
+            spool,
+            committer,
+            log,
+            qmgr,
+            config_dir,
+            sessions: AtomicUsize::new(0),
+            per_client: Mutex::new(HashMap::new()),
+            shutdown: tokio::sync::Notify::new(),
+            stop_request: tokio::sync::Notify::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Runtime> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads main.cf, master.cf and the tables. A configuration that
+    /// fails to load is reported and the running one kept.
+    pub fn reload(&self) {
+        let result = Config::load(&self.config_dir).map_err(anyhow::Error::from).and_then(|c| Runtime::build(&c));
+        match result {
+            Ok(rt) => {
+                for w in rt.cfg.warnings() {
+                    self.log.log("master", &format!("warning: {w}"));
+                }
+                if let Ok(mut g) = self.current.write() {
+                    *g = Arc::new(rt);
+                }
+                self.log.log("master", &format!("reload -- version {}, configuration {}", env!("CARGO_PKG_VERSION"), self.config_dir.display()));
+            }
+            Err(e) => self.log.log("master", &format!("warning: reload failed, keeping the running configuration: {e:#}")),
+        }
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Counts a new session; returns the client's concurrent session count.
+    pub fn session_started(&self, ip: IpAddr) -> usize {
+        self.sessions.fetch_add(1, Ordering::SeqCst);
+        let mut m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    pub fn session_ended(&self, ip: IpAddr) {
+        self.sessions.fetch_sub(1, Ordering::SeqCst);
+        let mut m = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+
+    pub fn stop_qmgr(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.qmgr.send(QmgrMsg::Stop);
+    }
+}
