@@ -268,3 +268,14 @@ fn postfix_corpus() {
         ],
     );
 }
+
+#[test]
+fn dovecot_corpus() {
+    // guard reads Dovecot's login-process lines (`… (auth failed, N attempts
+    // …): … rip=ADDR`), which is what yubin's IMAP server writes; fail2ban's
+    // dovecot filter also reads auth-worker/PAM and other lines.
+    let r = replay("dovecot", "dovecot", |_| Mode::NORMAL);
+    let got = show("dovecot", &r);
+    // Not part of the acceptance figures; pinned so the number stays true.
+    expect(got, &[("aggressive", 0, 11), ("normal", 28, 56)]);
+}
