@@ -78,7 +78,11 @@ pub fn normalize_host(h: &[u8]) -> &[u8] {
         .strip_prefix(b"::ffff:")
         .or_else(|| h.strip_prefix(b"::FFFF:"))
     {
-        Some(v4) if v4.contains(&b'.') => v4,
+        Some(v4)
+            if std::str::from_utf8(v4).is_ok_and(|s| s.parse::<std::net::Ipv4Addr>().is_ok()) =>
+        {
+            v4
+        }
         _ => h,
     }
 }
@@ -418,6 +422,20 @@ mod tests {
                 vec!["203.0.113.5".to_string()]
             ]
         );
+    }
+
+    #[test]
+    fn fuzz_regressions_hosts_stay_hosts() {
+        // Found by fuzz/guard_line: a 100+ byte token cut to non-host bytes,
+        // and "::ffff:" followed by something that is not IPv4.
+        let long = format!(
+            "Jan  1 00:00:00 h sshd[1]: Invalid user x from {}z",
+            "%".repeat(120)
+        );
+        let dot = "Jan  1 00:00:00 h sshd[1]: Invalid user x from ::ffff:.";
+        let r = run(Mode::AGGRESSIVE, &[&long, dot]);
+        assert_eq!(r[0], Vec::<String>::new());
+        assert_eq!(r[1], vec!["::ffff:.".to_string()]);
     }
 
     #[test]

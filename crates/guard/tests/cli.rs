@@ -303,10 +303,22 @@ for i in range(1, 8):
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let conf = std::fs::read_to_string(&env.conf).unwrap().replace(&format!("SECURE_LOG = {}", env.log.display()), "SECURE_LOG = journal");
-    std::fs::write(&env.conf, format!("{conf}JOURNALCTL = {}\n", script.display())).unwrap();
+    let conf = std::fs::read_to_string(&env.conf).unwrap().replace(
+        &format!("SECURE_LOG = {}", env.log.display()),
+        "SECURE_LOG = journal",
+    );
+    std::fs::write(
+        &env.conf,
+        format!("{conf}JOURNALCTL = {}\n", script.display()),
+    )
+    .unwrap();
     let o = env.guard(&["--once"]);
-    assert_eq!(stdout(&o), "blocked 203.0.113.50 (invalid 7 > 5)\n", "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "blocked 203.0.113.50 (invalid 7 > 5)\n",
+        "{}",
+        stderr(&o)
+    );
     let o = env.guard(&["--once"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let args = std::fs::read_to_string(&args_log).unwrap();
@@ -315,5 +327,8 @@ for i in range(1, 8):
     assert!(calls[0].starts_with("-o json --no-pager --lines=all SYSLOG_IDENTIFIER=sshd + SYSLOG_IDENTIFIER=sshd-session"), "{}", calls[0]);
     assert!(calls[1].contains("--after-cursor=s=x;i=7"), "{}", calls[1]);
     let st = stdout(&env.guard(&["status"]));
-    assert!(st.contains("203.0.113.50\n    why: invalid 7 > 5, 7 failures"), "no double counting: {st}");
+    assert!(
+        st.contains("203.0.113.50\n    why: invalid 7 > 5, 7 failures"),
+        "no double counting: {st}"
+    );
 }

@@ -12,10 +12,11 @@ fn is_host_byte(c: u8) -> bool {
 }
 
 /// True if `t` is a plausible host token: an address or a host name (sshd logs
-/// names with `UseDNS yes`, fail2ban's corpus has `example.com`).
+/// names with `UseDNS yes`, fail2ban's corpus has `example.com`), at most 100
+/// bytes (OpenSSH cuts addresses at 100 in most messages).
 pub fn is_host(t: &[u8]) -> bool {
     !t.is_empty()
-        && t.len() <= 255
+        && t.len() <= 100
         && t.iter().all(|&c| is_host_byte(c))
         && t.iter().any(|c| c.is_ascii_alphanumeric())
 }
