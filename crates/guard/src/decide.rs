@@ -243,4 +243,62 @@ mod tests {
         d.record(&mut s, &hit("203.0.113.9", "x", false), 1000 + 11 * 86_400);
         assert_eq!(s.hosts["203.0.113.9"].counter(Category::Invalid).count, 1);
     }
+
+    #[test]
+    fn success_resets_and_suspicious_logins() {
+        let mut cfg = Config::defaults(Path::new("x"));
+        cfg.reset_on_success = true;
+        let allowed = Allowed::parse("a", "203.0.113.0/24\n", &|_| vec![]);
+        let d = Decider::new(&cfg, &allowed);
+        let mut s = State::default();
+        for i in 0..7 {
+            d.record(&mut s, &hit("203.0.113.1", "x", false), 1000 + i);
+        }
+        let mut ok = hit("203.0.113.1", "alice", true);
+        ok.success = true;
+        // Allowed, but SUSPICIOUS_LOGIN_REPORT_ALLOWED_HOSTS defaults to yes.
+        assert_eq!(
+            d.record(&mut s, &ok, 1010).as_deref(),
+            Some("alice - 203.0.113.1")
+        );
+        assert_eq!(
+            s.hosts["203.0.113.1"].counter(Category::Invalid).count,
+            0,
+            "RESET_ON_SUCCESS"
+        );
+        cfg.suspicious_login_report_allowed_hosts = false;
+        cfg.reset_on_success = false;
+        let d = Decider::new(&cfg, &allowed);
+        for i in 0..7 {
+            d.record(&mut s, &hit("203.0.113.1", "x", false), 1020 + i);
+        }
+        assert_eq!(d.record(&mut s, &ok, 1030), None);
+    }
+
+    #[test]
+    fn restricted_users_count_twice() {
+        let d0 = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d0.path().join("restricted-usernames"),
+            "# no guessing\noracle\n",
+        )
+        .unwrap();
+        let mut cfg = Config::defaults(Path::new("x"));
+        cfg.work_dir = d0.path().to_path_buf();
+        cfg.etc_dir = d0.path().join("none");
+        let allowed = Allowed::default();
+        let d = Decider::new(&cfg, &allowed);
+        let mut s = State::default();
+        d.record(&mut s, &hit("198.51.100.5", "oracle", false), 1);
+        d.record(&mut s, &hit("198.51.100.5", "oracle", false), 2);
+        let st = &s.hosts["198.51.100.5"];
+        assert_eq!(
+            (
+                st.counter(Category::Invalid).count,
+                st.counter(Category::Restricted).count
+            ),
+            (2, 2)
+        );
+        assert_eq!(d.candidates(&s, &|_| false)[0].reason(), "restricted 2 > 1");
+    }
 }

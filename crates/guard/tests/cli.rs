@@ -332,3 +332,19 @@ for i in range(1, 8):
         "no double counting: {st}"
     );
 }
+
+#[test]
+fn userdef_failed_entry_regex() {
+    let env = Env::new("USERDEF_FAILED_ENTRY_REGEX = myapp\\[\\d+\\]: login failed for (?P<user>\\S+) from (?P<host>[0-9.]+)$\nDENY_THRESHOLD_INVALID = 1\n");
+    env.append(&[
+        "Jan  2 03:04:05 mail myapp[7]: login failed for bob from 192.0.2.77".into(),
+        "Jan  2 03:04:06 mail myapp[7]: login failed for eve from 192.0.2.77".into(),
+    ]);
+    let o = env.guard(&["--once"]);
+    assert_eq!(
+        stdout(&o),
+        "blocked 192.0.2.77 (invalid 2 > 1)\n",
+        "{}",
+        stderr(&o)
+    );
+}
