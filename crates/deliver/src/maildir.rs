@@ -101,11 +101,22 @@ pub fn deliver(
     let tmp = dir.join("tmp").join(&name);
     let new = dir.join("new").join(&name);
     let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let mut f = match open() {
+            // The name holds this queue id and recipient: a leftover of our
+            // own attempt that a crash interrupted before the rename.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp)?;
+                open()?
+            }
+            r => r?,
+        };
         f.write_all(head.as_bytes())?;
         f.write_all(m.content)?;
         f.sync_all()?;
@@ -146,6 +157,18 @@ mod tests {
         assert_eq!(again, p);
         assert_eq!(fs::read_dir(mbox.join("new")).unwrap().count(), 1);
         assert!(fs::read_dir(mbox.join("tmp")).unwrap().next().is_none());
+        // A stale tmp file from a crashed attempt does not block the retry.
+        let m2 = Message {
+            queue_id: "C",
+            ..m.clone()
+        };
+        let size = prepend(&m2).len() + m2.content.len();
+        let now = yubin_maillog::clock::now_secs();
+        for t in [now, now + 1] {
+            let name = format!("{t}.{}.mail,S={size}", delivery_tag("C", m2.recipient));
+            fs::write(mbox.join("tmp").join(name), b"partial").unwrap();
+        }
+        deliver(&mbox, &m2, true, 0).unwrap();
         let e = deliver(
             &mbox,
             &Message {

@@ -22,14 +22,22 @@ fn normalise(text: &str) -> Vec<String> {
 fn replay(name: &str, source: Option<&str>, s: &Server) {
     let dir = repo().join("tests/dialogs");
     let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("tests/smtp_dialog.py")).arg("127.0.0.1").arg(s.port.to_string()).arg(dir.join(format!("{name}.txt")));
+    cmd.arg(repo().join("tests/smtp_dialog.py"))
+        .arg("127.0.0.1")
+        .arg(s.port.to_string())
+        .arg(dir.join(format!("{name}.txt")));
     if let Some(src) = source {
         cmd.args(["--source", src]);
     }
     let out = cmd.output().expect("python3");
     let got = normalise(&String::from_utf8_lossy(&out.stdout));
     let want = normalise(&std::fs::read_to_string(dir.join(format!("{name}.expected"))).unwrap());
-    assert_eq!(got, want, "dialog {name}: stderr {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        got,
+        want,
+        "dialog {name}: stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

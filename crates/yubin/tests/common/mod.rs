@@ -18,7 +18,11 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The user the server runs as, and its ids: `nobody` when the tests run as
@@ -35,15 +39,19 @@ pub fn owner() -> (String, u32, u32) {
     } else {
         // SAFETY: no preconditions.
         let gid = unsafe { libc::getegid() };
-        let name = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout).trim().to_string();
+        let name = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
+            .trim()
+            .to_string();
         (name, euid, gid)
     }
 }
 
 /// The seed's virtual table before the fix.
-pub const VIRTUAL_BEFORE: &str = "root@mydomain.com       hoge@mydomain.com\npostadmin@mydomain.com   hoge@mydomain.com\n";
+pub const VIRTUAL_BEFORE: &str =
+    "root@mydomain.com       hoge@mydomain.com\npostadmin@mydomain.com   hoge@mydomain.com\n";
 /// And after (the `user` form).
-pub const VIRTUAL_AFTER: &str = "root    hoge@mydomain.com\npostadmin@mydomain.com   hoge@mydomain.com\n";
+pub const VIRTUAL_AFTER: &str =
+    "root    hoge@mydomain.com\npostadmin@mydomain.com   hoge@mydomain.com\n";
 
 pub struct Server {
     pub dir: tempfile::TempDir,
@@ -84,12 +92,24 @@ impl Server {
             d = d.display()
         );
         std::fs::write(d.join("main.cf"), main).unwrap();
-        std::fs::write(d.join("master.cf"), format!("127.0.0.1:{port} inet n - n - - smtpd\n")).unwrap();
+        std::fs::write(
+            d.join("master.cf"),
+            format!("127.0.0.1:{port} inet n - n - - smtpd\n"),
+        )
+        .unwrap();
         std::fs::write(d.join("virtual"), virtual_table).unwrap();
         std::fs::write(d.join("virtual_domains"), "mydomain.com\n").unwrap();
-        std::fs::write(d.join("virtual_maps"), "hoge@mydomain.com mydomain.com/hoge/\n").unwrap();
+        std::fs::write(
+            d.join("virtual_maps"),
+            "hoge@mydomain.com mydomain.com/hoge/\n",
+        )
+        .unwrap();
         std::fs::write(d.join("aliases"), "postmaster: root\n").unwrap();
-        let s = Server { dir, port, child: None };
+        let s = Server {
+            dir,
+            port,
+            child: None,
+        };
         s.yubin(&["postmap", &s.path("virtual").display().to_string()]);
         s.yubin(&["postmap", &s.path("virtual_maps").display().to_string()]);
         s.yubin(&["newaliases"]);
@@ -99,12 +119,21 @@ impl Server {
     /// Runs `yubin -c DIR args...`, asserting success; returns stdout.
     pub fn yubin(&self, args: &[&str]) -> String {
         let out = self.yubin_output(args);
-        assert!(out.status.success(), "yubin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "yubin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn yubin_output(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin()).arg("-c").arg(self.dir.path()).args(args).output().unwrap()
+        Command::new(bin())
+            .arg("-c")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     pub fn start(&mut self) {
@@ -122,10 +151,20 @@ impl Server {
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 let mut err = String::new();
-                self.child.as_mut().unwrap().stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                self.child
+                    .as_mut()
+                    .unwrap()
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 panic!("yubin serve exited with {status}: {err}");
             }
-            assert!(Instant::now() < deadline, "yubin serve did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "yubin serve did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(30));
         }
     }
@@ -164,7 +203,10 @@ impl Server {
             if log.contains(needle) {
                 return log;
             }
-            assert!(Instant::now() < deadline, "log never contained {needle:?}:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "log never contained {needle:?}:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -172,7 +214,9 @@ impl Server {
     /// Files in hoge's Maildir new/.
     pub fn hoge_mail(&self) -> Vec<PathBuf> {
         let dir = self.path("vmail/mydomain.com/hoge/new");
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         v.sort();
         v
     }
@@ -194,7 +238,10 @@ impl Client {
     pub fn connect(port: u16) -> Client {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut c = Client { r: BufReader::new(s.try_clone().unwrap()), w: s };
+        let mut c = Client {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
         let greet = c.reply();
         assert!(greet.starts_with("220 "), "{greet}");
         c
@@ -231,7 +278,9 @@ impl Client {
             assert!(r.starts_with("250"), "{t}: {r}");
         }
         assert!(self.cmd("DATA").starts_with("354"));
-        self.w.write_all(body.replace('\n', "\r\n").as_bytes()).unwrap();
+        self.w
+            .write_all(body.replace('\n', "\r\n").as_bytes())
+            .unwrap();
         self.cmd(".")
     }
 }
