@@ -4,8 +4,8 @@
 
 mod cmd;
 mod fail;
-mod server;
 mod maincf_edit;
+mod server;
 mod stderr_log;
 
 use std::ffi::OsString;
@@ -93,7 +93,17 @@ fn args_with_symlink_name() -> Vec<OsString> {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    if ["postmap", "postconf", "postalias", "newaliases", "mailq", "postqueue", "postsuper"].contains(&called.as_str()) {
+    if [
+        "postmap",
+        "postconf",
+        "postalias",
+        "newaliases",
+        "mailq",
+        "postqueue",
+        "postsuper",
+    ]
+    .contains(&called.as_str())
+    {
         args[0] = "yubin".into();
         args.insert(1, called.into());
     }
@@ -145,7 +155,9 @@ fn serve(dir: PathBuf, explicit: bool, args: server::ServeArgs) -> i32 {
     let embedded = !explicit && dir == std::path::Path::new("yubin-data");
     if embedded {
         match server::embedded::ensure(&dir) {
-            Ok(true) => eprintln!("yubin: created the embedded default configuration in ./yubin-data"),
+            Ok(true) => {
+                eprintln!("yubin: created the embedded default configuration in ./yubin-data")
+            }
             Ok(false) => {}
             Err(e) => return fail::fatal("yubin", format!("{e:#}")),
         }

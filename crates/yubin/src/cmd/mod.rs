@@ -2,5 +2,5 @@
 
 pub mod postconf;
 pub mod postmap;
-pub mod trace;
 pub mod queue;
+pub mod trace;

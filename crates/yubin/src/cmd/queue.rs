@@ -15,7 +15,10 @@ fn open_spool(program: &str, dir: &Path) -> Result<Spool, i32> {
     let cfg = Config::load(dir).map_err(|e| fatal(program, e))?;
     let q = cfg.get("queue_directory").to_string();
     if !Path::new(&q).is_dir() {
-        return Err(fatal(program, format!("queue_directory {q}: no such directory (has yubin serve run?)")));
+        return Err(fatal(
+            program,
+            format!("queue_directory {q}: no such directory (has yubin serve run?)"),
+        ));
     }
     Spool::open(Path::new(&q)).map_err(|e| fatal(program, format!("{q}: {e}")))
 }
@@ -51,7 +54,10 @@ pub fn postqueue(dir: &Path, a: PostqueueArgs) -> i32 {
     if a.flush {
         return match control::request(&spool.control_socket(), "flush") {
             Ok(_) => 0,
-            Err(e) => fatal("postqueue", format!("cannot reach the mail system (is yubin serve running?): {e}")),
+            Err(e) => fatal(
+                "postqueue",
+                format!("cannot reach the mail system (is yubin serve running?): {e}"),
+            ),
         };
     }
     if a.json {
@@ -126,7 +132,10 @@ pub fn postsuper(dir: &Path, a: PostsuperArgs) -> i32 {
         }
     }
     if deleted > 0 {
-        eprintln!("postsuper: Deleted: {deleted} message{}", if deleted == 1 { "" } else { "s" });
+        eprintln!(
+            "postsuper: Deleted: {deleted} message{}",
+            if deleted == 1 { "" } else { "s" }
+        );
     }
     let mut held = 0;
     for (id, s) in expand_ids(&spool, &a.hold, &queues) {
@@ -135,7 +144,10 @@ pub fn postsuper(dir: &Path, a: PostsuperArgs) -> i32 {
         }
     }
     if held > 0 {
-        eprintln!("postsuper: Placed on hold: {held} message{}", if held == 1 { "" } else { "s" });
+        eprintln!(
+            "postsuper: Placed on hold: {held} message{}",
+            if held == 1 { "" } else { "s" }
+        );
     }
     let mut released = 0;
     for (id, s) in expand_ids(&spool, &a.release, &[State::Hold]) {
@@ -144,7 +156,10 @@ pub fn postsuper(dir: &Path, a: PostsuperArgs) -> i32 {
         }
     }
     if released > 0 {
-        eprintln!("postsuper: Released from hold: {released} message{}", if released == 1 { "" } else { "s" });
+        eprintln!(
+            "postsuper: Released from hold: {released} message{}",
+            if released == 1 { "" } else { "s" }
+        );
     }
     let mut requeued = 0;
     for (id, s) in expand_ids(&spool, &a.requeue, &queues) {
@@ -153,7 +168,10 @@ pub fn postsuper(dir: &Path, a: PostsuperArgs) -> i32 {
         }
     }
     if requeued > 0 {
-        eprintln!("postsuper: Requeued: {requeued} message{}", if requeued == 1 { "" } else { "s" });
+        eprintln!(
+            "postsuper: Requeued: {requeued} message{}",
+            if requeued == 1 { "" } else { "s" }
+        );
     }
     if released + requeued > 0 {
         let _ = control::request(&spool.control_socket(), "flush");
@@ -170,6 +188,9 @@ pub fn control_request(dir: &Path, what: &str) -> i32 {
     match control::request(&spool.control_socket(), what) {
         Ok(answer) if answer == "ok" => 0,
         Ok(answer) => fatal(what, answer),
-        Err(e) => fatal(what, format!("cannot reach the mail system (is yubin serve running?): {e}")),
+        Err(e) => fatal(
+            what,
+            format!("cannot reach the mail system (is yubin serve running?): {e}"),
+        ),
     }
 }

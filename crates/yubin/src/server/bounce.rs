@@ -62,12 +62,18 @@ pub fn build(rt: &Runtime, q: &QueueFile, failed: &[&Bounced], new_id: &str, now
         clock::rfc5322(q.arrival)
     );
     for b in failed {
-        report.push_str(&format!("\nFinal-Recipient: rfc822; {}\n", b.final_recipient));
+        report.push_str(&format!(
+            "\nFinal-Recipient: rfc822; {}\n",
+            b.final_recipient
+        ));
         match &b.orcpt {
             Some(o) => report.push_str(&format!("Original-Recipient: {o}\n")),
             None => report.push_str(&format!("Original-Recipient: rfc822;{}\n", b.original)),
         }
-        report.push_str(&format!("Action: failed\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n", b.dsn, b.text));
+        report.push_str(&format!(
+            "Action: failed\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n",
+            b.dsn, b.text
+        ));
     }
     let headers_only = q.ret.as_deref() == Some("HDRS");
     let (returned_type, returned) = if headers_only {
@@ -117,7 +123,11 @@ pub fn build(rt: &Runtime, q: &QueueFile, failed: &[&Bounced], new_id: &str, now
          \n",
         sender = q.sender,
         date = clock::rfc5322(now),
-        what = if headers_only { "Message Headers" } else { "Message" },
+        what = if headers_only {
+            "Message Headers"
+        } else {
+            "Message"
+        },
     )
     .into_bytes();
     out.extend_from_slice(returned);
@@ -136,10 +146,20 @@ pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
         return;
     }
     if q.sender.is_empty() {
-        shared.log.log("bounce", &format!("{}: undeliverable bounce discarded (null sender); see the log for the reason", q.id));
+        shared.log.log(
+            "bounce",
+            &format!(
+                "{}: undeliverable bounce discarded (null sender); see the log for the reason",
+                q.id
+            ),
+        );
         return;
     }
-    let new_id = if rt.cfg.bool("enable_long_queue_ids").unwrap_or(false) { yubin_queue::id::long() } else { yubin_queue::id::short() };
+    let new_id = if rt.cfg.bool("enable_long_queue_ids").unwrap_or(false) {
+        yubin_queue::id::long()
+    } else {
+        yubin_queue::id::short()
+    };
     let now = clock::now_secs();
     let notice = QueueFile {
         id: new_id.clone(),
@@ -151,19 +171,31 @@ pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
         ret: None,
         envid: None,
         smtputf8: false,
-        recipients: vec![QueuedRecipient { address: q.sender.clone(), notify: Some("NEVER".into()), orcpt: None }],
+        recipients: vec![QueuedRecipient {
+            address: q.sender.clone(),
+            notify: Some("NEVER".into()),
+            orcpt: None,
+        }],
         message: build(rt, q, &wanted, &new_id, now),
     };
     let (tx, rx) = std::sync::mpsc::channel();
-    shared.committer.commit(new_id.clone(), notice.encode(), move |r| {
-        let _ = tx.send(r);
-    });
+    shared
+        .committer
+        .commit(new_id.clone(), notice.encode(), move |r| {
+            let _ = tx.send(r);
+        });
     match rx.recv() {
         Ok(Ok(())) => {
-            shared.log.log("bounce", &format!("{}: sender non-delivery notification: {new_id}", q.id));
+            shared.log.log(
+                "bounce",
+                &format!("{}: sender non-delivery notification: {new_id}", q.id),
+            );
             let _ = shared.qmgr.send(QmgrMsg::New(new_id));
         }
-        Ok(Err(e)) => shared.log.log("bounce", &format!("warning: {}: cannot queue notification: {e}", q.id)),
+        Ok(Err(e)) => shared.log.log(
+            "bounce",
+            &format!("warning: {}: cannot queue notification: {e}", q.id),
+        ),
         Err(_) => {}
     }
 }

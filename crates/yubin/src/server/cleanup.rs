@@ -14,7 +14,11 @@ use super::runtime::{QmgrMsg, Runtime, Shared};
 /// Postfix's Received: header (smtpd_check.c / cleanup), e.g.
 /// `Received: from helo (name [addr])\n\tby host (yubin) with ESMTP id ID\n\tfor <rcpt>; date`.
 pub fn received_header(env: &Envelope, client: &ClientInfo, rt: &Runtime, now: i64) -> String {
-    let helo = if env.helo.is_empty() { client.name.as_str() } else { env.helo.as_str() };
+    let helo = if env.helo.is_empty() {
+        client.name.as_str()
+    } else {
+        env.helo.as_str()
+    };
     let addr = match client.addr {
         std::net::IpAddr::V6(a) => format!("IPv6:{a}"),
         a => a.to_string(),
@@ -24,7 +28,10 @@ pub fn received_header(env: &Envelope, client: &ClientInfo, rt: &Runtime, now: i
         client.name, rt.hostname, rt.mail_name, env.protocol, env.queue_id
     );
     if env.recipients.len() == 1 {
-        h.push_str(&format!("\n\tfor <{}>", env.recipients[0].address.internal()));
+        h.push_str(&format!(
+            "\n\tfor <{}>",
+            env.recipients[0].address.internal()
+        ));
     }
     h.push_str(&format!("; {}\n", clock::rfc5322(now)));
     h
@@ -36,8 +43,15 @@ fn header_value(data: &[u8], name: &str) -> Option<String> {
         if line.is_empty() {
             return None;
         }
-        if line.len() > name.len() && line[name.len()] == b':' && line[..name.len()].eq_ignore_ascii_case(name.as_bytes()) {
-            return Some(String::from_utf8_lossy(&line[name.len() + 1..]).trim().to_string());
+        if line.len() > name.len()
+            && line[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        {
+            return Some(
+                String::from_utf8_lossy(&line[name.len() + 1..])
+                    .trim()
+                    .to_string(),
+            );
         }
     }
     None
@@ -81,7 +95,11 @@ pub async fn enqueue(
     let q = QueueFile {
         id: id.clone(),
         arrival: now,
-        sender: env.sender.as_ref().map(|a| a.internal()).unwrap_or_default(),
+        sender: env
+            .sender
+            .as_ref()
+            .map(|a| a.internal())
+            .unwrap_or_default(),
         client: client.label(),
         helo: env.helo.clone(),
         protocol: env.protocol.clone(),
@@ -91,12 +109,18 @@ pub async fn enqueue(
         recipients: env
             .recipients
             .iter()
-            .map(|r| QueuedRecipient { address: r.address.internal(), notify: r.notify.clone(), orcpt: r.orcpt.clone() })
+            .map(|r| QueuedRecipient {
+                address: r.address.internal(),
+                notify: r.notify.clone(),
+                orcpt: r.orcpt.clone(),
+            })
             .collect(),
         message,
     };
     if let Some(mid) = &message_id {
-        shared.log.log("cleanup", &format!("{id}: message-id={mid}"));
+        shared
+            .log
+            .log("cleanup", &format!("{id}: message-id={mid}"));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     shared.committer.commit(id.clone(), q.encode(), move |r| {

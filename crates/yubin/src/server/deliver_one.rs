@@ -44,11 +44,25 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    fn log(&self, daemon: &str, to: &str, orig: &str, relay: &str, dsn: &str, status: &str, text: &str, started: Instant) {
+    fn log(
+        &self,
+        daemon: &str,
+        to: &str,
+        orig: &str,
+        relay: &str,
+        dsn: &str,
+        status: &str,
+        text: &str,
+        started: Instant,
+    ) {
         let total = (clock::now_secs() - self.q.arrival).max(0) as f64;
         let d = started.elapsed().as_secs_f64();
         let b = started.duration_since(self.picked).as_secs_f64();
-        let orig_to = if orig.eq_ignore_ascii_case(to) { String::new() } else { format!(", orig_to=<{orig}>") };
+        let orig_to = if orig.eq_ignore_ascii_case(to) {
+            String::new()
+        } else {
+            format!(", orig_to=<{orig}>")
+        };
         self.shared.log.log(
             daemon,
             &format!(
@@ -66,7 +80,11 @@ impl Attempt<'_> {
     fn run(&self, d: &yubin_addr::Delivery, orig: &str) -> Result<String, Failure> {
         if let Some(e) = &d.error {
             let (dsn, text) = e.split_once(' ').unwrap_or(("5.0.0", e.as_str()));
-            return Err(if d.temporary { Failure::temp(dsn, text) } else { Failure::perm(dsn, text) });
+            return Err(if d.temporary {
+                Failure::temp(dsn, text)
+            } else {
+                Failure::perm(dsn, text)
+            });
         }
         let msg = Message {
             queue_id: &self.q.id,
@@ -136,7 +154,9 @@ fn chown_delivery(d: &yubin_addr::Delivery, path: &Path) {
     if unsafe { libc::geteuid() } != 0 {
         return;
     }
-    let (Some(uid), Some(gid)) = (d.uid, d.gid) else { return };
+    let (Some(uid), Some(gid)) = (d.uid, d.gid) else {
+        return;
+    };
     let chown = |p: &Path| {
         let _ = std::os::unix::fs::chown(p, Some(uid), Some(gid));
     };
@@ -164,11 +184,16 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
         Ok(Ok(q)) => q,
         Ok(Err(e)) => {
             let _ = spool.move_to(id, State::Active, State::Corrupt);
-            shared.log.log("qmgr", &format!("warning: {id}: {e}; moved to corrupt queue"));
+            shared.log.log(
+                "qmgr",
+                &format!("warning: {id}: {e}; moved to corrupt queue"),
+            );
             return Outcome::Done;
         }
         Err(e) => {
-            shared.log.log("qmgr", &format!("warning: {id}: read queue file: {e}"));
+            shared
+                .log
+                .log("qmgr", &format!("warning: {id}: read queue file: {e}"));
             let _ = spool.move_to(id, State::Active, from);
             return Outcome::Deferred(clock::now_secs() + 60);
         }
@@ -179,11 +204,23 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
     if st.attempts == 0 && from == State::Incoming {
         shared.log.log(
             "qmgr",
-            &format!("{id}: from=<{}>, size={}, nrcpt={} (queue active)", q.sender, q.message.len(), q.recipients.len()),
+            &format!(
+                "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+                q.sender,
+                q.message.len(),
+                q.recipients.len()
+            ),
         );
     }
     let waited = (clock::now_secs() - q.arrival).max(0) as f64;
-    let attempt = Attempt { shared, rt: &rt, q: &q, picked, waited, retry: retry || st.attempts > 0 };
+    let attempt = Attempt {
+        shared,
+        rt: &rt,
+        q: &q,
+        picked,
+        waited,
+        retry: retry || st.attempts > 0,
+    };
     let mut deferred = false;
     let mut bounced: Vec<Bounced> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -196,7 +233,9 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
             Ok(a) => rt.resolver.expand(&a).0,
             Err(e) => {
                 let f = Failure::perm("5.1.3", format!("bad address syntax: {e}"));
-                attempt.log("qmgr", &r.address, &r.address, "none", &f.dsn, "bounced", &f.text, started);
+                attempt.log(
+                    "qmgr", &r.address, &r.address, "none", &f.dsn, "bounced", &f.text, started,
+                );
                 bounced.push(Bounced::new(r, &r.address, &f));
                 let _ = Status::record_done(&status_path, idx, "bounced");
                 continue;
@@ -204,7 +243,12 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
         };
         let mut rcpt_deferred = false;
         for d in &deliveries {
-            if !seen.insert(format!("{}|{}|{}", d.recipient.to_lowercase(), d.transport, d.target.as_deref().unwrap_or(""))) {
+            if !seen.insert(format!(
+                "{}|{}|{}",
+                d.recipient.to_lowercase(),
+                d.transport,
+                d.target.as_deref().unwrap_or("")
+            )) {
                 continue; // duplicate final recipient: one copy, as Postfix
             }
             let daemon = match d.transport.as_str() {
@@ -220,14 +264,41 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
             };
             let started = Instant::now();
             match attempt.run(d, &r.address) {
-                Ok(text) => attempt.log(daemon, &d.recipient, &r.address, relay, "2.0.0", "sent", &text, started),
+                Ok(text) => attempt.log(
+                    daemon,
+                    &d.recipient,
+                    &r.address,
+                    relay,
+                    "2.0.0",
+                    "sent",
+                    &text,
+                    started,
+                ),
                 Err(f) if f.temporary => {
-                    attempt.log(daemon, &d.recipient, &r.address, relay, &f.dsn, "deferred", &f.text, started);
+                    attempt.log(
+                        daemon,
+                        &d.recipient,
+                        &r.address,
+                        relay,
+                        &f.dsn,
+                        "deferred",
+                        &f.text,
+                        started,
+                    );
                     let _ = Status::record_reason(&status_path, idx, &f.text);
                     rcpt_deferred = true;
                 }
                 Err(f) => {
-                    attempt.log(daemon, &d.recipient, &r.address, relay, &f.dsn, "bounced", &f.text, started);
+                    attempt.log(
+                        daemon,
+                        &d.recipient,
+                        &r.address,
+                        relay,
+                        &f.dsn,
+                        "bounced",
+                        &f.text,
+                        started,
+                    );
                     bounced.push(Bounced::new(r, &d.recipient, &f));
                 }
             }
@@ -255,11 +326,25 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
             .enumerate()
             .filter(|(i, _)| !st.done.contains_key(i))
             .map(|(i, r)| {
-                let why = st.reasons.get(&i).cloned().unwrap_or_else(|| "delivery temporarily suspended".into());
-                Bounced::new(r, &r.address, &Failure::perm("4.4.7", format!("message expired: {why}")))
+                let why = st
+                    .reasons
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| "delivery temporarily suspended".into());
+                Bounced::new(
+                    r,
+                    &r.address,
+                    &Failure::perm("4.4.7", format!("message expired: {why}")),
+                )
             })
             .collect();
-        shared.log.log("qmgr", &format!("{id}: from=<{}>, status=expired, returned to sender", q.sender));
+        shared.log.log(
+            "qmgr",
+            &format!(
+                "{id}: from=<{}>, status=expired, returned to sender",
+                q.sender
+            ),
+        );
         bounce::send(shared, &rt, &q, &expired);
         let _ = spool.remove(State::Active, id);
         shared.log.log("qmgr", &format!("{id}: removed"));

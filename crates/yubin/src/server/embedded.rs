@@ -54,7 +54,8 @@ mail_owner = {owner}
     )
 }
 
-const MASTER_CF: &str = "# yubin master.cf (master(5) syntax): the SMTP listener of the embedded default.\n\
+const MASTER_CF: &str =
+    "# yubin master.cf (master(5) syntax): the SMTP listener of the embedded default.\n\
 # service          type  private unpriv  chroot  wakeup  maxproc command\n\
 127.0.0.1:2525     inet  n       -       n       -       -       smtpd\n";
 
@@ -79,17 +80,24 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     let (owner, uid, gid) = if euid == 0 {
-        let nobody = yubin_addr::passwd::lookup("nobody").context("user nobody (the embedded default's mail_owner when started as root)")?;
+        let nobody = yubin_addr::passwd::lookup("nobody")
+            .context("user nobody (the embedded default's mail_owner when started as root)")?;
         ("nobody".to_string(), nobody.uid, nobody.gid)
     } else {
-        let me = std::env::var("USER").ok().and_then(|u| yubin_addr::passwd::lookup(&u)).filter(|u| u.uid == euid);
+        let me = std::env::var("USER")
+            .ok()
+            .and_then(|u| yubin_addr::passwd::lookup(&u))
+            .filter(|u| u.uid == euid);
         match me {
             Some(u) => (u.name, u.uid, u.gid),
             // SAFETY: getegid has no preconditions.
             None => (euid.to_string(), euid, unsafe { libc::getegid() }),
         }
     };
-    let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).with_context(|| format!("write {}/{name}", dir.display()));
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text)
+            .with_context(|| format!("write {}/{name}", dir.display()))
+    };
     write("main.cf", &main_cf(&owner, uid, gid))?;
     write("master.cf", MASTER_CF)?;
     write("aliases", ALIASES)?;
@@ -110,15 +118,27 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
 
 pub fn print_summary(rt: &Runtime, bound: &[Bound]) {
     let dir = rt.cfg.dir();
-    eprintln!("yubin: serving the embedded default configuration in {}", dir.display());
-    eprintln!("  configuration  {}/main.cf, master.cf, virtual, vmailbox, aliases", dir.display());
+    eprintln!(
+        "yubin: serving the embedded default configuration in {}",
+        dir.display()
+    );
+    eprintln!(
+        "  configuration  {}/main.cf, master.cf, virtual, vmailbox, aliases",
+        dir.display()
+    );
     for b in bound {
         eprintln!("  smtp           {}", b.addr);
     }
-    eprintln!("  mailbox        admin@example.test -> {}/example.test/admin/", rt.cfg.get("virtual_mailbox_base"));
+    eprintln!(
+        "  mailbox        admin@example.test -> {}/example.test/admin/",
+        rt.cfg.get("virtual_mailbox_base")
+    );
     eprintln!("  log            {}", rt.cfg.get("maillog_file"));
     eprintln!("  queue          {}", rt.cfg.get("queue_directory"));
     if let Some(b) = bound.first() {
-        eprintln!("try:  yubin send --server {} --to admin@example.test   (Ctrl-C stops the server)", b.addr);
+        eprintln!(
+            "try:  yubin send --server {} --to admin@example.test   (Ctrl-C stops the server)",
+            b.addr
+        );
     }
 }

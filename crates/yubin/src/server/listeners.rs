@@ -28,7 +28,12 @@ pub async fn bind(rt: &Runtime) -> anyhow::Result<Vec<Bound>> {
                 .await
                 .with_context(|| format!("service {}: bind {addr}", svc.name))?;
             let addr = listener.local_addr()?;
-            out.push(Bound { service: svc.name.clone(), addr, listener, index });
+            out.push(Bound {
+                service: svc.name.clone(),
+                addr,
+                listener,
+                index,
+            });
         }
     }
     Ok(out)
@@ -40,11 +45,18 @@ pub fn serve(shared: Arc<Shared>, bound: Vec<Bound>) -> tokio::task::JoinHandle<
         let mut tasks = Vec::new();
         for b in bound {
             let shared = shared.clone();
-            let limit = shared.current().services.get(b.index).map(|s| s.process_limit).unwrap_or(100);
+            let limit = shared
+                .current()
+                .services
+                .get(b.index)
+                .map(|s| s.process_limit)
+                .unwrap_or(100);
             let slots = Arc::new(Semaphore::new(limit));
             tasks.push(tokio::spawn(async move {
                 loop {
-                    let Ok(permit) = slots.clone().acquire_owned().await else { return };
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        return;
+                    };
                     let (stream, peer) = match b.listener.accept().await {
                         Ok(x) => x,
                         Err(e) => {

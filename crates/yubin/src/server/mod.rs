@@ -35,14 +35,16 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM/SIGINT. Returns the exit code.
 pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
-    let dir = std::fs::canonicalize(dir).with_context(|| format!("configuration directory {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir)
+        .with_context(|| format!("configuration directory {}", dir.display()))?;
     let cfg = Config::load(&dir)?;
     for w in cfg.warnings() {
         eprintln!("yubin: warning: {w}");
     }
     let runtime = Runtime::build(&cfg)?;
     let spool_dir = cfg.get("queue_directory").to_string();
-    let spool = Spool::open(Path::new(&spool_dir)).with_context(|| format!("queue_directory {spool_dir}"))?;
+    let spool = Spool::open(Path::new(&spool_dir))
+        .with_context(|| format!("queue_directory {spool_dir}"))?;
     let log_target = match cfg.get("maillog_file") {
         "" | "/dev/stderr" => Target::Stderr,
         _ if args.log_stderr => Target::Stderr,
@@ -65,8 +67,22 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         let log = MailLog::start(log_target, cfg.get("myhostname"), cfg.get("syslog_name"));
         let committer = Committer::start(spool.clone());
         let (qmgr_tx, qmgr_rx) = tokio::sync::mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::new(runtime, spool.clone(), committer, log.clone(), qmgr_tx, dir.clone()));
-        log.log("master", &format!("daemon started -- version {}, configuration {}", env!("CARGO_PKG_VERSION"), dir.display()));
+        let shared = Arc::new(Shared::new(
+            runtime,
+            spool.clone(),
+            committer,
+            log.clone(),
+            qmgr_tx,
+            dir.clone(),
+        ));
+        log.log(
+            "master",
+            &format!(
+                "daemon started -- version {}, configuration {}",
+                env!("CARGO_PKG_VERSION"),
+                dir.display()
+            ),
+        );
         let qmgr = tokio::spawn(qmgr::run(shared.clone(), qmgr_rx));
         qmgr::recover(&shared)?;
         control::start(shared.clone())?;
@@ -117,7 +133,9 @@ async fn wait_for_signals(shared: Arc<Shared>) -> i32 {
 
 /// sd_notify(3) for systemd `Type=notify`, without libsystemd.
 fn notify_systemd(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let path = path.to_string_lossy().into_owned();
     let sock = match std::os::unix::net::UnixDatagram::unbound() {
         Ok(s) => s,
@@ -125,7 +143,9 @@ fn notify_systemd(state: &str) {
     };
     if let Some(abstract_name) = path.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
-        if let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()) {
+        if let Ok(addr) =
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+        {
             let _ = sock.send_to_addr(state.as_bytes(), &addr);
         }
     } else {

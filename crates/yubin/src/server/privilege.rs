@@ -45,7 +45,10 @@ pub fn drop_to(cfg: &Config, owned: &[&Path]) -> anyhow::Result<()> {
     if !log.is_empty() && log != "/dev/stderr" {
         let lp = Path::new(log);
         if !lp.exists() {
-            let _ = std::fs::OpenOptions::new().create(true).append(true).open(lp);
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(lp);
         }
         let _ = std::os::unix::fs::chown(lp, Some(user.uid), Some(user.gid));
     }

@@ -85,13 +85,16 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<QmgrMsg>) {
             let workers = workers.clone();
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
-                let Ok(_permit) = workers.acquire_owned().await else { return };
+                let Ok(_permit) = workers.acquire_owned().await else {
+                    return;
+                };
                 let picked = Instant::now();
                 let sh = shared.clone();
                 let id2 = id.clone();
-                let outcome = tokio::task::spawn_blocking(move || deliver_message(&sh, &id2, retry, picked))
-                    .await
-                    .unwrap_or(Outcome::Deferred(clock::now_secs() + 300));
+                let outcome =
+                    tokio::task::spawn_blocking(move || deliver_message(&sh, &id2, retry, picked))
+                        .await
+                        .unwrap_or(Outcome::Deferred(clock::now_secs() + 300));
                 let _ = done_tx.send((id, outcome));
             });
         }
@@ -112,7 +115,9 @@ pub fn recover(shared: &Shared) -> anyhow::Result<()> {
     let now = clock::now_secs();
     for id in spool.list(State::Deferred)? {
         let st: Status = spool.status(&id);
-        let _ = shared.qmgr.send(QmgrMsg::Schedule(id, st.next_attempt.min(now + 3600)));
+        let _ = shared
+            .qmgr
+            .send(QmgrMsg::Schedule(id, st.next_attempt.min(now + 3600)));
     }
     Ok(())
 }

@@ -54,8 +54,12 @@ impl Policy for ResolverPolicy {
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
     let mut out = Vec::new();
     for item in cfg.list("mynetworks") {
-        let net = parse_network(&item)
-            .map_err(|e| anyhow!("{}: parameter mynetworks: {e}", cfg.origin_text("mynetworks")))?;
+        let net = parse_network(&item).map_err(|e| {
+            anyhow!(
+                "{}: parameter mynetworks: {e}",
+                cfg.origin_text("mynetworks")
+            )
+        })?;
         out.push(net);
     }
     Ok(out)
@@ -64,7 +68,9 @@ fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
 /// The addresses a service listens on: its own `host:port`, or the port on
 /// every `inet_interfaces` address.
 fn service_addrs(cfg: &Config, svc: &yubin_conf::Service) -> anyhow::Result<Vec<SocketAddr>> {
-    let (host, port) = svc.listen().ok_or_else(|| anyhow!("master.cf:{}: bad service address {}", svc.line, svc.name))?;
+    let (host, port) = svc
+        .listen()
+        .ok_or_else(|| anyhow!("master.cf:{}: bad service address {}", svc.line, svc.name))?;
     let hosts: Vec<String> = match host {
         Some(h) => vec![h],
         None => cfg
@@ -80,22 +86,45 @@ fn service_addrs(cfg: &Config, svc: &yubin_conf::Service) -> anyhow::Result<Vec<
     hosts
         .iter()
         .map(|h| {
-            let ip: IpAddr = h.parse().map_err(|_| anyhow!("bad listen address \"{h}\" for service {}", svc.name))?;
+            let ip: IpAddr = h
+                .parse()
+                .map_err(|_| anyhow!("bad listen address \"{h}\" for service {}", svc.name))?;
             Ok(SocketAddr::new(ip, port))
         })
         .collect()
 }
 
 fn session_config(cfg: &Config) -> anyhow::Result<SessionConfig> {
-    let relay = Restriction::parse_list(&cfg.list("smtpd_relay_restrictions"))
-        .map_err(|e| anyhow!("{}: smtpd_relay_restrictions: {e}", cfg.origin_text("smtpd_relay_restrictions")))?;
-    let recipient = Restriction::parse_list(&cfg.list("smtpd_recipient_restrictions"))
-        .map_err(|e| anyhow!("{}: smtpd_recipient_restrictions: {e}", cfg.origin_text("smtpd_recipient_restrictions")))?;
-    let sender = Restriction::parse_list(&cfg.list("smtpd_sender_restrictions"))
-        .map_err(|e| anyhow!("{}: smtpd_sender_restrictions: {e}", cfg.origin_text("smtpd_sender_restrictions")))?;
+    let relay = Restriction::parse_list(&cfg.list("smtpd_relay_restrictions")).map_err(|e| {
+        anyhow!(
+            "{}: smtpd_relay_restrictions: {e}",
+            cfg.origin_text("smtpd_relay_restrictions")
+        )
+    })?;
+    let recipient =
+        Restriction::parse_list(&cfg.list("smtpd_recipient_restrictions")).map_err(|e| {
+            anyhow!(
+                "{}: smtpd_recipient_restrictions: {e}",
+                cfg.origin_text("smtpd_recipient_restrictions")
+            )
+        })?;
+    let sender = Restriction::parse_list(&cfg.list("smtpd_sender_restrictions")).map_err(|e| {
+        anyhow!(
+            "{}: smtpd_sender_restrictions: {e}",
+            cfg.origin_text("smtpd_sender_restrictions")
+        )
+    })?;
     // Postfix refuses to run as an open relay by accident (smtpd_check.c).
     let guards = |l: &[Restriction]| {
-        l.iter().any(|r| matches!(r, Restriction::RejectUnauthDestination | Restriction::DeferUnauthDestination | Restriction::Reject | Restriction::Defer))
+        l.iter().any(|r| {
+            matches!(
+                r,
+                Restriction::RejectUnauthDestination
+                    | Restriction::DeferUnauthDestination
+                    | Restriction::Reject
+                    | Restriction::Defer
+            )
+        })
     };
     if !guards(&relay) && !guards(&recipient) {
         bail!("parameters smtpd_relay_restrictions and smtpd_recipient_restrictions: specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer");
@@ -116,7 +145,11 @@ fn session_config(cfg: &Config) -> anyhow::Result<SessionConfig> {
         recipient_restrictions: recipient,
         sender_restrictions: sender,
         line_limit: 2048,
-        new_queue_id: if long_ids { Arc::new(yubin_queue::id::long) } else { Arc::new(yubin_queue::id::short) },
+        new_queue_id: if long_ids {
+            Arc::new(yubin_queue::id::long)
+        } else {
+            Arc::new(yubin_queue::id::short)
+        },
     })
 }
 
@@ -132,7 +165,14 @@ impl Runtime {
         let smtpd: Vec<_> = master.smtpd_services().cloned().collect();
         let smtpd = if smtpd.is_empty() && !cfg.dir().join("master.cf").exists() {
             // No master.cf: Postfix's default "smtp inet ... smtpd".
-            vec![yubin_conf::Service { name: "smtp".into(), kind: "inet".into(), command: "smtpd".into(), args: vec![], overrides: vec![], line: 0 }]
+            vec![yubin_conf::Service {
+                name: "smtp".into(),
+                kind: "inet".into(),
+                command: "smtpd".into(),
+                args: vec![],
+                overrides: vec![],
+                line: 0,
+            }]
         } else {
             smtpd
         };
@@ -140,7 +180,8 @@ impl Runtime {
             let scfg = cfg
                 .with_overrides(&svc.name, &svc.overrides)
                 .with_context(|| format!("master.cf:{}: service {}", svc.line, svc.name))?;
-            let session = session_config(&scfg).with_context(|| format!("service {} (master.cf:{})", svc.name, svc.line))?;
+            let session = session_config(&scfg)
+                .with_context(|| format!("service {} (master.cf:{})", svc.name, svc.line))?;
             services.push(Arc::new(Service {
                 name: svc.name.clone(),
                 addrs: service_addrs(cfg, &svc)?,
@@ -165,7 +206,9 @@ impl Runtime {
     }
 
     pub fn in_mynetworks(&self, ip: IpAddr) -> bool {
-        self.mynetworks.iter().any(|(net, p)| contains(*net, *p, ip))
+        self.mynetworks
+            .iter()
+            .any(|(net, p)| contains(*net, *p, ip))
     }
 }
 
@@ -231,7 +274,9 @@ impl Shared {
     /// Re-reads main.cf, master.cf and the tables. A configuration that
     /// fails to load is reported and the running one kept.
     pub fn reload(&self) {
-        let result = Config::load(&self.config_dir).map_err(anyhow::Error::from).and_then(|c| Runtime::build(&c));
+        let result = Config::load(&self.config_dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| Runtime::build(&c));
         match result {
             Ok(rt) => {
                 for w in rt.cfg.warnings() {
@@ -240,9 +285,19 @@ impl Shared {
                 if let Ok(mut g) = self.current.write() {
                     *g = Arc::new(rt);
                 }
-                self.log.log("master", &format!("reload -- version {}, configuration {}", env!("CARGO_PKG_VERSION"), self.config_dir.display()));
+                self.log.log(
+                    "master",
+                    &format!(
+                        "reload -- version {}, configuration {}",
+                        env!("CARGO_PKG_VERSION"),
+                        self.config_dir.display()
+                    ),
+                );
             }
-            Err(e) => self.log.log("master", &format!("warning: reload failed, keeping the running configuration: {e:#}")),
+            Err(e) => self.log.log(
+                "master",
+                &format!("warning: reload failed, keeping the running configuration: {e:#}"),
+            ),
         }
     }
 

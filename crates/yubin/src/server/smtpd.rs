@@ -23,12 +23,23 @@ fn client_name(ip: IpAddr) -> String {
     }
 }
 
-pub async fn handle(shared: Arc<Shared>, service_index: usize, mut stream: TcpStream, peer: SocketAddr) {
+pub async fn handle(
+    shared: Arc<Shared>,
+    service_index: usize,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
     let rt = shared.current();
-    let Some(svc) = rt.services.get(service_index).cloned() else { return };
+    let Some(svc) = rt.services.get(service_index).cloned() else {
+        return;
+    };
     let ip = peer.ip().to_canonical();
     let in_mynetworks = rt.in_mynetworks(ip);
-    let client = ClientInfo { name: client_name(ip), addr: ip, in_mynetworks };
+    let client = ClientInfo {
+        name: client_name(ip),
+        addr: ip,
+        in_mynetworks,
+    };
     let label = client.label();
     let count = shared.session_started(ip);
     shared.log.log("smtpd", &format!("connect from {label}"));
@@ -39,9 +50,17 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, mut stream: TcpSt
             &format!("warning: Connection concurrency limit exceeded: {count} from {label} for service {}", svc.name),
         );
         let _ = stream
-            .write_all(format!("421 4.7.0 {} Error: too many connections from {ip}\r\n", rt.hostname).as_bytes())
+            .write_all(
+                format!(
+                    "421 4.7.0 {} Error: too many connections from {ip}\r\n",
+                    rt.hostname
+                )
+                .as_bytes(),
+            )
             .await;
-        shared.log.log("smtpd", &format!("disconnect from {label} commands=0/0"));
+        shared
+            .log
+            .log("smtpd", &format!("disconnect from {label} commands=0/0"));
         shared.session_ended(ip);
         return;
     }
@@ -57,14 +76,21 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, mut stream: TcpSt
                 match action {
                     Action::Send(bytes) => {
                         if stream.write_all(&bytes).await.is_err() {
-                            shared.log.log("smtpd", &format!("lost connection after {} from {label}", session.last_verb()));
+                            shared.log.log(
+                                "smtpd",
+                                &format!(
+                                    "lost connection after {} from {label}",
+                                    session.last_verb()
+                                ),
+                            );
                             break 'conn;
                         }
                     }
                     Action::Delay(d) => tokio::time::sleep(d).await,
                     Action::Log(text) => shared.log.log("smtpd", &text),
                     Action::Deliver { envelope, data } => {
-                        let result = super::cleanup::enqueue(&shared, &rt, &client, *envelope, data).await;
+                        let result =
+                            super::cleanup::enqueue(&shared, &rt, &client, *envelope, data).await;
                         next.extend(session.queued(result));
                     }
                     Action::Close => break 'conn,
@@ -85,7 +111,10 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, mut stream: TcpSt
         match read {
             Err(_) => pending = session.timeout(),
             Ok(Ok(0)) | Ok(Err(_)) => {
-                shared.log.log("smtpd", &format!("lost connection after {} from {label}", session.last_verb()));
+                shared.log.log(
+                    "smtpd",
+                    &format!("lost connection after {} from {label}", session.last_verb()),
+                );
                 break;
             }
             Ok(Ok(n)) => pending = session.feed(&buf[..n]),
