@@ -47,6 +47,7 @@ pub struct Runner {
     pub tracker: Tracker,
     followers: BTreeMap<PathBuf, Follower>,
     pub log: Box<dyn FnMut(&str)>,
+    warned_journal: bool,
 }
 
 fn userdef_hit(cfg: &Config, line: &[u8]) -> Option<Hit> {
@@ -87,6 +88,7 @@ impl Runner {
             tracker,
             followers: BTreeMap::new(),
             log: Box::new(|m| eprintln!("yubin guard: {m}")),
+            warned_journal: false,
         }
     }
 
@@ -117,7 +119,23 @@ impl Runner {
         } else {
             opts.files.iter().cloned().map(LogSource::File).collect()
         };
-        for src in sources {
+        for mut src in sources {
+            // Debian 12+ without rsyslog has no auth.log: read journald instead.
+            if let LogSource::File(p) = &src {
+                if opts.files.is_empty()
+                    && !p.exists()
+                    && !state.offsets.contains_key(&p.display().to_string())
+                {
+                    if !self.warned_journal {
+                        (self.log)(&format!(
+                            "{} does not exist; reading journald instead",
+                            p.display()
+                        ));
+                        self.warned_journal = true;
+                    }
+                    src = LogSource::Journal;
+                }
+            }
             match src {
                 LogSource::Journal => {
                     let cursor = if opts.ignore_offsets {

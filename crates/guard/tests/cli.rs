@@ -348,3 +348,34 @@ fn userdef_failed_entry_regex() {
         stderr(&o)
     );
 }
+
+#[test]
+fn missing_secure_log_falls_back_to_journald() {
+    let env = Env::new("");
+    std::fs::remove_file(&env.log).unwrap();
+    let script = env.path().join("journalctl");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nfor i in 1 2 3 4 5 6; do echo '{\"__CURSOR\":\"c'$i'\",\"MESSAGE\":\"Invalid user x from 203.0.113.60 port 1\",\"SYSLOG_IDENTIFIER\":\"sshd\",\"_PID\":\"'$i'\"}'; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let conf = std::fs::read_to_string(&env.conf).unwrap();
+    std::fs::write(
+        &env.conf,
+        format!("{conf}JOURNALCTL = {}\n", script.display()),
+    )
+    .unwrap();
+    let o = env.guard(&["--once"]);
+    assert_eq!(
+        stdout(&o),
+        "blocked 203.0.113.60 (invalid 6 > 5)\n",
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("does not exist; reading journald instead"),
+        "{}",
+        stderr(&o)
+    );
+}
