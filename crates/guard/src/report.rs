@@ -278,6 +278,19 @@ mod tests {
     }
 
     #[test]
+    fn hostname_lookup_labels() {
+        let mut cfg = Config::defaults(Path::new("x"));
+        assert_eq!(host_label(&cfg, "127.0.0.1"), "127.0.0.1");
+        cfg.hostname_lookup = true;
+        let l = host_label(&cfg, "127.0.0.1");
+        assert!(l.starts_with("127.0.0.1 (") && l.ends_with(')'), "{l}");
+        assert_eq!(
+            host_label(&cfg, "not-an-address"),
+            "not-an-address (unknown)"
+        );
+    }
+
+    #[test]
     fn digest_has_summary_line_first() {
         let mut cfg = Config::defaults(Path::new("x"));
         cfg.admin_email = "root@localhost".into();

@@ -93,3 +93,25 @@ fn daemon_follows_rotation_and_restarts_without_recount() {
         "{log}"
     );
 }
+
+#[test]
+fn daemon_purges_every_daemon_purge() {
+    let env = Env::new("DAEMON_SLEEP = 1s\nDAEMON_PURGE = 2s\nPURGE_DENY = 2s\n");
+    let daemon = start(&env);
+    env.append(&invalid_lines("203.0.113.30", 6));
+    assert!(
+        wait_for(15, || env.deny_text().contains("sshd: 203.0.113.30\n")),
+        "{}",
+        env.deny_text()
+    );
+    assert!(
+        env.deny_text().contains("# DenyHosts: "),
+        "PURGE_DENY writes the timestamp comment"
+    );
+    assert!(
+        wait_for(20, || !env.deny_text().contains("203.0.113.30")),
+        "not purged: {}",
+        env.deny_text()
+    );
+    drop(daemon);
+}
