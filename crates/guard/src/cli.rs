@@ -163,6 +163,7 @@ fn dispatch(config_dir: &Path, cli: Cli) -> anyhow::Result<i32> {
         ignore_offsets: cli.ignore,
         dry_run: cli.dry_run,
         noemail: cli.noemail || cli.dry_run,
+        follow_journal: false,
     };
     let mut runner = Runner::new(cfg);
     for w in runner.allowed.warnings.clone() {
@@ -212,7 +213,8 @@ fn dispatch(config_dir: &Path, cli: Cli) -> anyhow::Result<i32> {
     daemon(runner, opts)
 }
 
-fn daemon(mut runner: Runner, opts: Options) -> anyhow::Result<i32> {
+fn daemon(mut runner: Runner, mut opts: Options) -> anyhow::Result<i32> {
+    opts.follow_journal = true;
     let _pid = crate::daemon::PidLock::acquire(&runner.cfg.lock_file)?;
     if let Some(p) = runner.cfg.daemon_log.clone() {
         let log = crate::daemon::DaemonLog::open(&p)?;

@@ -132,3 +132,67 @@ mod tests {
         assert!(entry_to_line(b"not json").is_none());
     }
 }
+
+/// `journalctl -o json -f` running in a thread for the daemon: entries are
+/// queued as they arrive and drained by each pass (so the cursor is saved
+/// with the counters it produced). Restarted from the last cursor if
+/// journalctl exits.
+pub struct JournalFollow {
+    rx: std::sync::mpsc::Receiver<(String, Option<String>)>,
+    child: std::process::Child,
+}
+
+/// Most queued entries between two passes; beyond it the reader waits.
+const FOLLOW_QUEUE: usize = 100_000;
+
+impl JournalFollow {
+    pub fn start(journalctl: &str, cursor: Option<&str>) -> anyhow::Result<JournalFollow> {
+        let mut child = Command::new(journalctl)
+            .args(args(cursor, true))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot run {journalctl}: {e}"))?;
+        let out = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::sync_channel(FOLLOW_QUEUE);
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).split(b'\n') {
+                let Ok(l) = l else { break };
+                if l.len() > crate::parse::MAX_LINE * 2 {
+                    continue;
+                }
+                if let Some(e) = entry_to_line(&l) {
+                    if tx.send(e).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(JournalFollow { rx, child })
+    }
+
+    /// Feeds everything queued so far; returns the last cursor seen (if any)
+    /// and whether journalctl is still running.
+    pub fn drain(&mut self, each: &mut dyn FnMut(&[u8])) -> (Option<String>, bool) {
+        let mut last = None;
+        loop {
+            match self.rx.try_recv() {
+                Ok((line, c)) => {
+                    each(line.as_bytes());
+                    if c.is_some() {
+                        last = c;
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return (last, true),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return (last, false),
+            }
+        }
+    }
+}
+
+impl Drop for JournalFollow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -29,6 +29,8 @@ pub struct Options {
     pub dry_run: bool,
     /// No mail (`--noemail`).
     pub noemail: bool,
+    /// Daemon: keep `journalctl -f` running instead of one read per pass.
+    pub follow_journal: bool,
 }
 
 /// What a pass did.
@@ -48,6 +50,7 @@ pub struct Runner {
     followers: BTreeMap<PathBuf, Follower>,
     pub log: Box<dyn FnMut(&str)>,
     warned_journal: bool,
+    journal: Option<crate::journal::JournalFollow>,
 }
 
 fn userdef_hit(cfg: &Config, line: &[u8]) -> Option<Hit> {
@@ -89,6 +92,7 @@ impl Runner {
             followers: BTreeMap::new(),
             log: Box::new(|m| eprintln!("yubin guard: {m}")),
             warned_journal: false,
+            journal: None,
         }
     }
 
@@ -143,8 +147,29 @@ impl Runner {
                     } else {
                         state.journal_cursor.clone()
                     };
-                    state.journal_cursor =
-                        crate::journal::read_once(&self.cfg.journalctl, cursor.as_deref(), each)?;
+                    if opts.follow_journal {
+                        if self.journal.is_none() {
+                            self.journal = Some(crate::journal::JournalFollow::start(
+                                &self.cfg.journalctl,
+                                cursor.as_deref(),
+                            )?);
+                        }
+                        let j = self.journal.as_mut().expect("started above");
+                        let (last, alive) = j.drain(each);
+                        if last.is_some() {
+                            state.journal_cursor = last;
+                        }
+                        if !alive {
+                            (self.log)("journalctl -f ended; restarting it from the saved cursor");
+                            self.journal = None;
+                        }
+                    } else {
+                        state.journal_cursor = crate::journal::read_once(
+                            &self.cfg.journalctl,
+                            cursor.as_deref(),
+                            each,
+                        )?;
+                    }
                 }
                 LogSource::File(p) if p.extension().is_some_and(|e| e == "gz") => {
                     read_whole(&p, each).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;

@@ -115,3 +115,35 @@ fn daemon_purges_every_daemon_purge() {
     );
     drop(daemon);
 }
+
+#[test]
+fn daemon_follows_journalctl_f() {
+    let env = Env::new("DAEMON_SLEEP = 1s\nSECURE_LOG = journal\n");
+    let script = env.path().join("journalctl");
+    let args = env.path().join("args");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nfor i in 1 2 3 4 5 6; do echo '{{\"__CURSOR\":\"c'$i'\",\"MESSAGE\":\"Invalid user x from 203.0.113.61 port 1\",\"SYSLOG_IDENTIFIER\":\"sshd-session\",\"_PID\":\"'$i'\"}}'; done\nexec sleep 20\n",
+            args.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let conf = std::fs::read_to_string(&env.conf).unwrap();
+    std::fs::write(
+        &env.conf,
+        format!("{conf}JOURNALCTL = {}\n", script.display()),
+    )
+    .unwrap();
+    let daemon = start(&env);
+    assert!(
+        wait_for(15, || env.deny_text().contains("sshd: 203.0.113.61\n")),
+        "{}",
+        env.deny_text()
+    );
+    drop(daemon);
+    let a = std::fs::read_to_string(&args).unwrap();
+    assert!(a.starts_with("-o json --no-pager -f --lines=all "), "{a}");
+    assert_eq!(a.lines().count(), 1, "one long-running journalctl: {a}");
+}
