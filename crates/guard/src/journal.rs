@@ -112,27 +112,6 @@ pub fn read_once(
     Ok(last)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_entry_becomes_journal_line() {
-        let j = br#"{"__CURSOR":"s=1;i=2","MESSAGE":"Invalid user admin from 203.0.113.7 port 4242","SYSLOG_IDENTIFIER":"sshd-session","_PID":"77","_HOSTNAME":"mail"}"#;
-        let (line, cur) = entry_to_line(j).unwrap();
-        assert_eq!(
-            line,
-            "mail sshd-session[77]: Invalid user admin from 203.0.113.7 port 4242"
-        );
-        assert_eq!(cur.as_deref(), Some("s=1;i=2"));
-        let p = crate::parse::parse_line(line.as_bytes()).unwrap();
-        assert_eq!(p.event.host.unwrap(), b"203.0.113.7");
-        let bytes = br#"{"MESSAGE":[70,97,105,108],"SYSLOG_IDENTIFIER":"sshd"}"#;
-        assert_eq!(entry_to_line(bytes).unwrap().0, "localhost sshd: Fail");
-        assert!(entry_to_line(b"not json").is_none());
-    }
-}
-
 /// `journalctl -o json -f` running in a thread for the daemon: entries are
 /// queued as they arrive and drained by each pass (so the cursor is saved
 /// with the counters it produced). Restarted from the last cursor if
@@ -194,5 +173,26 @@ impl Drop for JournalFollow {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_entry_becomes_journal_line() {
+        let j = br#"{"__CURSOR":"s=1;i=2","MESSAGE":"Invalid user admin from 203.0.113.7 port 4242","SYSLOG_IDENTIFIER":"sshd-session","_PID":"77","_HOSTNAME":"mail"}"#;
+        let (line, cur) = entry_to_line(j).unwrap();
+        assert_eq!(
+            line,
+            "mail sshd-session[77]: Invalid user admin from 203.0.113.7 port 4242"
+        );
+        assert_eq!(cur.as_deref(), Some("s=1;i=2"));
+        let p = crate::parse::parse_line(line.as_bytes()).unwrap();
+        assert_eq!(p.event.host.unwrap(), b"203.0.113.7");
+        let bytes = br#"{"MESSAGE":[70,97,105,108],"SYSLOG_IDENTIFIER":"sshd"}"#;
+        assert_eq!(entry_to_line(bytes).unwrap().0, "localhost sshd: Fail");
+        assert!(entry_to_line(b"not json").is_none());
     }
 }
