@@ -124,8 +124,8 @@ pub struct Hit {
     pub success: bool,
 }
 
-/// A small multiplicative hasher for in-memory maps keyed by pids and
-/// addresses (not attacker-steerable enough to matter: the maps are bounded).
+/// A small multiplicative hasher for the connection map, keyed by process
+/// ids (chosen by the kernel, not by clients).
 #[derive(Default)]
 pub struct Fx(u64);
 

@@ -8,9 +8,6 @@
 //! `hosts-root`, `hosts-restricted`) on every save.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasherDefault;
-
-use crate::engine::Fx;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -120,8 +117,9 @@ pub struct Offset {
 /// The whole persistent state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
-    /// Counters per host (a hash map: looked up once per counted failure).
-    pub hosts: HashMap<String, HostStats, BuildHasherDefault<Fx>>,
+    /// Counters per host (a hash map: looked up once per counted failure;
+    /// std's keyed hasher, since IPv6 lets an attacker choose many keys).
+    pub hosts: HashMap<String, HostStats>,
     pub blocks: BTreeMap<String, Block>,
     /// Blocks per host so far (for PURGE_THRESHOLD), kept across purges.
     pub block_history: BTreeMap<String, u32>,
