@@ -24,8 +24,9 @@ use crate::timeutil::{now, strftime};
                   Without a subcommand or --once/--file/--purge it runs as a daemon, polling every DAEMON_SLEEP."
 )]
 struct Cli {
-    /// denyhosts.conf to read instead of CONFIG_DIR/denyhosts.conf.
-    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    /// denyhosts.conf to read instead of CONFIG_DIR/denyhosts.conf (`-c` is
+    /// yubin's own --config-dir, so there is no short form here).
+    #[arg(long = "config", global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Process what is new in the logs once and exit.
     #[arg(long)]
