@@ -1,7 +1,7 @@
 //! `yubin postmap` and `yubin postalias` (postmap(1), postalias(1)): build
 //! indexed tables from their source, query them, list them.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 use clap::Args;
@@ -86,15 +86,21 @@ fn query(program: &str, dir: &Path, specs: &[TableSpec], key: &str) -> i32 {
     }
     let find = |k: &str| tables.iter().find_map(|t| t.lookup(k));
     if key == "-" {
+        // Buffered: stdout is line-buffered, and a write per key would
+        // dominate a bulk lookup.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         let mut found_any = false;
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             let k = line.split_whitespace().next().unwrap_or("");
             if let Some(hit) = find(k) {
-                println!("{k}\t{}", hit.value);
+                if writeln!(out, "{k}\t{}", hit.value).is_err() {
+                    return 1;
+                }
                 found_any = true;
             }
         }
+        let _ = out.flush();
         return if found_any { 0 } else { 1 };
     }
     match find(key) {
