@@ -69,7 +69,10 @@ impl Verb {
 /// Returns `None` when the `FROM:`/`TO:` keyword is missing.
 pub fn split_path<'a>(arg: &'a str, prefix: &str) -> Option<(PathText<'a>, Vec<&'a str>)> {
     let arg = arg.trim_start();
-    if arg.len() < prefix.len() || !arg[..prefix.len()].eq_ignore_ascii_case(prefix) {
+    // `get` rather than indexing: the argument may hold UTF-8, and a slice
+    // that ends inside a character would panic (found by cargo fuzz).
+    let head = arg.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
         return None;
     }
     let rest = arg[prefix.len()..].trim_start();
@@ -135,5 +138,8 @@ mod tests {
         );
         assert_eq!(split_path("<a@b>", "TO:"), None);
         assert_eq!(Verb::parse("ehlo"), Verb::Ehlo);
+        // Multi-byte text where the keyword should be: no panic.
+        assert_eq!(split_path("FRÖM:<a@b>", "FROM:"), None);
+        assert_eq!(split_path("ééé", "TO:"), None);
     }
 }
