@@ -36,6 +36,8 @@ fuzz_target!(|data: &[u8]| {
         recipient_restrictions: vec![Restriction::RejectNonFqdnRecipient],
         sender_restrictions: vec![],
         line_limit: 512,
+        tls_offered: true,
+        tls_required: false,
         new_queue_id: Arc::new(|| "ID".to_string()),
     };
     let client = ClientInfo { name: "x".into(), addr: "192.0.2.1".parse().unwrap(), in_mynetworks: data.first() == Some(&b'M') };

@@ -29,4 +29,6 @@ pub struct Envelope {
     /// `SMTP` or `ESMTP` (as Postfix logs `proto=`).
     pub protocol: String,
     pub queue_id: String,
+    /// `TLSv1.3 with cipher ...` when the message came over TLS.
+    pub tls: Option<String>,
 }

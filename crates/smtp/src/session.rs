@@ -59,6 +59,11 @@ pub struct SessionConfig {
     pub line_limit: usize,
     /// Makes a new queue id for a transaction (the first accepted RCPT).
     pub new_queue_id: Arc<dyn Fn() -> String + Send + Sync>,
+    /// STARTTLS is offered (smtpd_tls_security_level may or encrypt, with a
+    /// certificate).
+    pub tls_offered: bool,
+    /// smtpd_tls_security_level = encrypt: mail only after STARTTLS.
+    pub tls_required: bool,
 }
 
 /// What the I/O layer must do.
@@ -71,9 +76,16 @@ pub enum Action {
     /// A mail.log message from smtpd (without the `postfix/smtpd[pid]: ` prefix).
     Log(String),
     /// Queue this message durably, then call [`Session::queued`].
-    Deliver { envelope: Box<Envelope>, data: Vec<u8> },
+    Deliver {
+        envelope: Box<Envelope>,
+        data: Vec<u8>,
+    },
     /// Close the connection after writing what came before.
     Close,
+    /// Run the TLS handshake now (after writing what came before), then call
+    /// [`Session::tls_started`]. Nothing the client sent before the
+    /// handshake is kept.
+    StartTls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +100,8 @@ enum Mode {
     },
     /// Waiting for the queue to answer a Deliver.
     Queueing,
+    /// Waiting for the TLS handshake.
+    StartingTls,
     Closed,
 }
 
@@ -113,6 +127,8 @@ pub struct Session {
     errors: u32,
     last_verb: Verb,
     stats: Stats,
+    /// The TLS summary once a handshake has completed (`TLSv1.3 with cipher ...`).
+    tls: Option<String>,
 }
 
 fn reply(code: u16, enhanced: &str, text: &str) -> String {
@@ -146,7 +162,39 @@ impl Session {
             errors: 0,
             last_verb: Verb::Unknown,
             stats: Stats::default(),
+            tls: None,
         }
+    }
+
+    /// The TLS handshake finished (STARTTLS, or a wrapped-mode port before
+    /// the greeting). RFC 3207 section 4.2: the session starts over; the
+    /// client must say EHLO again.
+    pub fn tls_started(&mut self, summary: String) -> Vec<Action> {
+        self.tls = Some(summary);
+        self.buf.clear();
+        self.skip_to_lf = false;
+        self.helo = None;
+        self.esmtp = false;
+        self.reset_transaction();
+        if self.mode == Mode::StartingTls {
+            self.mode = Mode::Command;
+        }
+        Vec::new()
+    }
+
+    /// `proto=` as Postfix logs it: SMTP, ESMTP, and ESMTPS over TLS.
+    fn protocol(&self) -> &'static str {
+        match (self.esmtp, self.tls.is_some()) {
+            (true, true) => "ESMTPS",
+            (true, false) => "ESMTP",
+            (false, true) => "SMTPS",
+            (false, false) => "SMTP",
+        }
+    }
+
+    /// The TLS summary, for the Received: header and the log.
+    pub fn tls(&self) -> Option<&str> {
+        self.tls.as_deref()
     }
 
     /// The greeting (RFC 5321 section 4.3.1).
@@ -164,6 +212,7 @@ impl Session {
     pub fn last_verb(&self) -> &'static str {
         match self.mode {
             Mode::Data | Mode::Queueing => "DATA",
+            Mode::StartingTls => "STARTTLS",
             Mode::Bdat { .. } => "BDAT",
             _ => match self.last_verb {
                 Verb::Unknown => "CONNECT",
@@ -292,7 +341,7 @@ impl Session {
     fn process(&mut self, out: &mut Vec<Action>) {
         loop {
             match self.mode {
-                Mode::Closed | Mode::Queueing => return,
+                Mode::Closed | Mode::Queueing | Mode::StartingTls => return,
                 Mode::Command => {
                     let Some(line) = self.take_command_line() else {
                         return;
@@ -415,6 +464,17 @@ impl Session {
         };
         let verb = Verb::parse(word);
         self.last_verb = verb;
+        if self.cfg.tls_required
+            && self.tls.is_none()
+            && !matches!(
+                verb,
+                Verb::Helo | Verb::Ehlo | Verb::Starttls | Verb::Noop | Verb::Rset | Verb::Quit
+            )
+        {
+            self.stats.record(verb, false);
+            self.error(out, 530, "5.7.0", "Must issue a STARTTLS command first");
+            return;
+        }
         let ok = match verb {
             Verb::Helo | Verb::Ehlo => self.helo_cmd(verb, arg, out),
             Verb::Mail => self.mail_cmd(arg, out),
@@ -450,10 +510,7 @@ impl Session {
                 self.mode = Mode::Closed;
                 return;
             }
-            Verb::Starttls => {
-                self.error(out, 502, "5.5.1", "Error: command not implemented");
-                false
-            }
+            Verb::Starttls => self.starttls_cmd(arg, out),
             Verb::Auth => {
                 self.error(out, 503, "5.5.1", "Error: authentication not enabled");
                 false
@@ -464,6 +521,29 @@ impl Session {
             }
         };
         self.stats.record(verb, ok);
+    }
+
+    /// RFC 3207. After the 220 reply, everything already buffered is
+    /// discarded: commands a man in the middle injected before the handshake
+    /// (CVE-2011-0411) are never executed.
+    fn starttls_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if !self.cfg.tls_offered {
+            self.error(out, 502, "5.5.1", "Error: command not implemented");
+            return false;
+        }
+        if self.tls.is_some() {
+            self.error(out, 554, "5.5.1", "Error: TLS already active");
+            return false;
+        }
+        if !arg.is_empty() {
+            self.error(out, 501, "5.5.4", "Syntax: STARTTLS");
+            return false;
+        }
+        self.send(out, 220, "2.0.0", "Ready to start TLS");
+        self.buf.clear();
+        self.mode = Mode::StartingTls;
+        out.push(Action::StartTls);
+        true
     }
 
     fn helo_cmd(&mut self, verb: Verb, arg: &str, out: &mut Vec<Action>) -> bool {
@@ -490,6 +570,9 @@ impl Session {
             lines.push("VRFY".into());
         }
         lines.push("ETRN".into());
+        if self.cfg.tls_offered && self.tls.is_none() {
+            lines.push("STARTTLS".into());
+        }
         lines.push("ENHANCEDSTATUSCODES".into());
         lines.push("8BITMIME".into());
         lines.push("DSN".into());
@@ -561,7 +644,7 @@ impl Session {
         }
         line.push_str(&format!(
             " proto={} helo=<{}>",
-            if self.esmtp { "ESMTP" } else { "SMTP" },
+            self.protocol(),
             self.helo.as_deref().unwrap_or("")
         ));
         out.push(Action::Log(line));
@@ -761,16 +844,16 @@ impl Session {
             ret: self.mail_params.ret.clone(),
             envid: self.mail_params.envid.clone(),
             helo: self.helo.clone().unwrap_or_default(),
-            protocol: if self.esmtp {
-                "ESMTP".into()
-            } else {
-                "SMTP".into()
-            },
+            protocol: self.protocol().into(),
             queue_id: self.queue_id.clone().unwrap_or_default(),
+            tls: self.tls.clone(),
         };
         let data = std::mem::take(&mut self.data);
         self.mode = Mode::Queueing;
-        out.push(Action::Deliver { envelope: Box::new(envelope), data });
+        out.push(Action::Deliver {
+            envelope: Box::new(envelope),
+            data,
+        });
     }
 
     /// RFC 3030 BDAT: `BDAT size [LAST]`; the chunk is read even when the

@@ -54,6 +54,8 @@ fn config() -> SessionConfig {
         recipient_restrictions: vec![],
         sender_restrictions: vec![],
         line_limit: 2048,
+        tls_offered: false,
+        tls_required: false,
         new_queue_id: Arc::new(move || format!("ID{}", n.fetch_add(1, Ordering::SeqCst))),
     }
 }
@@ -255,4 +257,65 @@ fn arbitrary_bytes_never_panic() {
             run(&mut s, chunk);
         }
     }
+}
+
+#[test]
+fn starttls_discards_injected_commands_and_resets() {
+    let mut cfg = config();
+    cfg.tls_offered = true;
+    let mut s = Session::new(
+        cfg,
+        Arc::new(Seed),
+        ClientInfo {
+            name: "localhost".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            in_mynetworks: true,
+        },
+    );
+    s.start();
+    let a =
+        s.feed(b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<injected@evil>\r\n");
+    let sends: Vec<String> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Send(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert!(sends[0].contains("250-STARTTLS\r\n"), "{}", sends[0]);
+    assert_eq!(
+        &sends[1..],
+        ["250 2.1.0 Ok\r\n", "220 2.0.0 Ready to start TLS\r\n"]
+    );
+    assert_eq!(a.last(), Some(&Action::StartTls));
+    s.tls_started("TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384 (256/256 bits)".into());
+    // Nothing of the injected input ran; the transaction was reset; EHLO again.
+    let (r, _) = run(
+        &mut s,
+        b"RCPT TO:<hoge@mydomain.com>\r\nEHLO x\r\nSTARTTLS\r\n",
+    );
+    assert_eq!(r[0], "503 5.5.1 Error: need MAIL command");
+    assert!(!r.iter().any(|l| l.contains("STARTTLS")), "{r:?}");
+    assert_eq!(r.last().unwrap(), "554 5.5.1 Error: TLS already active");
+}
+
+#[test]
+fn encrypt_level_requires_starttls() {
+    let mut cfg = config();
+    cfg.tls_offered = true;
+    cfg.tls_required = true;
+    let mut s = Session::new(
+        cfg,
+        Arc::new(Seed),
+        ClientInfo {
+            name: "localhost".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            in_mynetworks: true,
+        },
+    );
+    let (r, _) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
+    assert_eq!(
+        r.last().unwrap(),
+        "530 5.7.0 Must issue a STARTTLS command first"
+    );
 }

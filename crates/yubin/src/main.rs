@@ -131,6 +131,9 @@ fn main() {
         Command::Send { .. } => "send",
     });
     let config_dir = cli.config_dir.unwrap_or_else(default_config_dir);
+    // Absolute, so that "$config_directory/file" and relative table names
+    // mean the same file whatever the command's working directory.
+    let config_dir = std::fs::canonicalize(&config_dir).unwrap_or(config_dir);
     let code = match cli.command {
         Command::Serve(a) => serve(config_dir, explicit_dir, a),
         Command::Reload => cmd::queue::control_request(&config_dir, "reload"),
@@ -152,7 +155,7 @@ fn main() {
 /// `yubin serve`: an explicit or /etc/yubin configuration, or the embedded
 /// default in ./yubin-data (created on first start).
 fn serve(dir: PathBuf, explicit: bool, args: server::ServeArgs) -> i32 {
-    let embedded = !explicit && dir == std::path::Path::new("yubin-data");
+    let embedded = !explicit && !std::path::Path::new("/etc/yubin").is_dir();
     if embedded {
         match server::embedded::ensure(&dir) {
             Ok(true) => {

@@ -23,10 +23,16 @@ pub fn received_header(env: &Envelope, client: &ClientInfo, rt: &Runtime, now: i
         std::net::IpAddr::V6(a) => format!("IPv6:{a}"),
         a => a.to_string(),
     };
-    let mut h = format!(
-        "Received: from {helo} ({} [{addr}])\n\tby {} ({}) with {} id {}",
-        client.name, rt.hostname, rt.mail_name, env.protocol, env.queue_id
-    );
+    let mut h = format!("Received: from {helo} ({} [{addr}])\n", client.name);
+    if let (Some(tls), true) = (&env.tls, rt.tls_received_header) {
+        h.push_str(&format!(
+            "\t(using {tls})\n\t(No client certificate requested)\n"
+        ));
+    }
+    h.push_str(&format!(
+        "\tby {} ({}) with {} id {}",
+        rt.hostname, rt.mail_name, env.protocol, env.queue_id
+    ));
     if env.recipients.len() == 1 {
         h.push_str(&format!(
             "\n\tfor <{}>",

@@ -47,6 +47,14 @@ virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
 virtual_minimum_uid = {min_uid}
 
+# TLS (STARTTLS) with the self-signed certificate made on first start.
+# Replace the files with real ones and run: yubin -c yubin-data reload
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = $config_directory/tls/cert.pem
+smtpd_tls_key_file = $config_directory/tls/key.pem
+smtpd_tls_received_header = yes
+smtpd_tls_loglevel = 1
+
 # The user the server runs as after binding its ports when started as root.
 mail_owner = {owner}
 "#,
@@ -103,6 +111,10 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
     write("aliases", ALIASES)?;
     write("virtual", VIRTUAL)?;
     write("vmailbox", VMAILBOX)?;
+    super::tls::self_signed(&dir.join("tls"), "mail.example.test")?;
+    if euid == 0 {
+        let _ = std::os::unix::fs::chown(dir.join("tls/key.pem"), Some(uid), Some(gid));
+    }
     build(&dir.join("aliases"), SourceFormat::Aliases, true)?;
     build(&dir.join("virtual"), SourceFormat::Map, true)?;
     build(&dir.join("vmailbox"), SourceFormat::Map, true)?;

@@ -5,6 +5,7 @@
 
 pub mod bounce;
 pub mod cleanup;
+pub mod conn;
 pub mod control;
 pub mod deliver_one;
 pub mod embedded;
@@ -13,6 +14,7 @@ pub mod privilege;
 pub mod qmgr;
 pub mod runtime;
 pub mod smtpd;
+pub mod tls;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -24,6 +24,7 @@ pub struct Service {
     pub addrs: Vec<SocketAddr>,
     pub session: SessionConfig,
     pub process_limit: usize,
+    pub tls: super::tls::TlsPolicy,
 }
 
 /// Everything a reload replaces.
@@ -35,6 +36,7 @@ pub struct Runtime {
     pub client_connection_limit: usize,
     pub hostname: String,
     pub mail_name: String,
+    pub tls_received_header: bool,
     pub virtual_mailbox_limit: u64,
     pub mailbox_size_limit: u64,
     pub minimal_backoff: u64,
@@ -94,7 +96,7 @@ fn service_addrs(cfg: &Config, svc: &yubin_conf::Service) -> anyhow::Result<Vec<
         .collect()
 }
 
-fn session_config(cfg: &Config) -> anyhow::Result<SessionConfig> {
+fn session_config(cfg: &Config, tls: &super::tls::TlsPolicy) -> anyhow::Result<SessionConfig> {
     let relay = Restriction::parse_list(&cfg.list("smtpd_relay_restrictions")).map_err(|e| {
         anyhow!(
             "{}: smtpd_relay_restrictions: {e}",
@@ -150,6 +152,8 @@ fn session_config(cfg: &Config) -> anyhow::Result<SessionConfig> {
         } else {
             Arc::new(yubin_queue::id::short)
         },
+        tls_offered: tls.offered,
+        tls_required: tls.required,
     })
 }
 
@@ -180,13 +184,15 @@ impl Runtime {
             let scfg = cfg
                 .with_overrides(&svc.name, &svc.overrides)
                 .with_context(|| format!("master.cf:{}: service {}", svc.line, svc.name))?;
-            let session = session_config(&scfg)
-                .with_context(|| format!("service {} (master.cf:{})", svc.name, svc.line))?;
+            let context = || format!("service {} (master.cf:{})", svc.name, svc.line);
+            let tls = super::tls::policy(&scfg).with_context(context)?;
+            let session = session_config(&scfg, &tls).with_context(context)?;
             services.push(Arc::new(Service {
                 name: svc.name.clone(),
                 addrs: service_addrs(cfg, &svc)?,
                 session,
                 process_limit: scfg.u64("default_process_limit").unwrap_or(100).max(1) as usize,
+                tls,
             }));
         }
         Ok(Runtime {
@@ -196,6 +202,7 @@ impl Runtime {
             client_connection_limit: cfg.u64("smtpd_client_connection_count_limit")? as usize,
             hostname: cfg.get("myhostname").to_string(),
             mail_name: cfg.get("mail_name").to_string(),
+            tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             virtual_mailbox_limit: cfg.u64("virtual_mailbox_limit")?,
             mailbox_size_limit: cfg.u64("mailbox_size_limit")?,
             minimal_backoff: cfg.time("minimal_backoff_time", 's')?,

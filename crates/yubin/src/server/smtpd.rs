@@ -6,8 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use super::conn::Conn;
 use yubin_smtp::{Action, ClientInfo, Session};
 
 use super::runtime::Shared;
@@ -26,7 +28,7 @@ fn client_name(ip: IpAddr) -> String {
 pub async fn handle(
     shared: Arc<Shared>,
     service_index: usize,
-    mut stream: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
 ) {
     let rt = shared.current();
@@ -43,13 +45,13 @@ pub async fn handle(
     let label = client.label();
     let count = shared.session_started(ip);
     shared.log.log("smtpd", &format!("connect from {label}"));
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
     if !in_mynetworks && rt.client_connection_limit > 0 && count > rt.client_connection_limit {
         shared.log.log(
             "smtpd",
             &format!("warning: Connection concurrency limit exceeded: {count} from {label} for service {}", svc.name),
         );
-        let _ = stream
+        let _ = tcp
             .write_all(
                 format!(
                     "421 4.7.0 {} Error: too many connections from {ip}\r\n",
@@ -67,6 +69,28 @@ pub async fn handle(
     let policy = Arc::new(super::runtime::ResolverPolicy(rt.resolver.clone()));
     let timeout = Duration::from_secs(rt.cfg.time("smtpd_timeout", 's').unwrap_or(300));
     let mut session = Session::new(svc.session.clone(), policy, client.clone());
+    let mut stream = Conn::Plain(tcp);
+    if let (true, Some(config)) = (svc.tls.wrapped, svc.tls.config.clone()) {
+        match tokio::time::timeout(timeout, stream.upgrade(config)).await {
+            Ok(Ok(summary)) => {
+                log_tls(&shared, &svc.tls, &label, &summary);
+                session.tls_started(summary);
+            }
+            _ => {
+                shared.log.log(
+                    "smtpd",
+                    &format!("SSL_accept error from {label}: lost connection"),
+                );
+                shared.log.log(
+                    "smtpd",
+                    &format!("lost connection after CONNECT from {label}"),
+                );
+                shared.log.log("smtpd", &session.disconnect_log());
+                shared.session_ended(ip);
+                return;
+            }
+        }
+    }
     let mut pending = session.start();
     let mut buf = vec![0u8; 16 * 1024];
     'conn: loop {
@@ -94,6 +118,33 @@ pub async fn handle(
                         next.extend(session.queued(result));
                     }
                     Action::Close => break 'conn,
+                    Action::StartTls => {
+                        let Some(config) = svc.tls.config.clone() else {
+                            break 'conn;
+                        };
+                        match tokio::time::timeout(timeout, stream.upgrade(config)).await {
+                            Ok(Ok(summary)) => {
+                                log_tls(&shared, &svc.tls, &label, &summary);
+                                next.extend(session.tls_started(summary));
+                            }
+                            Ok(Err(e)) => {
+                                shared
+                                    .log
+                                    .log("smtpd", &format!("SSL_accept error from {label}: {e}"));
+                                shared.log.log(
+                                    "smtpd",
+                                    &format!("lost connection after STARTTLS from {label}"),
+                                );
+                                break 'conn;
+                            }
+                            Err(_) => {
+                                shared
+                                    .log
+                                    .log("smtpd", &format!("timeout after STARTTLS from {label}"));
+                                break 'conn;
+                            }
+                        }
+                    }
                 }
             }
             pending = next;
@@ -123,4 +174,14 @@ pub async fn handle(
     let _ = stream.shutdown().await;
     shared.log.log("smtpd", &session.disconnect_log());
     shared.session_ended(ip);
+}
+
+/// Postfix's `smtpd_tls_loglevel = 1` line.
+fn log_tls(shared: &Shared, tls: &super::tls::TlsPolicy, label: &str, summary: &str) {
+    if tls.loglevel >= 1 {
+        shared.log.log(
+            "smtpd",
+            &format!("Anonymous TLS connection established from {label}: {summary}"),
+        );
+    }
 }

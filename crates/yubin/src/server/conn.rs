@@ -1,0 +1,63 @@
+//! A client connection that starts in the clear and may switch to TLS
+//! (STARTTLS), or starts in TLS (wrapped mode, port 465).
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Between states (a failed handshake consumed the stream).
+    Closed,
+}
+
+impl Conn {
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+            Conn::Closed => Ok(0),
+        }
+    }
+
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(bytes).await,
+            Conn::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Conn::Closed => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
+        }
+    }
+
+    pub async fn shutdown(&mut self) {
+        match self {
+            Conn::Plain(s) => {
+                let _ = s.shutdown().await;
+            }
+            Conn::Tls(s) => {
+                let _ = s.shutdown().await;
+            }
+            Conn::Closed => {}
+        }
+    }
+
+    /// Runs the server side of the TLS handshake; returns the summary
+    /// (`TLSv1.3 with cipher ...`). The plain stream's unread bytes are not
+    /// carried over: only what arrives inside TLS counts (RFC 3207 section 4.2).
+    pub async fn upgrade(&mut self, config: Arc<rustls::ServerConfig>) -> io::Result<String> {
+        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Closed) else {
+            return Err(io::Error::other("TLS already active"));
+        };
+        let tls = TlsAcceptor::from(config).accept(tcp).await?;
+        let summary = super::tls::summary(tls.get_ref().1);
+        *self = Conn::Tls(Box::new(tls));
+        Ok(summary)
+    }
+}
