@@ -165,8 +165,10 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Err(e) => {
-                self.t
-                    .error(&format!("Error connecting to {what}:\n\t{}", describe(&e)));
+                self.t.error(&format!(
+                    "Error connecting to {what}:\n\tconnect: {}",
+                    describe(&e)
+                ));
                 Err(Exit(code::CONNECT))
             }
         }
