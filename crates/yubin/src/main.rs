@@ -48,6 +48,8 @@ enum Command {
     Postqueue(cmd::queue::PostqueueArgs),
     /// Delete, hold, release or requeue messages (postsuper(1)).
     Postsuper(cmd::queue::PostsuperArgs),
+    /// Follow messages through mail.log by queue id, address or client.
+    Log(cmd::log::LogArgs),
     /// Show or edit main.cf and master.cf parameters (postconf(1)).
     Postconf(cmd::postconf::PostconfArgs),
     /// Build, query or list lookup tables (postmap(1)).
@@ -122,6 +124,7 @@ fn main() {
         Command::Mailq => "mailq",
         Command::Postqueue(_) => "postqueue",
         Command::Postsuper(_) => "postsuper",
+        Command::Log(_) => "log",
         Command::Postconf(_) => "postconf",
         Command::Postmap(_) => "postmap",
         Command::Postalias(_) => "postalias",
@@ -141,6 +144,7 @@ fn main() {
         Command::Mailq => cmd::queue::mailq(&config_dir),
         Command::Postqueue(a) => cmd::queue::postqueue(&config_dir, a),
         Command::Postsuper(a) => cmd::queue::postsuper(&config_dir, a),
+        Command::Log(a) => cmd::log::run(&config_dir, a),
         Command::Postconf(a) => cmd::postconf::run(&config_dir, a),
         Command::Postmap(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Map),
         Command::Postalias(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Aliases),

@@ -81,6 +81,21 @@ fn root_at_localhost_rejected_then_fixed_by_user_form_alias() {
         "{text}"
     );
     assert!(text.contains("hello world"));
+    // `yubin log` stitches the story together: the reject and the delivery.
+    let story = s.yubin(&["log", "root@localhost"]);
+    assert!(
+        story.contains(
+            "NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <root@localhost>"
+        ),
+        "{story}"
+    );
+    assert!(story.contains(&format!("== {id}\n")), "{story}");
+    assert!(
+        story.contains("status=sent (delivered to maildir)"),
+        "{story}"
+    );
+    let by_id = s.yubin(&["log", &id]);
+    assert!(by_id.contains(&format!("{id}: removed")), "{by_id}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod log;
 pub mod postconf;
 pub mod postmap;
 pub mod queue;
