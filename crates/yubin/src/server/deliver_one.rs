@@ -224,6 +224,11 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
     let mut deferred = false;
     let mut bounced: Vec<Bounced> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
+    // Progress is written to the status file only when the message stays
+    // queued: a message delivered in one go never creates one (after a
+    // crash, Maildir delivery finds its own earlier files instead).
+    let mut done_now: Vec<(usize, &str)> = Vec::new();
+    let mut reasons: Vec<(usize, String)> = Vec::new();
     for (idx, r) in q.recipients.iter().enumerate() {
         if st.done.contains_key(&idx) {
             continue;
@@ -237,7 +242,7 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
                     "qmgr", &r.address, &r.address, "none", &f.dsn, "bounced", &f.text, started,
                 );
                 bounced.push(Bounced::new(r, &r.address, &f));
-                let _ = Status::record_done(&status_path, idx, "bounced");
+                done_now.push((idx, "bounced"));
                 continue;
             }
         };
@@ -285,7 +290,7 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
                         &f.text,
                         started,
                     );
-                    let _ = Status::record_reason(&status_path, idx, &f.text);
+                    reasons.push((idx, f.text.clone()));
                     rcpt_deferred = true;
                 }
                 Err(f) => {
@@ -306,7 +311,7 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
         if rcpt_deferred {
             deferred = true;
         } else {
-            let _ = Status::record_done(&status_path, idx, "done");
+            done_now.push((idx, "done"));
         }
     }
     if !bounced.is_empty() {
@@ -316,6 +321,12 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
         let _ = spool.remove(State::Active, id);
         shared.log.log("qmgr", &format!("{id}: removed"));
         return Outcome::Done;
+    }
+    for (idx, outcome) in &done_now {
+        let _ = Status::record_done(&status_path, *idx, outcome);
+    }
+    for (idx, why) in &reasons {
+        let _ = Status::record_reason(&status_path, *idx, why);
     }
     let now = clock::now_secs();
     if (now - q.arrival) as u64 > rt.maximal_queue_lifetime {
