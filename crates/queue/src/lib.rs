@@ -11,6 +11,7 @@ pub mod commit;
 pub mod file;
 pub mod id;
 pub mod listing;
+pub mod maildrop;
 pub mod spool;
 pub mod status;
 
