@@ -164,7 +164,9 @@ pub fn take(spool: &Spool, name: &str, max_size: u64) -> Result<Dropped, PickupE
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     f.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
-        return Err(PickupError::Refused("file grew beyond the size limit".into()));
+        return Err(PickupError::Refused(
+            "file grew beyond the size limit".into(),
+        ));
     }
     let file = QueueFile::decode(&bytes).map_err(|Corrupt(why)| PickupError::Refused(why))?;
     Ok(Dropped {
