@@ -156,14 +156,20 @@ pub fn normalize(transcript: &str) -> String {
         .lines()
         .map(|l| {
             let l = l.trim_end_matches('\r');
-            if l.starts_with(" -> Date: ") {
-                " -> Date: DATE".to_string()
-            } else if l.starts_with(" -> Subject: test ") {
-                " -> Subject: test DATE".to_string()
-            } else if l.starts_with(" -> Message-Id: ") {
-                " -> Message-Id: ID".to_string()
-            } else if l.starts_with(" -> X-Mailer: ") {
-                " -> X-Mailer: MAILER".to_string()
+            // The hint (` -> ` or, inside TLS, ` ~> `) and what follows it.
+            let (hint, rest) = if l.len() >= 4 && l.is_char_boundary(4) {
+                l.split_at(4)
+            } else {
+                ("", l)
+            };
+            if rest.starts_with("Date: ") {
+                format!("{hint}Date: DATE")
+            } else if rest.starts_with("Subject: test ") {
+                format!("{hint}Subject: test DATE")
+            } else if rest.starts_with("Message-Id: ") {
+                format!("{hint}Message-Id: ID")
+            } else if rest.starts_with("X-Mailer: ") {
+                format!("{hint}X-Mailer: MAILER")
             } else if let Some(i) = l.find("queued as ") {
                 format!("{}queued as QID", &l[..i])
             } else {
