@@ -7,6 +7,10 @@
 //! [`passwd_file`] touches the file system.
 
 pub mod hash;
+pub mod passwd_file;
 pub mod random;
+pub mod sasl;
 
 pub use hash::{HashError, Scheme};
+pub use passwd_file::{DbError, SharedUserDb, User, UserDb};
+pub use sasl::{FailureReason, Mechanism, PasswordLookup, SaslServer, Step};
