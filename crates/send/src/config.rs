@@ -387,7 +387,10 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
         None => None,
     };
     let stop = quit_after.or(drop_after);
-    if to.is_empty() && !has("dump-mail") && stop.map_or(true, |s| s > Stage::Mail) && !has("count")
+    if to.is_empty()
+        && !has("dump-mail")
+        && !matches!(stop, Some(s) if s <= Stage::Mail)
+        && !has("count")
     {
         return Err("No recipient given: use --to ADDRESS (yubin send does not prompt)".into());
     }
@@ -415,7 +418,7 @@ pub fn from_args(words: &[String]) -> Result<Request, String> {
     let auth = match mode {
         None => None,
         Some(mode) => {
-            let any = auth_types.as_deref().map_or(true, str::is_empty);
+            let any = !matches!(auth_types.as_deref(), Some(t) if !t.is_empty());
             let mechs: Vec<String> = if any {
                 crate::auth::DEFAULT_ORDER
                     .iter()

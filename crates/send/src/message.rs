@@ -202,10 +202,9 @@ pub fn build(spec: &MessageSpec) -> String {
         lines.pop();
     }
     for line in lines {
-        if line.starts_with(|c: char| c.is_whitespace()) && !groups.is_empty() {
-            groups.last_mut().map(|g| g.push(line.to_string()));
-        } else {
-            groups.push(vec![line.to_string()]);
+        match groups.last_mut() {
+            Some(g) if line.starts_with(|c: char| c.is_whitespace()) => g.push(line.to_string()),
+            _ => groups.push(vec![line.to_string()]),
         }
     }
     let mut added: Vec<String> = spec.add_headers.clone();
