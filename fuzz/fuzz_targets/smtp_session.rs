@@ -38,6 +38,9 @@ fuzz_target!(|data: &[u8]| {
         line_limit: 512,
         tls_offered: true,
         tls_required: false,
+        auth: None,
+        auth_requires_tls: false,
+        broken_sasl_auth_clients: false,
         new_queue_id: Arc::new(|| "ID".to_string()),
     };
     let client = ClientInfo { name: "x".into(), addr: "192.0.2.1".parse().unwrap(), in_mynetworks: data.first() == Some(&b'M') };

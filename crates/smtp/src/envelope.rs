@@ -31,4 +31,6 @@ pub struct Envelope {
     pub queue_id: String,
     /// `TLSv1.3 with cipher ...` when the message came over TLS.
     pub tls: Option<String>,
+    /// The SASL login that sent it.
+    pub auth_user: Option<String>,
 }

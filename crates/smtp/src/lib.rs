@@ -10,9 +10,11 @@ pub mod command;
 pub mod envelope;
 pub mod params;
 pub mod restrict;
+pub mod sasl;
 pub mod session;
 pub mod stats;
 
 pub use envelope::{Envelope, Recipient};
 pub use restrict::{Restriction, RestrictionError};
+pub use sasl::{Authenticator, SaslExchange, SaslStep};
 pub use session::{Action, ClientInfo, Policy, Session, SessionConfig};

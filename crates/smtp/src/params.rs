@@ -47,7 +47,9 @@ fn is_xtext(s: &str) -> bool {
     !b.is_empty()
 }
 
-pub fn parse_mail(params: &[&str], size_limit: u64) -> Result<MailParams, Refusal> {
+/// `auth` allows the AUTH= parameter (RFC 4954 section 5; its value, the
+/// original submitter, is not used).
+pub fn parse_mail(params: &[&str], size_limit: u64, auth: bool) -> Result<MailParams, Refusal> {
     let mut out = MailParams::default();
     for p in params {
         let (name, value) = p.split_once('=').unwrap_or((p, ""));
@@ -66,6 +68,7 @@ pub fn parse_mail(params: &[&str], size_limit: u64) -> Result<MailParams, Refusa
                 _ => return Err(unsupported(p)),
             },
             "SMTPUTF8" if value.is_empty() => out.smtputf8 = true,
+            "AUTH" if auth => {}
             "RET" => match value.to_ascii_uppercase().as_str() {
                 v @ ("FULL" | "HDRS") => out.ret = Some(v.to_string()),
                 _ => return Err((501, "5.5.4", "Bad RET parameter syntax".into())),
@@ -124,21 +127,31 @@ mod tests {
     #[test]
     fn mail_params_match_postfix_replies() {
         assert_eq!(
-            parse_mail(&["SIZE=99999999"], 10240000).unwrap_err().2,
+            parse_mail(&["SIZE=99999999"], 10240000, false)
+                .unwrap_err()
+                .2,
             "Message size exceeds fixed limit"
         );
-        assert_eq!(parse_mail(&["SIZE=abc"], 0).unwrap_err().0, 501);
+        assert_eq!(parse_mail(&["SIZE=abc"], 0, false).unwrap_err().0, 501);
         assert_eq!(
-            parse_mail(&["BODY=9BIT"], 0).unwrap_err().2,
+            parse_mail(&["BODY=9BIT"], 0, false).unwrap_err().2,
             "Unsupported option: BODY=9BIT"
         );
         assert_eq!(
-            parse_mail(&["RET=FOO"], 0).unwrap_err().2,
+            parse_mail(&["RET=FOO"], 0, false).unwrap_err().2,
             "Bad RET parameter syntax"
         );
-        let ok = parse_mail(&["BODY=8BITMIME", "SMTPUTF8", "RET=HDRS", "ENVID=xyz"], 0).unwrap();
+        let ok = parse_mail(
+            &["BODY=8BITMIME", "SMTPUTF8", "RET=HDRS", "ENVID=xyz"],
+            0,
+            false,
+        )
+        .unwrap();
         assert!(ok.smtputf8);
-        assert_eq!(parse_mail(&["size=286"], 10240000).unwrap().size, Some(286));
+        assert_eq!(
+            parse_mail(&["size=286"], 10240000, false).unwrap().size,
+            Some(286)
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub enum Restriction {
     RejectUnlistedRecipient,
     RejectNonFqdnRecipient,
     RejectNonFqdnSender,
+    RejectSenderLoginMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +44,10 @@ impl Restriction {
             "reject_unlisted_recipient" | "check_recipient_maps" => Restriction::RejectUnlistedRecipient,
             "reject_non_fqdn_recipient" => Restriction::RejectNonFqdnRecipient,
             "reject_non_fqdn_sender" => Restriction::RejectNonFqdnSender,
+            "reject_sender_login_mismatch" => Restriction::RejectSenderLoginMismatch,
             other => {
                 return Err(RestrictionError(format!(
-                    "unsupported restriction \"{other}\"; yubin implements permit, reject, defer, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, defer_unauth_destination, reject_unlisted_recipient, reject_non_fqdn_recipient, reject_non_fqdn_sender"
+                    "unsupported restriction \"{other}\"; yubin implements permit, reject, defer, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, defer_unauth_destination, reject_unlisted_recipient, reject_non_fqdn_recipient, reject_non_fqdn_sender, reject_sender_login_mismatch"
                 )))
             }
         })

@@ -15,6 +15,7 @@ use crate::command::{split_path, PathText, Verb};
 use crate::envelope::{Envelope, Recipient};
 use crate::params::{parse_mail, parse_rcpt};
 use crate::restrict::{is_fqdn_address, Restriction};
+use crate::sasl::{b64_decode, b64_encode, Authenticator, SaslExchange, SaslStep};
 use crate::stats::Stats;
 
 /// Who is connected.
@@ -36,6 +37,11 @@ impl ClientInfo {
 /// Recipient validation, provided by the server (the address resolver).
 pub trait Policy: Send + Sync {
     fn check_recipient(&self, addr: &Address) -> (Class, Verdict);
+    /// smtpd_sender_login_maps: the SASL logins that own this sender
+    /// address, `None` when the map does not list it.
+    fn sender_owners(&self, _sender: &Address) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Settings derived from main.cf (and master.cf `-o` overrides).
@@ -64,6 +70,12 @@ pub struct SessionConfig {
     pub tls_offered: bool,
     /// smtpd_tls_security_level = encrypt: mail only after STARTTLS.
     pub tls_required: bool,
+    /// SMTP AUTH (smtpd_sasl_auth_enable); `None` when disabled.
+    pub auth: Option<Arc<dyn Authenticator>>,
+    /// smtpd_tls_auth_only: AUTH only after STARTTLS.
+    pub auth_requires_tls: bool,
+    /// broken_sasl_auth_clients: also advertise `AUTH=` for old Outlook.
+    pub broken_sasl_auth_clients: bool,
 }
 
 /// What the I/O layer must do.
@@ -102,6 +114,8 @@ enum Mode {
     Queueing,
     /// Waiting for the TLS handshake.
     StartingTls,
+    /// Reading SASL responses (`334` sent).
+    Auth,
     Closed,
 }
 
@@ -129,6 +143,11 @@ pub struct Session {
     stats: Stats,
     /// The TLS summary once a handshake has completed (`TLSv1.3 with cipher ...`).
     tls: Option<String>,
+    /// The SASL exchange in progress: mechanism and state.
+    sasl: Option<(String, Box<dyn SaslExchange>)>,
+    /// (login, mechanism) after a successful AUTH.
+    authenticated: Option<(String, String)>,
+    auth_failures: u32,
 }
 
 fn reply(code: u16, enhanced: &str, text: &str) -> String {
@@ -163,7 +182,20 @@ impl Session {
             last_verb: Verb::Unknown,
             stats: Stats::default(),
             tls: None,
+            sasl: None,
+            authenticated: None,
+            auth_failures: 0,
         }
+    }
+
+    /// AUTH is offered now (enabled, and TLS active if required for it).
+    fn auth_offered(&self) -> bool {
+        self.cfg.auth.is_some() && (self.tls.is_some() || !self.cfg.auth_requires_tls)
+    }
+
+    /// The SASL login, once authenticated.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_ref().map(|(u, _)| u.as_str())
     }
 
     /// The TLS handshake finished (STARTTLS, or a wrapped-mode port before
@@ -171,6 +203,7 @@ impl Session {
     /// client must say EHLO again.
     pub fn tls_started(&mut self, summary: String) -> Vec<Action> {
         self.tls = Some(summary);
+        self.authenticated = None;
         self.buf.clear();
         self.skip_to_lf = false;
         self.helo = None;
@@ -184,11 +217,13 @@ impl Session {
 
     /// `proto=` as Postfix logs it: SMTP, ESMTP, and ESMTPS over TLS.
     fn protocol(&self) -> &'static str {
-        match (self.esmtp, self.tls.is_some()) {
-            (true, true) => "ESMTPS",
-            (true, false) => "ESMTP",
-            (false, true) => "SMTPS",
-            (false, false) => "SMTP",
+        match (self.esmtp, self.tls.is_some(), self.authenticated.is_some()) {
+            (true, true, true) => "ESMTPSA",
+            (true, false, true) => "ESMTPA",
+            (true, true, false) => "ESMTPS",
+            (true, false, false) => "ESMTP",
+            (false, true, _) => "SMTPS",
+            (false, false, _) => "SMTP",
         }
     }
 
@@ -213,6 +248,7 @@ impl Session {
         match self.mode {
             Mode::Data | Mode::Queueing => "DATA",
             Mode::StartingTls => "STARTTLS",
+            Mode::Auth => "AUTH",
             Mode::Bdat { .. } => "BDAT",
             _ => match self.last_verb {
                 Verb::Unknown => "CONNECT",
@@ -342,6 +378,12 @@ impl Session {
         loop {
             match self.mode {
                 Mode::Closed | Mode::Queueing | Mode::StartingTls => return,
+                Mode::Auth => {
+                    let Some(line) = self.take_command_line() else {
+                        return;
+                    };
+                    self.auth_response(&line, out);
+                }
                 Mode::Command => {
                     let Some(line) = self.take_command_line() else {
                         return;
@@ -511,10 +553,7 @@ impl Session {
                 return;
             }
             Verb::Starttls => self.starttls_cmd(arg, out),
-            Verb::Auth => {
-                self.error(out, 503, "5.5.1", "Error: authentication not enabled");
-                false
-            }
+            Verb::Auth => return self.auth_cmd(arg, out),
             Verb::Unknown => {
                 self.error(out, 500, "5.5.2", "Error: command not recognized");
                 false
@@ -546,6 +585,149 @@ impl Session {
         true
     }
 
+    /// reject_sender_login_mismatch (postconf(5)): the sender must be owned
+    /// by the SASL login according to smtpd_sender_login_maps; an address
+    /// the map lists needs a login.
+    fn sender_login_mismatch(&self) -> Option<Option<(u16, String, String)>> {
+        let Some(Some(sender)) = &self.sender else {
+            return None;
+        };
+        let owners = self.policy.sender_owners(sender);
+        let s = sender.internal();
+        match (&self.authenticated, owners) {
+            (Some((user, _)), Some(owners))
+                if owners.iter().any(|o| o.eq_ignore_ascii_case(user)) =>
+            {
+                None
+            }
+            (Some((user, _)), _) => Some(Some((
+                553,
+                "5.7.1".into(),
+                format!("<{s}>: Sender address rejected: not owned by user {user}"),
+            ))),
+            (None, Some(_)) => Some(Some((
+                553,
+                "5.7.1".into(),
+                format!("<{s}>: Sender address rejected: not logged in"),
+            ))),
+            (None, None) => None,
+        }
+    }
+
+    /// RFC 4954 AUTH, with Postfix's replies.
+    fn auth_cmd(&mut self, arg: &str, out: &mut Vec<Action>) {
+        let refuse = |s: &mut Self, out: &mut Vec<Action>, code, enh, text: &str| {
+            s.stats.record(Verb::Auth, false);
+            s.error(out, code, enh, text);
+        };
+        if !self.auth_offered() {
+            return refuse(self, out, 503, "5.5.1", "Error: authentication not enabled");
+        }
+        if self.authenticated.is_some() {
+            return refuse(self, out, 503, "5.5.1", "Error: already authenticated");
+        }
+        if self.sender.is_some() {
+            return refuse(
+                self,
+                out,
+                503,
+                "5.5.1",
+                "Error: MAIL transaction in progress",
+            );
+        }
+        let mut words = arg.split_whitespace();
+        let Some(mech) = words.next().map(str::to_ascii_uppercase) else {
+            return refuse(self, out, 501, "5.5.4", "Syntax: AUTH mechanism");
+        };
+        let initial = match words.next() {
+            None => None,
+            Some("=") => Some(Vec::new()),
+            Some(b) => match b64_decode(b) {
+                Some(v) => Some(v),
+                None => return refuse(self, out, 501, "5.5.2", "Cannot decode response"),
+            },
+        };
+        let Some(auth) = self.cfg.auth.clone() else {
+            return;
+        };
+        let Some((exchange, step)) = auth.start(&mech, initial.as_deref()) else {
+            return refuse(
+                self,
+                out,
+                535,
+                "5.7.8",
+                "Error: authentication failed: Invalid authentication mechanism",
+            );
+        };
+        self.sasl = Some((mech, exchange));
+        self.auth_step(step, out);
+    }
+
+    fn auth_response(&mut self, line: &str, out: &mut Vec<Action>) {
+        if line.trim() == "*" {
+            self.sasl = None;
+            self.mode = Mode::Command;
+            self.stats.record(Verb::Auth, false);
+            self.error(out, 501, "5.7.0", "Authentication aborted");
+            return;
+        }
+        let Some(bytes) = b64_decode(line) else {
+            self.sasl = None;
+            self.mode = Mode::Command;
+            self.stats.record(Verb::Auth, false);
+            self.error(out, 501, "5.5.2", "Cannot decode response");
+            return;
+        };
+        let Some((_, exchange)) = self.sasl.as_mut() else {
+            self.mode = Mode::Command;
+            return;
+        };
+        let step = exchange.step(&bytes);
+        self.auth_step(step, out);
+    }
+
+    fn auth_step(&mut self, step: SaslStep, out: &mut Vec<Action>) {
+        let mech = self
+            .sasl
+            .as_ref()
+            .map(|(m, _)| m.clone())
+            .unwrap_or_default();
+        match step {
+            SaslStep::Challenge(c) => {
+                self.mode = Mode::Auth;
+                let text = b64_encode(&c);
+                out.push(Action::Send(format!("334 {text}\r\n").into_bytes()));
+            }
+            SaslStep::Success(user) => {
+                self.mode = Mode::Command;
+                self.sasl = None;
+                self.authenticated = Some((user, mech));
+                self.stats.record(Verb::Auth, true);
+                self.send(out, 235, "2.7.0", "Authentication successful");
+            }
+            SaslStep::Failure(reason) => {
+                self.mode = Mode::Command;
+                self.sasl = None;
+                self.auth_failures += 1;
+                self.stats.record(Verb::Auth, false);
+                out.push(Action::Log(format!(
+                    "warning: {}: SASL {mech} authentication failed: {reason}",
+                    self.client.label()
+                )));
+                // Each failure costs the client more time: 1 s, 2 s, ... up to 10 s.
+                out.push(Action::Delay(std::time::Duration::from_secs(
+                    self.auth_failures.min(10) as u64,
+                )));
+                self.error(
+                    out,
+                    535,
+                    "5.7.8",
+                    "Error: authentication failed: authentication failure",
+                );
+            }
+        }
+    }
+
     fn helo_cmd(&mut self, verb: Verb, arg: &str, out: &mut Vec<Action>) -> bool {
         if arg.is_empty() {
             let name = if verb == Verb::Ehlo { "EHLO" } else { "HELO" };
@@ -572,6 +754,15 @@ impl Session {
         lines.push("ETRN".into());
         if self.cfg.tls_offered && self.tls.is_none() {
             lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() {
+            if let Some(auth) = &self.cfg.auth {
+                let mechs = auth.mechanisms().join(" ");
+                lines.push(format!("AUTH {mechs}"));
+                if self.cfg.broken_sasl_auth_clients {
+                    lines.push(format!("AUTH={mechs}"));
+                }
+            }
         }
         lines.push("ENHANCEDSTATUSCODES".into());
         lines.push("8BITMIME".into());
@@ -602,7 +793,7 @@ impl Session {
             self.error(out, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
             return false;
         };
-        let p = match parse_mail(&params, self.cfg.message_size_limit) {
+        let p = match parse_mail(&params, self.cfg.message_size_limit, self.auth_offered()) {
             Ok(p) => p,
             Err((c, e, t)) => {
                 self.error(out, c, e, &t);
@@ -693,7 +884,14 @@ impl Session {
         }
         if self.queue_id.is_none() {
             let id = (self.cfg.new_queue_id)();
-            out.push(Action::Log(format!("{id}: client={}", self.client.label())));
+            let sasl = match &self.authenticated {
+                Some((user, mech)) => format!(", sasl_method={mech}, sasl_username={user}"),
+                None => String::new(),
+            };
+            out.push(Action::Log(format!(
+                "{id}: client={}{sasl}",
+                self.client.label()
+            )));
             self.queue_id = Some(id);
         }
         self.recipients.push(Recipient {
@@ -724,6 +922,7 @@ impl Session {
             _ => None,
         };
         for list in [
+            &self.cfg.sender_restrictions,
             &self.cfg.relay_restrictions,
             &self.cfg.recipient_restrictions,
         ] {
@@ -733,7 +932,8 @@ impl Session {
                     Restriction::Reject => Some(Some((554, "5.7.1".into(), format!("<{given}>: Recipient address rejected: Access denied")))),
                     Restriction::Defer => Some(Some((450, "4.7.1".into(), format!("<{given}>: Recipient address rejected: Access denied")))),
                     Restriction::PermitMynetworks => self.client.in_mynetworks.then_some(None),
-                    Restriction::PermitSaslAuthenticated => None,
+                    Restriction::PermitSaslAuthenticated => self.authenticated.is_some().then_some(None),
+                    Restriction::RejectSenderLoginMismatch => self.sender_login_mismatch(),
                     Restriction::RejectUnauthDestination => (!class.is_authorized_destination())
                         .then(|| Some((554, "5.7.1".into(), format!("<{given}>: Relay access denied")))),
                     Restriction::DeferUnauthDestination => (!class.is_authorized_destination())
@@ -847,6 +1047,7 @@ impl Session {
             protocol: self.protocol().into(),
             queue_id: self.queue_id.clone().unwrap_or_default(),
             tls: self.tls.clone(),
+            auth_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
         };
         let data = std::mem::take(&mut self.data);
         self.mode = Mode::Queueing;

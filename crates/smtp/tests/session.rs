@@ -56,6 +56,9 @@ fn config() -> SessionConfig {
         line_limit: 2048,
         tls_offered: false,
         tls_required: false,
+        auth: None,
+        auth_requires_tls: false,
+        broken_sasl_auth_clients: false,
         new_queue_id: Arc::new(move || format!("ID{}", n.fetch_add(1, Ordering::SeqCst))),
     }
 }
@@ -317,5 +320,83 @@ fn encrypt_level_requires_starttls() {
     assert_eq!(
         r.last().unwrap(),
         "530 5.7.0 Must issue a STARTTLS command first"
+    );
+}
+
+/// A PLAIN-only authenticator: user "hoge", password "secret".
+struct Plain;
+struct PlainExchange;
+
+impl yubin_smtp::SaslExchange for PlainExchange {
+    fn step(&mut self, r: &[u8]) -> yubin_smtp::SaslStep {
+        if r == b"\0hoge\0secret" {
+            yubin_smtp::SaslStep::Success("hoge".into())
+        } else {
+            yubin_smtp::SaslStep::Failure("authentication failure".into())
+        }
+    }
+}
+
+impl yubin_smtp::Authenticator for Plain {
+    fn mechanisms(&self) -> Vec<String> {
+        vec!["PLAIN".into()]
+    }
+    fn start(
+        &self,
+        m: &str,
+        initial: Option<&[u8]>,
+    ) -> Option<(Box<dyn yubin_smtp::SaslExchange>, yubin_smtp::SaslStep)> {
+        (m == "PLAIN").then(|| {
+            let mut x = PlainExchange;
+            let step = match initial {
+                Some(r) => yubin_smtp::SaslExchange::step(&mut x, r),
+                None => yubin_smtp::SaslStep::Challenge(Vec::new()),
+            };
+            (Box::new(x) as Box<dyn yubin_smtp::SaslExchange>, step)
+        })
+    }
+}
+
+#[test]
+fn auth_plain_enables_relaying() {
+    let mut cfg = config();
+    cfg.auth = Some(Arc::new(Plain));
+    cfg.relay_restrictions = Restriction::parse_list(&[
+        "permit_sasl_authenticated".into(),
+        "reject_unauth_destination".into(),
+    ])
+    .unwrap();
+    let mut s = Session::new(
+        cfg,
+        Arc::new(Seed),
+        ClientInfo {
+            name: "unknown".into(),
+            addr: "192.0.2.9".parse().unwrap(),
+            in_mynetworks: false,
+        },
+    );
+    let (r, _) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@example.org>\r\nRSET\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN\r\nAGhvZ2UAc2VjcmV0\r\nAUTH PLAIN AGhvZ2UAc2VjcmV0\r\nMAIL FROM:<a@b.c> AUTH=<>\r\nRCPT TO:<x@example.org>\r\n");
+    assert!(r.contains(&"250-AUTH PLAIN".to_string()), "{r:?}");
+    let tail: Vec<&str> = r
+        .iter()
+        .skip_while(|l| !l.starts_with("250 CHUNKING"))
+        .skip(1)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "250 2.1.0 Ok",
+            "554 5.7.1 <x@example.org>: Relay access denied",
+            "250 2.0.0 Ok",
+            "535 5.7.8 Error: authentication failed: authentication failure",
+            "334 ",
+            "501 5.7.0 Authentication aborted",
+            "334 ",
+            "235 2.7.0 Authentication successful",
+            "503 5.5.1 Error: already authenticated",
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+        ]
     );
 }

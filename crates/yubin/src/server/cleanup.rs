@@ -24,6 +24,9 @@ pub fn received_header(env: &Envelope, client: &ClientInfo, rt: &Runtime, now: i
         a => a.to_string(),
     };
     let mut h = format!("Received: from {helo} ({} [{addr}])\n", client.name);
+    if let (Some(user), true) = (&env.auth_user, rt.sasl_authenticated_header) {
+        h.push_str(&format!("\t(Authenticated sender: {user})\n"));
+    }
     if let (Some(tls), true) = (&env.tls, rt.tls_received_header) {
         h.push_str(&format!(
             "\t(using {tls})\n\t(No client certificate requested)\n"

@@ -13,6 +13,7 @@ pub mod listeners;
 pub mod privilege;
 pub mod qmgr;
 pub mod runtime;
+pub mod sasl;
 pub mod smtpd;
 pub mod tls;
 

@@ -16,6 +16,7 @@ use yubin_maillog::MailLog;
 use yubin_queue::{Committer, Spool};
 use yubin_smtp::{Policy, Restriction, SessionConfig};
 use yubin_table::cidr::{contains, parse_network};
+use yubin_table::Maps;
 
 /// One smtpd listener's settings.
 pub struct Service {
@@ -31,12 +32,14 @@ pub struct Service {
 pub struct Runtime {
     pub cfg: Config,
     pub resolver: Arc<Resolver>,
+    pub sender_login_maps: Arc<Maps>,
     pub services: Vec<Arc<Service>>,
     pub mynetworks: Vec<(IpAddr, u8)>,
     pub client_connection_limit: usize,
     pub hostname: String,
     pub mail_name: String,
     pub tls_received_header: bool,
+    pub sasl_authenticated_header: bool,
     pub virtual_mailbox_limit: u64,
     pub mailbox_size_limit: u64,
     pub minimal_backoff: u64,
@@ -44,12 +47,23 @@ pub struct Runtime {
     pub maximal_queue_lifetime: u64,
 }
 
-/// The recipient check smtpd uses: the resolver.
-pub struct ResolverPolicy(pub Arc<Resolver>);
+/// What smtpd asks about addresses: the resolver, and the owners of
+/// sender addresses (smtpd_sender_login_maps).
+pub struct ResolverPolicy(pub Arc<Resolver>, pub Arc<Maps>);
 
 impl Policy for ResolverPolicy {
     fn check_recipient(&self, addr: &Address) -> (Class, Verdict) {
         self.0.check(addr)
+    }
+
+    /// Postfix's search order for the sender: `user@domain`, then `@domain`;
+    /// the value lists the owning logins, separated by commas or spaces.
+    fn sender_owners(&self, sender: &Address) -> Option<Vec<String>> {
+        if self.1.is_empty() {
+            return None;
+        }
+        let hit = self.1.lookup(&sender.key()).or_else(|| self.1.lookup(&format!("@{}", sender.domain)))?;
+        Some(hit.value.split([',', ' ', '\t']).filter(|s| !s.is_empty()).map(str::to_string).collect())
     }
 }
 
@@ -154,6 +168,9 @@ fn session_config(cfg: &Config, tls: &super::tls::TlsPolicy) -> anyhow::Result<S
         },
         tls_offered: tls.offered,
         tls_required: tls.required,
+        auth: super::sasl::authenticator(cfg)?,
+        auth_requires_tls: cfg.bool("smtpd_tls_auth_only")?,
+        broken_sasl_auth_clients: cfg.bool("broken_sasl_auth_clients")?,
     })
 }
 
@@ -195,14 +212,20 @@ impl Runtime {
                 tls,
             }));
         }
+        let sender_login_maps = Arc::new(
+            Maps::open(&cfg.list("smtpd_sender_login_maps"), cfg.get("default_database_type"), cfg.dir())
+                .map_err(|e| anyhow!("{}: smtpd_sender_login_maps: {e}", cfg.origin_text("smtpd_sender_login_maps")))?,
+        );
         Ok(Runtime {
             resolver,
+            sender_login_maps,
             services,
             mynetworks: parse_mynetworks(cfg)?,
             client_connection_limit: cfg.u64("smtpd_client_connection_count_limit")? as usize,
             hostname: cfg.get("myhostname").to_string(),
             mail_name: cfg.get("mail_name").to_string(),
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
+            sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
             virtual_mailbox_limit: cfg.u64("virtual_mailbox_limit")?,
             mailbox_size_limit: cfg.u64("mailbox_size_limit")?,
             minimal_backoff: cfg.time("minimal_backoff_time", 's')?,
