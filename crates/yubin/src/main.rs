@@ -50,6 +50,10 @@ enum Command {
     Postsuper(cmd::queue::PostsuperArgs),
     /// Follow messages through mail.log by queue id, address or client.
     Log(cmd::log::LogArgs),
+    /// Set a user's SASL password in the passwd-file (adds the user if new).
+    Passwd(cmd::passwd::PasswdArgs),
+    /// List the SASL users of the passwd-file.
+    Users(cmd::passwd::UsersArgs),
     /// Show or edit main.cf and master.cf parameters (postconf(1)).
     Postconf(cmd::postconf::PostconfArgs),
     /// Build, query or list lookup tables (postmap(1)).
@@ -63,6 +67,12 @@ enum Command {
     /// DenyHosts-compatible SSH/SMTP/IMAP brute-force blocker (`yubin guard --help`).
     #[command(disable_help_flag = true)]
     Guard {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Submit mail from standard input (sendmail(1)); also -bs, -bv, -bp, -bi, -q.
+    #[command(disable_help_flag = true)]
+    Sendmail {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
@@ -103,6 +113,7 @@ fn args_with_symlink_name() -> Vec<OsString> {
         "mailq",
         "postqueue",
         "postsuper",
+        "sendmail",
     ]
     .contains(&called.as_str())
     {
@@ -125,6 +136,8 @@ fn main() {
         Command::Postqueue(_) => "postqueue",
         Command::Postsuper(_) => "postsuper",
         Command::Log(_) => "log",
+        Command::Passwd(_) => "passwd",
+        Command::Users(_) => "users",
         Command::Postconf(_) => "postconf",
         Command::Postmap(_) => "postmap",
         Command::Postalias(_) => "postalias",
@@ -132,6 +145,7 @@ fn main() {
         Command::Trace(_) => "trace",
         Command::Guard { .. } => "guard",
         Command::Send { .. } => "send",
+        Command::Sendmail { .. } => "sendmail",
     });
     let config_dir = cli.config_dir.unwrap_or_else(default_config_dir);
     // Absolute, so that "$config_directory/file" and relative table names
@@ -145,6 +159,8 @@ fn main() {
         Command::Postqueue(a) => cmd::queue::postqueue(&config_dir, a),
         Command::Postsuper(a) => cmd::queue::postsuper(&config_dir, a),
         Command::Log(a) => cmd::log::run(&config_dir, a),
+        Command::Passwd(a) => cmd::passwd::run(&config_dir, a),
+        Command::Users(a) => cmd::passwd::users(&config_dir, a),
         Command::Postconf(a) => cmd::postconf::run(&config_dir, a),
         Command::Postmap(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Map),
         Command::Postalias(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Aliases),
@@ -152,6 +168,7 @@ fn main() {
         Command::Trace(a) => cmd::trace::run(&config_dir, a),
         Command::Guard { args } => yubin_guard::main(&config_dir, args),
         Command::Send { args } => yubin_send::cli::main(&config_dir, args),
+        Command::Sendmail { args } => cmd::sendmail::run(&config_dir, args),
     };
     std::process::exit(code);
 }

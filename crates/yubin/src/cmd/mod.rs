@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod log;
+pub mod passwd;
 pub mod postconf;
 pub mod postmap;
 pub mod queue;

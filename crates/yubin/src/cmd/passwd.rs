@@ -166,7 +166,11 @@ pub fn run(config_dir: &Path, a: PasswdArgs) -> i32 {
         return fatal(program, e);
     }
     let what = if existed { "changed" } else { "added" };
-    eprintln!("{program}: {what} {} in {} ({scheme})", a.user, path.display());
+    eprintln!(
+        "{program}: {what} {} in {} ({scheme})",
+        a.user,
+        path.display()
+    );
     0
 }
 
