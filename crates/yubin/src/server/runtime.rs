@@ -62,8 +62,17 @@ impl Policy for ResolverPolicy {
         if self.1.is_empty() {
             return None;
         }
-        let hit = self.1.lookup(&sender.key()).or_else(|| self.1.lookup(&format!("@{}", sender.domain)))?;
-        Some(hit.value.split([',', ' ', '\t']).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        let hit = self
+            .1
+            .lookup(&sender.key())
+            .or_else(|| self.1.lookup(&format!("@{}", sender.domain)))?;
+        Some(
+            hit.value
+                .split([',', ' ', '\t'])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
     }
 }
 
@@ -213,8 +222,17 @@ impl Runtime {
             }));
         }
         let sender_login_maps = Arc::new(
-            Maps::open(&cfg.list("smtpd_sender_login_maps"), cfg.get("default_database_type"), cfg.dir())
-                .map_err(|e| anyhow!("{}: smtpd_sender_login_maps: {e}", cfg.origin_text("smtpd_sender_login_maps")))?,
+            Maps::open(
+                &cfg.list("smtpd_sender_login_maps"),
+                cfg.get("default_database_type"),
+                cfg.dir(),
+            )
+            .map_err(|e| {
+                anyhow!(
+                    "{}: smtpd_sender_login_maps: {e}",
+                    cfg.origin_text("smtpd_sender_login_maps")
+                )
+            })?,
         );
         Ok(Runtime {
             resolver,

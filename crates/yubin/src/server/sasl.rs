@@ -28,7 +28,9 @@ struct Exchange {
 fn log_reason(mech: Mechanism, reason: &FailureReason) -> String {
     match (mech, reason) {
         (Mechanism::Login, _) => "UGFzc3dvcmQ6".into(),
-        (_, FailureReason::BadBase64) | (_, FailureReason::Malformed(_)) | (_, FailureReason::TooLong) => "bad protocol".into(),
+        (_, FailureReason::BadBase64)
+        | (_, FailureReason::Malformed(_))
+        | (_, FailureReason::TooLong) => "bad protocol".into(),
         _ => "authentication failure".into(),
     }
 }
@@ -50,13 +52,26 @@ impl SaslExchange for Exchange {
 
 impl Authenticator for PasswdFileAuth {
     fn mechanisms(&self) -> Vec<String> {
-        self.mechanisms.iter().map(|m| m.name().to_string()).collect()
+        self.mechanisms
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect()
     }
 
-    fn start(&self, mechanism: &str, initial: Option<&[u8]>) -> Option<(Box<dyn SaslExchange>, SaslStep)> {
+    fn start(
+        &self,
+        mechanism: &str,
+        initial: Option<&[u8]>,
+    ) -> Option<(Box<dyn SaslExchange>, SaslStep)> {
         let mech = Mechanism::from_name(mechanism).filter(|m| self.mechanisms.contains(m))?;
         let (server, step) = SaslServer::start(mech, initial, &self.hostname, &*self.db);
-        Some((Box::new(Exchange { server, db: self.db.clone() }), convert(mech, step)))
+        Some((
+            Box::new(Exchange {
+                server,
+                db: self.db.clone(),
+            }),
+            convert(mech, step),
+        ))
     }
 }
 
@@ -73,7 +88,10 @@ pub fn authenticator(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Authenticato
         ),
     }
     let path = users_path(cfg.dir(), cfg.get("smtpd_sasl_path"));
-    let db = Arc::new(SharedUserDb::open(&path).with_context(|| format!("smtpd_sasl_path: user database {}", path.display()))?);
+    let db = Arc::new(
+        SharedUserDb::open(&path)
+            .with_context(|| format!("smtpd_sasl_path: user database {}", path.display()))?,
+    );
     let mut mechanisms = Vec::new();
     for name in cfg.list("smtpd_sasl_mechanisms") {
         match Mechanism::from_name(&name) {
@@ -86,5 +104,9 @@ pub fn authenticator(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Authenticato
             bail!("smtpd_sasl_security_options = {opt}: yubin implements noanonymous (it never offers ANONYMOUS); use smtpd_tls_auth_only for TLS-only AUTH");
         }
     }
-    Ok(Some(Arc::new(PasswdFileAuth { db, hostname: cfg.get("myhostname").to_string(), mechanisms })))
+    Ok(Some(Arc::new(PasswdFileAuth {
+        db,
+        hostname: cfg.get("myhostname").to_string(),
+        mechanisms,
+    })))
 }

@@ -66,7 +66,10 @@ pub async fn handle(
         shared.session_ended(ip);
         return;
     }
-    let policy = Arc::new(super::runtime::ResolverPolicy(rt.resolver.clone(), rt.sender_login_maps.clone()));
+    let policy = Arc::new(super::runtime::ResolverPolicy(
+        rt.resolver.clone(),
+        rt.sender_login_maps.clone(),
+    ));
     // Password checks (SHA512-CRYPT, bcrypt, Argon2) take milliseconds of
     // CPU: with AUTH on, the session runs where blocking is allowed.
     let blocking = svc.session.auth.is_some();
@@ -171,7 +174,9 @@ pub async fn handle(
                 );
                 break;
             }
-            Ok(Ok(n)) if blocking => pending = tokio::task::block_in_place(|| session.feed(&buf[..n])),
+            Ok(Ok(n)) if blocking => {
+                pending = tokio::task::block_in_place(|| session.feed(&buf[..n]))
+            }
             Ok(Ok(n)) => pending = session.feed(&buf[..n]),
         }
     }
