@@ -191,6 +191,146 @@ pub fn list(spool: &Spool) -> io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Just enough RFC 5322 header handling for sendmail and pickup: find a
+/// field, unfold it, drop one. Bytes, not text: a message may hold 8-bit
+/// header values.
+pub mod header {
+    /// Splits a message into its header section (with the line end of the last
+    /// header) and the rest (the empty line and the body). A message without
+    /// an empty line is all header.
+    pub fn split_message(m: &[u8]) -> (&[u8], &[u8]) {
+        if m.first() == Some(&b'\n') {
+            return (&[], m);
+        }
+        match m.windows(2).position(|w| w == b"\n\n") {
+            Some(p) => m.split_at(p + 1),
+            None => (m, &[]),
+        }
+    }
+
+    /// Header fields as (name, whole field including continuation lines).
+    fn fields(head: &[u8]) -> Vec<(&[u8], &[u8])> {
+        let mut out: Vec<(&[u8], &[u8])> = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i < head.len() {
+            let end = head[i..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(head.len(), |p| i + p + 1);
+            let line = &head[i..end];
+            let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+            if !continuation && i > start {
+                out.push(field(&head[start..i]));
+                start = i;
+            }
+            i = end;
+        }
+        if start < head.len() {
+            out.push(field(&head[start..]));
+        }
+        out
+    }
+
+    fn field(f: &[u8]) -> (&[u8], &[u8]) {
+        let name = f
+            .iter()
+            .position(|&b| b == b':')
+            .map_or(&f[..0], |p| f[..p].trim_ascii());
+        (name, f)
+    }
+
+    /// A header's value, unfolded and trimmed (the first occurrence).
+    pub fn header_value(head: &[u8], name: &str) -> Option<String> {
+        fields(head)
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(n, f)| {
+                let v = String::from_utf8_lossy(&f[n.len() + 1..]);
+                v.split(['\r', '\n'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+    }
+
+    /// The header section without any `name:` field.
+    pub fn without_header(head: &[u8], name: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(head.len());
+        for (n, f) in fields(head) {
+            if !n.eq_ignore_ascii_case(name.as_bytes()) {
+                out.extend_from_slice(f);
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn headers_are_found_unfolded_and_removed() {
+            let m = b"X-Yubin-Submitter: uid=0 (root)\n via cron\nSubject: a\n\tb\n\nX-Yubin-Submitter: body\n";
+            let (head, body) = split_message(m);
+            assert_eq!(body, b"\nX-Yubin-Submitter: body\n");
+            assert_eq!(
+                header_value(head, "x-yubin-submitter").as_deref(),
+                Some("uid=0 (root) via cron")
+            );
+            assert_eq!(header_value(head, "Subject").as_deref(), Some("a b"));
+            assert_eq!(header_value(head, "Date"), None);
+            assert_eq!(
+                without_header(head, "X-Yubin-Submitter"),
+                b"Subject: a\n\tb\n"
+            );
+            let (h, b) = split_message(b"\nbody only\n");
+            assert!(h.is_empty() && b == b"\nbody only\n");
+        }
+    }
+}
+
+/// The header `yubin sendmail` prepends to say who submitted a message:
+/// `X-Yubin-Submitter: uid=0 (root) via /usr/bin/python3 /usr/sbin/denyhosts`.
+pub const SUBMITTER_HEADER: &str = "X-Yubin-Submitter";
+
+/// The login name of `uid` (getpwuid_r(3)), if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid out-parameter.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: valid buffers of the sizes passed; result is checked before use.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid as libc::uid_t,
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, pw_name points into buf, NUL-terminated.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// Text made safe for one header line or log line: control characters
+/// dropped, at most `max` characters.
+pub fn sanitize(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +361,7 @@ mod tests {
         let mut q = msg();
         let id = submit(&s, &mut q).unwrap();
         assert_eq!(q.id, id);
-        assert_eq!(list(&s).unwrap(), [id.clone()]);
+        assert_eq!(list(&s).unwrap(), std::slice::from_ref(&id));
         let meta = std::fs::metadata(dir(&s).join(&id)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o644);
         let got = take(&s, &id, 10_240_000).unwrap();

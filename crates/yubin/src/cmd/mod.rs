@@ -5,4 +5,5 @@ pub mod passwd;
 pub mod postconf;
 pub mod postmap;
 pub mod queue;
+pub mod sendmail;
 pub mod trace;

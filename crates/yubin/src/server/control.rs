@@ -28,6 +28,10 @@ pub fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
                         let _ = shared.qmgr.send(QmgrMsg::Flush);
                         "ok"
                     }
+                    "pickup" => {
+                        super::pickup::wake();
+                        "ok"
+                    }
                     "reload" => {
                         shared.reload();
                         "ok"

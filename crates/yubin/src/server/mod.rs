@@ -10,6 +10,7 @@ pub mod control;
 pub mod deliver_one;
 pub mod embedded;
 pub mod listeners;
+pub mod pickup;
 pub mod privilege;
 pub mod qmgr;
 pub mod runtime;
@@ -87,6 +88,8 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             ),
         );
         let qmgr = tokio::spawn(qmgr::run(shared.clone(), qmgr_rx));
+        let _ = yubin_queue::maildrop::prepare_dir(&spool);
+        tokio::spawn(pickup::run(shared.clone(), pickup::waker()));
         qmgr::recover(&shared)?;
         control::start(shared.clone())?;
         if embedded {
