@@ -100,8 +100,12 @@ impl fmt::Display for Address {
     }
 }
 
+/// RFC 5322 atext, plus UTF-8 non-ASCII under RFC 6531 (UTF8-non-ascii),
+/// excluding control characters such as U+0080..U+009F (found by cargo fuzz).
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || !c.is_ascii()
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        || (!c.is_ascii() && !c.is_control())
 }
 
 fn needs_quoting(local: &str) -> bool {
@@ -250,6 +254,7 @@ mod tests {
         assert!(parse_address("a@[300.1.1.1]", false).is_err());
         assert!(parse_address("\"a\\\rb\"@x", false).is_err());
         assert!(parse_address("\"a\tb\"@x", false).is_err());
+        assert!(parse_address("+$\u{8e}..x@y", true).is_err());
         assert_eq!(
             parse_address("用户@例子.测试", false),
             Err(AddrError::NeedUtf8)
