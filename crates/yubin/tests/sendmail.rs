@@ -193,6 +193,7 @@ fn seed_story_root_at_localhost_bounces_then_arrives() {
     // The fix: `root` as a bare user in the virtual table.
     std::fs::write(s.path("virtual"), VIRTUAL_AFTER).unwrap();
     s.yubin(&["postmap", &s.path("virtual").display().to_string()]);
+    s.yubin(&["reload"]);
     let before = s.hoge_mail().len();
     let out = sendmail(
         &s,
