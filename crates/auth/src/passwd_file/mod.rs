@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use shared::SharedUserDb;
-pub use write::set_password;
+pub use write::{replace, set_password};
 
 /// Files larger than this are refused (bounded memory).
 pub const MAX_FILE_SIZE: u64 = 64 << 20;

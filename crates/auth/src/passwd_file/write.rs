@@ -83,8 +83,9 @@ pub fn set_password(path: &Path, user: &str, new_hash: &str) -> Result<(), DbErr
     result.map_err(io)
 }
 
-/// The file content with `user`'s password field set to `hash`.
-pub(crate) fn replace(old: &[u8], user: &str, hash: &str) -> Vec<u8> {
+/// The file content with `user`'s password field set to `hash` (the line
+/// added at the end when the user is new). Pure; used by [`set_password`].
+pub fn replace(old: &[u8], user: &str, hash: &str) -> Vec<u8> {
     let want = user.to_lowercase();
     let mut start = 0;
     while start < old.len() {
