@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! AUTH <mech> [initial-response]
-//!   -> Mechanism::from_name(mech)          unknown: 504 5.5.4 Unsupported authentication mechanism
+//!   -> Mechanism::from_name(mech)          unknown: 535 5.7.8 Error: authentication failed: Invalid authentication mechanism
 //!   -> SaslServer::start_base64(mech, initial_response.map(str::as_bytes), myhostname, &db)
 //! loop on the returned Step:
 //!   Step::Challenge(bytes)   -> "334 " + encode_challenge(&bytes)   (empty: "334 ")
@@ -22,7 +22,8 @@
 //! client (it would tell unknown users from wrong passwords). A line longer
 //! than [`MAX_RESPONSE`] decoded bytes fails. Postfix advertises
 //! `250-AUTH PLAIN LOGIN` (the seed's EHLO); offer CRAM-MD5 and SCRAM-SHA-256
-//! only if wanted ([`Mechanism::ALL`] in that order).
+//! only if wanted ([`Mechanism::ALL`] in that order). The unknown-mechanism
+//! text is what Postfix's Dovecot SASL client answers (`xsasl_dovecot`).
 //!
 //! Verifying a password may take tens of milliseconds (SHA512-CRYPT, bcrypt)
 //! or more (Argon2): an async caller should run `start`/`step` on a blocking
