@@ -70,6 +70,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Submit mail from standard input (sendmail(1)); also -bs, -bv, -bp, -bi, -q.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// swaks-compatible SMTP test client (`yubin send --help`).
     #[command(disable_help_flag = true)]
     Send {
@@ -139,6 +145,7 @@ fn main() {
         Command::Trace(_) => "trace",
         Command::Guard { .. } => "guard",
         Command::Send { .. } => "send",
+        Command::Sendmail { .. } => "sendmail",
     });
     let config_dir = cli.config_dir.unwrap_or_else(default_config_dir);
     // Absolute, so that "$config_directory/file" and relative table names
@@ -161,6 +168,7 @@ fn main() {
         Command::Trace(a) => cmd::trace::run(&config_dir, a),
         Command::Guard { args } => yubin_guard::main(&config_dir, args),
         Command::Send { args } => yubin_send::cli::main(&config_dir, args),
+        Command::Sendmail { args } => cmd::sendmail::run(&config_dir, args),
     };
     std::process::exit(code);
 }
