@@ -171,7 +171,11 @@ pub fn connect_tcp(
             None => TcpStream::connect(addr),
         };
         match r {
-            Ok(s) => return Ok(s),
+            Ok(s) => {
+                // Commands are small writes: do not let Nagle delay them.
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
             Err(e) => last = e,
         }
     }

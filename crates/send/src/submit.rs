@@ -69,6 +69,9 @@ pub fn submit(s: &Submission<'_>, message: &[u8]) -> anyhow::Result<Reply> {
         .next()
         .ok_or_else(|| anyhow::anyhow!("{}: no address", s.host))?;
     let stream = TcpStream::connect_timeout(&addr, s.timeout)?;
+    // Each command is one small write; without TCP_NODELAY, Nagle's
+    // algorithm and the peer's delayed ACK add ~40 ms to some of them.
+    stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(s.timeout))?;
     stream.set_write_timeout(Some(s.timeout))?;
     let mut w = stream.try_clone()?;
@@ -84,8 +87,9 @@ pub fn submit(s: &Submission<'_>, message: &[u8]) -> anyhow::Result<Reply> {
     }
     w.write_all(b"DATA\r\n")?;
     expect(&mut r, "DATA", |c| c == 354)?;
-    w.write_all(&dot_stuff(message))?;
-    w.write_all(b".\r\n")?;
+    let mut data = dot_stuff(message);
+    data.extend_from_slice(b".\r\n");
+    w.write_all(&data)?;
     let done = expect(&mut r, "end of data", |c| c == 250)?;
     w.write_all(b"QUIT\r\n")?;
     let _ = read_reply(&mut r);
