@@ -8,17 +8,27 @@ use std::path::Path;
 use anyhow::{anyhow, bail};
 use yubin_conf::Config;
 
+/// Hands the queue to mail_owner. Never follows a symbolic link (lchown,
+/// symlink_metadata): a local user who plants `maildrop/x -> /etc/shadow`
+/// must not get root to give that file away. `maildrop/` itself keeps its
+/// owner-less mode (01733) and its files keep their submitters' ownership,
+/// which pickup reports as the submitting uid.
 fn chown_tree(p: &Path, uid: u32, gid: u32) {
-    let _ = std::os::unix::fs::chown(p, Some(uid), Some(gid));
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                chown_tree(&path, uid, gid);
-            } else {
-                let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
-            }
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return;
+    };
+    let _ = std::os::unix::fs::lchown(p, Some(uid), Some(gid));
+    if !meta.is_dir() {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(p) else { return };
+    for e in rd.flatten() {
+        let path = e.path();
+        if path.file_name().is_some_and(|n| n == "maildrop") {
+            let _ = std::os::unix::fs::lchown(&path, Some(uid), Some(gid));
+            continue;
         }
+        chown_tree(&path, uid, gid);
     }
 }
 
