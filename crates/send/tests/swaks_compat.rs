@@ -315,3 +315,49 @@ fn unix_socket_transport() {
     assert_eq!((ours.code, theirs.code), (0, 0), "{}", ours.stderr);
     assert_same("unix socket", &ours.stdout, &theirs.stdout);
 }
+
+#[test]
+fn lmtp_reads_one_reply_per_recipient_like_swaks() {
+    let sink = smtp_sink(&["-L"]);
+    let server = format!("127.0.0.1:{}", sink.port);
+    let args = [
+        "-s",
+        &server,
+        "--protocol",
+        "LMTP",
+        "-t",
+        "a@example.com,b@example.com",
+        "-f",
+        "f@example.com",
+    ];
+    let (ours, theirs) = (send(&args, ""), swaks(&args, ""));
+    assert_eq!((ours.code, theirs.code), (0, 0), "{}", ours.stdout);
+    assert!(ours.stdout.contains(" -> LHLO "));
+    assert_same("lmtp", &ours.stdout, &theirs.stdout);
+}
+
+#[test]
+fn hostile_replies_are_bounded() {
+    use std::io::Write;
+    for flood in [b"250-x\r\n".repeat(2000), vec![b'2'; 100_000]] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = listener.accept() {
+                let _ = c.write_all(&flood);
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            }
+        });
+        let server = format!("127.0.0.1:{port}");
+        let out = send(
+            &["-s", &server, "-t", "a@example.com", "--timeout", "3"],
+            "",
+        );
+        assert_eq!(out.code, 6, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("*** Error reading from server: reply"),
+            "{}",
+            out.stderr
+        );
+    }
+}
