@@ -36,11 +36,8 @@ fn send_one(port: u16, n: usize) -> Option<bool> {
         "Subject: crash-test {n}\r\n\r\n{}\r\nend-of-message-{n}\r\n.\r\n",
         "x".repeat(2000)
     );
-    w.write_all(
-        format!("EHLO c\r\nMAIL FROM:<c@example.org>\r\nRCPT TO:<hoge@mydomain.com>\r\nDATA\r\n")
-            .as_bytes(),
-    )
-    .ok()?;
+    w.write_all(b"EHLO c\r\nMAIL FROM:<c@example.org>\r\nRCPT TO:<hoge@mydomain.com>\r\nDATA\r\n")
+        .ok()?;
     for _ in 0..4 {
         reply(&mut r)?;
     }

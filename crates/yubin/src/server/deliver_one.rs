@@ -43,18 +43,22 @@ struct Attempt<'a> {
     retry: bool,
 }
 
+/// Who logs a delivery and for which recipient (`to=`, `orig_to=`, `relay=`).
+struct Route<'a> {
+    daemon: &'a str,
+    to: &'a str,
+    orig: &'a str,
+    relay: &'a str,
+}
+
 impl Attempt<'_> {
-    fn log(
-        &self,
-        daemon: &str,
-        to: &str,
-        orig: &str,
-        relay: &str,
-        dsn: &str,
-        status: &str,
-        text: &str,
-        started: Instant,
-    ) {
+    fn log(&self, route: &Route<'_>, dsn: &str, status: &str, text: &str, started: Instant) {
+        let Route {
+            daemon,
+            to,
+            orig,
+            relay,
+        } = *route;
         let total = (clock::now_secs() - self.q.arrival).max(0) as f64;
         let d = started.elapsed().as_secs_f64();
         let b = started.duration_since(self.picked).as_secs_f64();
@@ -238,9 +242,13 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
             Ok(a) => rt.resolver.expand(&a).0,
             Err(e) => {
                 let f = Failure::perm("5.1.3", format!("bad address syntax: {e}"));
-                attempt.log(
-                    "qmgr", &r.address, &r.address, "none", &f.dsn, "bounced", &f.text, started,
-                );
+                let route = Route {
+                    daemon: "qmgr",
+                    to: &r.address,
+                    orig: &r.address,
+                    relay: "none",
+                };
+                attempt.log(&route, &f.dsn, "bounced", &f.text, started);
                 bounced.push(Bounced::new(r, &r.address, &f));
                 done_now.push((idx, "bounced"));
                 continue;
@@ -268,42 +276,21 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
                 _ => "none",
             };
             let started = Instant::now();
+            let route = Route {
+                daemon,
+                to: &d.recipient,
+                orig: &r.address,
+                relay,
+            };
             match attempt.run(d, &r.address) {
-                Ok(text) => attempt.log(
-                    daemon,
-                    &d.recipient,
-                    &r.address,
-                    relay,
-                    "2.0.0",
-                    "sent",
-                    &text,
-                    started,
-                ),
+                Ok(text) => attempt.log(&route, "2.0.0", "sent", &text, started),
                 Err(f) if f.temporary => {
-                    attempt.log(
-                        daemon,
-                        &d.recipient,
-                        &r.address,
-                        relay,
-                        &f.dsn,
-                        "deferred",
-                        &f.text,
-                        started,
-                    );
+                    attempt.log(&route, &f.dsn, "deferred", &f.text, started);
                     reasons.push((idx, f.text.clone()));
                     rcpt_deferred = true;
                 }
                 Err(f) => {
-                    attempt.log(
-                        daemon,
-                        &d.recipient,
-                        &r.address,
-                        relay,
-                        &f.dsn,
-                        "bounced",
-                        &f.text,
-                        started,
-                    );
+                    attempt.log(&route, &f.dsn, "bounced", &f.text, started);
                     bounced.push(Bounced::new(r, &d.recipient, &f));
                 }
             }
