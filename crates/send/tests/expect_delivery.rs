@@ -1,6 +1,6 @@
 //! `--expect-delivery` against fabricated yubin server state: a mail log in
 //! Postfix's format, a Maildir, and a stand-in `yubin` executable that
-//! answers `postconf -h maillog_file` and `trace --json ADDRESS` as the
+//! answers `postconf -x -h maillog_file` and `trace --json ADDRESS` as the
 //! contracts in docs/send.md say the real one will (the server is being
 //! written concurrently; these tests pin the contract).
 
@@ -13,7 +13,7 @@ use std::path::Path;
 const SENT: &str = "Nov 29 02:41:02 host postfix/virtual[123]: 4F2A1B3C9D: to=<hoge@mydomain.com>, orig_to=<root@localhost>, relay=virtual, delay=0.01, delays=0/0/0/0, dsn=2.0.0, status=sent (delivered to maildir)\n";
 const BOUNCED: &str = "Nov 29 02:41:02 host postfix/virtual[124]: B0UNCE1: to=<nobody@mydomain.com>, relay=virtual, delay=0.01, delays=0/0/0/0, dsn=5.1.1, status=bounced (unknown user: \"nobody@mydomain.com\")\n";
 
-/// Writes the stand-in yubin: `-c DIR postconf -h maillog_file` prints the
+/// Writes the stand-in yubin: `-c DIR postconf -x -h maillog_file` prints the
 /// log path, `-c DIR trace --json ADDR` a delivery into `vmail/DOMAIN/USER/`.
 fn fake_yubin(dir: &Path, log: &Path, vmail: &Path) -> String {
     let script = dir.join("yubin");
@@ -23,7 +23,7 @@ fn fake_yubin(dir: &Path, log: &Path, vmail: &Path) -> String {
             "#!/bin/sh\n\
              [ \"$1\" = -c ] || exit 9\n\
              case \"$3\" in\n\
-             postconf) [ \"$4 $5\" = '-h maillog_file' ] && echo '{log}' ;;\n\
+             postconf) [ \"$4 $5 $6\" = '-x -h maillog_file' ] && echo '{log}' ;;\n\
              trace) addr=$5; user=${{addr%@*}}; dom=${{addr#*@}};\n\
                echo \"{{\\\"deliveries\\\": [{{\\\"recipient\\\": \\\"$addr\\\", \\\"transport\\\": \\\"virtual\\\", \\\"mailbox\\\": \\\"{vmail}/$dom/$user/\\\"}}]}}\" ;;\n\
              *) exit 9 ;;\n\

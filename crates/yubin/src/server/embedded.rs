@@ -55,6 +55,11 @@ smtpd_tls_key_file = $config_directory/tls/key.pem
 smtpd_tls_received_header = yes
 smtpd_tls_loglevel = 1
 
+# SMTP AUTH users (Dovecot passwd-file), used where a service enables AUTH.
+smtpd_sasl_type = passwd-file
+smtpd_sasl_path = $config_directory/users
+smtpd_sasl_authenticated_header = yes
+
 # The user the server runs as after binding its ports when started as root.
 mail_owner = {owner}
 "#,
@@ -62,10 +67,21 @@ mail_owner = {owner}
     )
 }
 
-const MASTER_CF: &str =
-    "# yubin master.cf (master(5) syntax): the SMTP listener of the embedded default.\n\
-# service          type  private unpriv  chroot  wakeup  maxproc command\n\
-127.0.0.1:2525     inet  n       -       n       -       -       smtpd\n";
+const MASTER_CF: &str = "# yubin master.cf (master(5) syntax): the listeners of the embedded default.
+# service          type  private unpriv  chroot  wakeup  maxproc command
+127.0.0.1:2525     inet  n       -       n       -       -       smtpd
+# Submission for mail clients (Thunderbird): STARTTLS first, then a password
+# from the users file (add one with: yubin -c yubin-data passwd you@example.test).
+127.0.0.1:2587     inet  n       -       n       -       -       smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+";
+
+const USERS: &str = "# Dovecot passwd-file users for SMTP AUTH: user@domain:{SCHEME}hash:uid:gid::home::
+# Add or change one with: yubin -c yubin-data passwd user@example.test
+";
 
 const ALIASES: &str = "# aliases(5): local names. After editing: yubin -c yubin-data newaliases\n\
 postmaster: root\n\
@@ -111,6 +127,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
     write("aliases", ALIASES)?;
     write("virtual", VIRTUAL)?;
     write("vmailbox", VMAILBOX)?;
+    write("users", USERS)?;
     super::tls::self_signed(&dir.join("tls"), "mail.example.test")?;
     if euid == 0 {
         let _ = std::os::unix::fs::chown(dir.join("tls/key.pem"), Some(uid), Some(gid));
@@ -139,7 +156,8 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound]) {
         dir.display()
     );
     for b in bound {
-        eprintln!("  smtp           {}", b.addr);
+        let what = if b.addr.port() == 2587 { "submission" } else { "smtp" };
+        eprintln!("  {what:<14} {}", b.addr);
     }
     eprintln!(
         "  mailbox        admin@example.test -> {}/example.test/admin/",
