@@ -1,0 +1,49 @@
+//! Non-delivery notifications: an RFC 3464 report that Python's `email`
+//! package parses, back in the sender's Maildir.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Client, Server};
+
+#[test]
+fn bounce_is_a_parseable_delivery_status_report() {
+    let mut s = Server::seed("root hoge@mydomain.com\nbad@mydomain.com nobody-here@mydomain.com\n", "");
+    s.start();
+    let mut c = Client::connect(s.port);
+    c.cmd("EHLO x");
+    assert!(c.cmd("MAIL FROM:<hoge@mydomain.com> RET=HDRS ENVID=abc").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<bad@mydomain.com> NOTIFY=FAILURE ORCPT=rfc822;bad@mydomain.com").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send_raw(b"Subject: will bounce\r\n\r\nsecret body\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    s.wait_log("sender non-delivery notification");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.hoge_mail().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no bounce arrived:\n{}", s.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let path = s.hoge_mail()[0].clone();
+    let script = r#"
+import email, sys
+from email import policy
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
+assert m.get_content_type() == 'multipart/report', m.get_content_type()
+assert m.get_param('report-type') == 'delivery-status'
+parts = list(m.iter_parts())
+assert [p.get_content_type() for p in parts] == ['text/plain', 'message/delivery-status', 'text/rfc822-headers'], [p.get_content_type() for p in parts]
+status = parts[1].get_payload()
+fields = {}
+for block in status:
+    for k, v in block.items():
+        fields[k.lower()] = str(v)
+assert fields['final-recipient'].replace(' ', '') == 'rfc822;nobody-here@mydomain.com', fields
+assert fields['original-recipient'] == 'rfc822;bad@mydomain.com', fields
+assert fields['action'] == 'failed' and fields['status'] == '5.1.1', fields
+assert 'Subject: will bounce' in parts[2].get_content() and 'secret body' not in m.as_string()
+print('ok')
+"#;
+    let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
