@@ -120,6 +120,7 @@ params! {
     "virtual_maps" => "",
     "virtual_minimum_uid" => "100",
     "virtual_uid_maps" => "",
+    "yubin_notice_interval" => "10m",
 }
 
 /// Looks a parameter up by name.

@@ -255,7 +255,11 @@ pub fn run(
     };
     let log = match &expect.maillog {
         Some(l) => l.clone(),
-        None => match yubin_output(&yubin, config_dir, &["postconf", "-x", "-h", "maillog_file"]) {
+        None => match yubin_output(
+            &yubin,
+            config_dir,
+            &["postconf", "-x", "-h", "maillog_file"],
+        ) {
             Ok(p) if !p.trim().is_empty() => PathBuf::from(p.trim()),
             Ok(_) => {
                 t.error("--expect-delivery: maillog_file is empty; give --maillog FILE");

@@ -148,7 +148,27 @@ pub struct Session {
     /// (login, mechanism) after a successful AUTH.
     authenticated: Option<(String, String)>,
     auth_failures: u32,
+    /// `In:`/`Out:` lines for the postmaster's error notice (bounded).
+    transcript: Vec<String>,
+    transcript_bytes: usize,
+    /// notify_classes names of the errors that happened (policy, protocol, resource).
+    error_classes: std::collections::BTreeSet<&'static str>,
+    /// Addresses refused by policy, for the notice's summary.
+    rejected: Vec<String>,
 }
+
+/// What the postmaster's error notice needs (Postfix's smtpd "Transcript of
+/// session follows").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub classes: Vec<&'static str>,
+    pub transcript: Vec<String>,
+    pub rejected: Vec<String>,
+}
+
+/// Transcript limits: a session that talks forever keeps its first part.
+const TRANSCRIPT_LINES: usize = 200;
+const TRANSCRIPT_BYTES: usize = 32 * 1024;
 
 fn reply(code: u16, enhanced: &str, text: &str) -> String {
     if enhanced.is_empty() {
@@ -185,7 +205,40 @@ impl Session {
             sasl: None,
             authenticated: None,
             auth_failures: 0,
+            transcript: Vec::new(),
+            transcript_bytes: 0,
+            error_classes: Default::default(),
+            rejected: Vec::new(),
         }
+    }
+
+    fn record(&mut self, line: String) {
+        if self.transcript.len() < TRANSCRIPT_LINES
+            && self.transcript_bytes + line.len() <= TRANSCRIPT_BYTES
+        {
+            self.transcript_bytes += line.len();
+            self.transcript.push(line);
+        }
+    }
+
+    /// Records every reply line of `actions` as `Out:`.
+    fn record_out(&mut self, actions: &[Action]) {
+        for a in actions {
+            if let Action::Send(bytes) = a {
+                for l in String::from_utf8_lossy(bytes).lines() {
+                    self.record(format!("Out: {l}"));
+                }
+            }
+        }
+    }
+
+    /// The error notice, when errors happened in this session.
+    pub fn notice(&self) -> Option<Notice> {
+        (!self.error_classes.is_empty()).then(|| Notice {
+            classes: self.error_classes.iter().copied().collect(),
+            transcript: self.transcript.clone(),
+            rejected: self.rejected.clone(),
+        })
     }
 
     /// AUTH is offered now (enabled, and TLS active if required for it).
@@ -234,9 +287,11 @@ impl Session {
 
     /// The greeting (RFC 5321 section 4.3.1).
     pub fn start(&mut self) -> Vec<Action> {
-        vec![Action::Send(
+        let out = vec![Action::Send(
             format!("220 {}\r\n", self.cfg.banner).into_bytes(),
-        )]
+        )];
+        self.record_out(&out);
+        out
     }
 
     pub fn is_closed(&self) -> bool {
@@ -309,6 +364,21 @@ impl Session {
         out
     }
 
+    /// Error class of a reply, as Postfix's notify_classes name them:
+    /// syntax and sequence errors (RFC 3463 X.5.x) are "protocol", queue
+    /// trouble (X.3.0) "resource", every other refusal "policy".
+    fn classify(code: u16, enhanced: &str) -> &'static str {
+        if enhanced.starts_with("4.3.0") {
+            "resource"
+        } else if enhanced.is_empty() && (500..=504).contains(&code)
+            || ["5.5.1", "5.5.2", "5.5.4", "5.7.0"].contains(&enhanced)
+        {
+            "protocol"
+        } else {
+            "policy"
+        }
+    }
+
     /// The queue's answer to a `Deliver`: the final reply, then the rest of
     /// any pipelined input.
     pub fn queued(&mut self, result: Result<String, String>) -> Vec<Action> {
@@ -344,6 +414,8 @@ impl Session {
             }
         }
         self.reset_transaction();
+        let reply = out.clone();
+        self.record_out(&reply);
         self.process(&mut out);
         out
     }
@@ -357,6 +429,7 @@ impl Session {
     /// An error reply: counted, and delayed past the soft limit.
     fn error(&mut self, out: &mut Vec<Action>, code: u16, enhanced: &str, text: &str) {
         self.errors += 1;
+        self.error_classes.insert(Self::classify(code, enhanced));
         if self.errors > self.cfg.soft_error_limit && !self.cfg.error_sleep.is_zero() {
             out.push(Action::Delay(self.cfg.error_sleep));
         }
@@ -400,7 +473,10 @@ impl Session {
                         return;
                     };
                     let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                    let before = out.len();
                     self.data_line(&line, out);
+                    let new: Vec<Action> = out[before..].to_vec();
+                    self.record_out(&new);
                 }
                 Mode::Bdat {
                     left,
@@ -432,7 +508,10 @@ impl Session {
                         continue;
                     }
                     self.mode = Mode::Command;
+                    let before = out.len();
                     self.bdat_chunk_done(last, discard, out);
+                    let new: Vec<Action> = out[before..].to_vec();
+                    self.record_out(&new);
                 }
             }
         }
@@ -478,6 +557,21 @@ impl Session {
     }
 
     fn command(&mut self, line: &str, out: &mut Vec<Action>) {
+        let before = out.len();
+        // Credentials never reach the notice: AUTH's argument is masked.
+        let shown = match line.split_once(' ') {
+            Some((verb, _)) if verb.eq_ignore_ascii_case("AUTH") => {
+                format!("{verb} {}", line.split_whitespace().nth(1).unwrap_or(""))
+            }
+            _ => line.to_string(),
+        };
+        self.record(format!("In:  {shown}"));
+        self.command_inner(line, out);
+        let new: Vec<Action> = out[before..].to_vec();
+        self.record_out(&new);
+    }
+
+    fn command_inner(&mut self, line: &str, out: &mut Vec<Action>) {
         if self.errors >= self.cfg.hard_error_limit {
             self.send(
                 out,
@@ -820,7 +914,13 @@ impl Session {
         true
     }
 
-    fn log_reject(&self, out: &mut Vec<Action>, stage: &str, reply_text: &str, rcpt: Option<&str>) {
+    fn log_reject(
+        &mut self,
+        out: &mut Vec<Action>,
+        stage: &str,
+        reply_text: &str,
+        rcpt: Option<&str>,
+    ) {
         let from = match &self.sender {
             Some(Some(a)) => a.internal(),
             _ => String::new(),
@@ -832,6 +932,12 @@ impl Session {
         );
         if let Some(r) = rcpt {
             line.push_str(&format!(" to=<{r}>"));
+        }
+        if self.rejected.len() < 100 {
+            self.rejected.push(
+                rcpt.map(str::to_string)
+                    .unwrap_or_else(|| format!("{stage} (from <{from}>)")),
+            );
         }
         line.push_str(&format!(
             " proto={} helo=<{}>",

@@ -400,3 +400,38 @@ fn auth_plain_enables_relaying() {
         ]
     );
 }
+
+#[test]
+fn seed_session_yields_a_policy_notice_with_transcript() {
+    let mut s = session(true);
+    s.start();
+    let (_, _) = run(&mut s, b"ehlo myhost.mydomain.com\r\nmail FROM:<nobody@localhost> size=286\r\nrcpt TO:<root@localhost>\r\nrset\r\nquit\r\n");
+    let n = s.notice().expect("errors happened");
+    assert_eq!(n.classes, ["policy"]);
+    assert_eq!(n.rejected, ["root@localhost"]);
+    let t: Vec<&str> = n.transcript.iter().map(String::as_str).collect();
+    assert_eq!(t[0], "Out: 220 mail.mydomain.com ESMTP");
+    assert_eq!(t[1], "In:  ehlo myhost.mydomain.com");
+    assert_eq!(t[2], "Out: 250-mail.mydomain.com");
+    let tail: Vec<&str> = t.iter().rev().take(8).rev().copied().collect();
+    assert_eq!(
+        tail,
+        [
+            "In:  mail FROM:<nobody@localhost> size=286",
+            "Out: 250 2.1.0 Ok",
+            "In:  rcpt TO:<root@localhost>",
+            "Out: 550 5.1.1 <root@localhost>: Recipient address rejected: User unknown in local recipient table",
+            "In:  rset",
+            "Out: 250 2.0.0 Ok",
+            "In:  quit",
+            "Out: 221 2.0.0 Bye",
+        ]
+    );
+    // A clean session has no notice; a syntax error is "protocol".
+    let mut s = session(true);
+    run(&mut s, b"EHLO x\r\nNOOP\r\nQUIT\r\n");
+    assert!(s.notice().is_none());
+    let mut s = session(true);
+    run(&mut s, b"EHLO x\r\nFROBNICATE\r\nQUIT\r\n");
+    assert_eq!(s.notice().unwrap().classes, ["protocol"]);
+}

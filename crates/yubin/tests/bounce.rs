@@ -9,19 +9,30 @@ use common::{Client, Server};
 
 #[test]
 fn bounce_is_a_parseable_delivery_status_report() {
-    let mut s = Server::seed("root hoge@mydomain.com\nbad@mydomain.com nobody-here@mydomain.com\n", "");
+    let mut s = Server::seed(
+        "root hoge@mydomain.com\nbad@mydomain.com nobody-here@mydomain.com\n",
+        "",
+    );
     s.start();
     let mut c = Client::connect(s.port);
     c.cmd("EHLO x");
-    assert!(c.cmd("MAIL FROM:<hoge@mydomain.com> RET=HDRS ENVID=abc").starts_with("250"));
-    assert!(c.cmd("RCPT TO:<bad@mydomain.com> NOTIFY=FAILURE ORCPT=rfc822;bad@mydomain.com").starts_with("250"));
+    assert!(c
+        .cmd("MAIL FROM:<hoge@mydomain.com> RET=HDRS ENVID=abc")
+        .starts_with("250"));
+    assert!(c
+        .cmd("RCPT TO:<bad@mydomain.com> NOTIFY=FAILURE ORCPT=rfc822;bad@mydomain.com")
+        .starts_with("250"));
     assert!(c.cmd("DATA").starts_with("354"));
     c.send_raw(b"Subject: will bounce\r\n\r\nsecret body\r\n.\r\n");
     assert!(c.reply().starts_with("250"));
     s.wait_log("sender non-delivery notification");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while s.hoge_mail().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no bounce arrived:\n{}", s.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bounce arrived:\n{}",
+            s.log()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let path = s.hoge_mail()[0].clone();
@@ -44,6 +55,16 @@ assert fields['action'] == 'failed' and fields['status'] == '5.1.1', fields
 assert 'Subject: will bounce' in parts[2].get_content() and 'secret body' not in m.as_string()
 print('ok')
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,7 +7,7 @@ use yubin_deliver::Failure;
 use yubin_maillog::clock;
 use yubin_queue::{QueueFile, QueuedRecipient};
 
-use super::runtime::{QmgrMsg, Runtime, Shared};
+use super::runtime::{Runtime, Shared};
 
 /// One recipient that failed.
 pub struct Bounced {
@@ -155,47 +155,17 @@ pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
         );
         return;
     }
-    let new_id = if rt.cfg.bool("enable_long_queue_ids").unwrap_or(false) {
-        yubin_queue::id::long()
-    } else {
-        yubin_queue::id::short()
-    };
+    let new_id = super::internal_mail::new_id(rt);
     let now = clock::now_secs();
-    let notice = QueueFile {
-        id: new_id.clone(),
-        arrival: now,
-        sender: String::new(),
-        client: "local".into(),
-        helo: String::new(),
-        protocol: "local".into(),
-        ret: None,
-        envid: None,
-        smtputf8: false,
-        recipients: vec![QueuedRecipient {
-            address: q.sender.clone(),
-            notify: Some("NEVER".into()),
-            orcpt: None,
-        }],
-        message: build(rt, q, &wanted, &new_id, now),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    shared
-        .committer
-        .commit(new_id.clone(), notice.encode(), move |r| {
-            let _ = tx.send(r);
-        });
-    match rx.recv() {
-        Ok(Ok(())) => {
-            shared.log.log(
-                "bounce",
-                &format!("{}: sender non-delivery notification: {new_id}", q.id),
-            );
-            let _ = shared.qmgr.send(QmgrMsg::New(new_id));
-        }
-        Ok(Err(e)) => shared.log.log(
+    let message = build(rt, q, &wanted, &new_id, now);
+    match super::internal_mail::enqueue(shared, new_id, &q.sender, message) {
+        Ok(id) => shared.log.log(
+            "bounce",
+            &format!("{}: sender non-delivery notification: {id}", q.id),
+        ),
+        Err(e) => shared.log.log(
             "bounce",
             &format!("warning: {}: cannot queue notification: {e}", q.id),
         ),
-        Err(_) => {}
     }
 }

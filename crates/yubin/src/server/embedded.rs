@@ -67,7 +67,8 @@ mail_owner = {owner}
     )
 }
 
-const MASTER_CF: &str = "# yubin master.cf (master(5) syntax): the listeners of the embedded default.
+const MASTER_CF: &str =
+    "# yubin master.cf (master(5) syntax): the listeners of the embedded default.
 # service          type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:2525     inet  n       -       n       -       -       smtpd
 # Submission for mail clients (Thunderbird): STARTTLS first, then a password
@@ -79,7 +80,8 @@ const MASTER_CF: &str = "# yubin master.cf (master(5) syntax): the listeners of 
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
 ";
 
-const USERS: &str = "# Dovecot passwd-file users for SMTP AUTH: user@domain:{SCHEME}hash:uid:gid::home::
+const USERS: &str =
+    "# Dovecot passwd-file users for SMTP AUTH: user@domain:{SCHEME}hash:uid:gid::home::
 # Add or change one with: yubin -c yubin-data passwd user@example.test
 ";
 
@@ -156,7 +158,11 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound]) {
         dir.display()
     );
     for b in bound {
-        let what = if b.addr.port() == 2587 { "submission" } else { "smtp" };
+        let what = if b.addr.port() == 2587 {
+            "submission"
+        } else {
+            "smtp"
+        };
         eprintln!("  {what:<14} {}", b.addr);
     }
     eprintln!(

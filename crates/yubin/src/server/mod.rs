@@ -9,7 +9,9 @@ pub mod conn;
 pub mod control;
 pub mod deliver_one;
 pub mod embedded;
+pub mod internal_mail;
 pub mod listeners;
+pub mod notice;
 pub mod pickup;
 pub mod privilege;
 pub mod qmgr;
@@ -100,6 +102,20 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             }
         }
         let accept = listeners::serve(shared.clone(), bound);
+        {
+            // Grouped postmaster notices go out when their interval ends.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let sh = shared.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        sh.notifier.flush_due(&sh, &sh.current())
+                    })
+                    .await;
+                }
+            });
+        }
         notify_systemd("READY=1");
         let code = wait_for_signals(shared.clone()).await;
         notify_systemd("STOPPING=1");

@@ -40,6 +40,9 @@ pub struct Runtime {
     pub mail_name: String,
     pub tls_received_header: bool,
     pub sasl_authenticated_header: bool,
+    /// notify_classes, and yubin_notice_interval in seconds.
+    pub notify_classes: Vec<String>,
+    pub notice_interval: u64,
     pub virtual_mailbox_limit: u64,
     pub mailbox_size_limit: u64,
     pub minimal_backoff: u64,
@@ -244,6 +247,8 @@ impl Runtime {
             mail_name: cfg.get("mail_name").to_string(),
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
+            notify_classes: cfg.list("notify_classes"),
+            notice_interval: cfg.time("yubin_notice_interval", 's')?,
             virtual_mailbox_limit: cfg.u64("virtual_mailbox_limit")?,
             mailbox_size_limit: cfg.u64("mailbox_size_limit")?,
             minimal_backoff: cfg.time("minimal_backoff_time", 's')?,
@@ -286,6 +291,7 @@ pub struct Shared {
     pub shutdown: tokio::sync::Notify,
     pub stop_request: tokio::sync::Notify,
     pub stopping: AtomicBool,
+    pub notifier: super::notice::Notifier,
 }
 
 impl Shared {
@@ -309,6 +315,7 @@ impl Shared {
             shutdown: tokio::sync::Notify::new(),
             stop_request: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
+            notifier: Default::default(),
         }
     }
 

@@ -182,6 +182,13 @@ pub async fn handle(
     }
     let _ = stream.shutdown().await;
     shared.log.log("smtpd", &session.disconnect_log());
+    if let Some(notice) = session.notice() {
+        let sh = shared.clone();
+        let rt = rt.clone();
+        let label = label.clone();
+        // Queueing the notice waits for a disk flush: not on this task's thread.
+        tokio::task::spawn_blocking(move || sh.notifier.session_ended(&sh, &rt, &label, notice));
+    }
     shared.session_ended(ip);
 }
 
