@@ -80,6 +80,10 @@ impl Attempt<'_> {
         );
     }
 
+    fn allowed(&self, param: &str) -> bool {
+        self.rt.cfg.list(param).iter().any(|v| v == "alias")
+    }
+
     /// Runs one delivery; `Ok(description)` or the failure.
     fn run(&self, d: &yubin_addr::Delivery, orig: &str) -> Result<String, Failure> {
         if let Some(e) = &d.error {
@@ -114,6 +118,14 @@ impl Attempt<'_> {
                     chown_delivery(d, Path::new(mb));
                     Ok("delivered to mailbox".into())
                 }
+            }
+            // local(8): aliases(5) command and file targets only where
+            // allow_mail_to_commands / allow_mail_to_files list "alias".
+            "pipe" if !self.allowed("allow_mail_to_commands") => {
+                Err(Failure::perm("5.7.1", "mail to command is restricted"))
+            }
+            "file" if !self.allowed("allow_mail_to_files") => {
+                Err(Failure::perm("5.7.1", "mail to file is restricted"))
             }
             "pipe" => {
                 let cmd = d.target.as_deref().unwrap_or("").trim_start_matches('|');
