@@ -808,10 +808,12 @@ impl Session {
                     "warning: {}: SASL {mech} authentication failed: {reason}",
                     self.client.label()
                 )));
-                // Each failure costs the client more time: 1 s, 2 s, ... up to 10 s.
-                out.push(Action::Delay(std::time::Duration::from_secs(
-                    self.auth_failures.min(10) as u64,
-                )));
+                // Each failure costs the client more time: 1, 2, ... up to 10
+                // times smtpd_error_sleep_time (1 s by default).
+                let delay = self.cfg.error_sleep * self.auth_failures.min(10);
+                if !delay.is_zero() {
+                    out.push(Action::Delay(delay));
+                }
                 self.error(
                     out,
                     535,

@@ -435,3 +435,35 @@ fn seed_session_yields_a_policy_notice_with_transcript() {
     run(&mut s, b"EHLO x\r\nFROBNICATE\r\nQUIT\r\n");
     assert_eq!(s.notice().unwrap().classes, ["protocol"]);
 }
+
+#[test]
+fn failed_auth_costs_a_growing_delay() {
+    let mut cfg = config();
+    cfg.auth = Some(Arc::new(Plain));
+    cfg.error_sleep = Duration::from_secs(1);
+    let mut s = Session::new(
+        cfg,
+        Arc::new(Seed),
+        ClientInfo {
+            name: "unknown".into(),
+            addr: "192.0.2.9".parse().unwrap(),
+            in_mynetworks: false,
+        },
+    );
+    let delays: Vec<Duration> = s
+        .feed(b"EHLO x\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\n")
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Delay(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delays,
+        [
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(3)
+        ]
+    );
+}
