@@ -11,29 +11,7 @@ use common::{Server, VIRTUAL_AFTER};
 fn auth_server() -> Server {
     let s = Server::seed(VIRTUAL_AFTER, "");
     let d = s.dir.path();
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mail.mydomain.com",
-        ])
-        .arg("-keyout")
-        .arg(d.join("key.pem"))
-        .arg("-out")
-        .arg(d.join("cert.pem"))
-        .output()
-        .expect("openssl")
-        .status
-        .success();
-    assert!(ok);
-    let (_, uid, gid) = common::owner();
-    let _ = std::os::unix::fs::chown(d.join("key.pem"), Some(uid), Some(gid));
+    common::make_cert(d);
     // A SHA512-CRYPT password as `doveadm pw -s SHA512-CRYPT` makes them.
     let hash = Command::new("openssl")
         .args(["passwd", "-6", "-salt", "saltsalt", "secret"])

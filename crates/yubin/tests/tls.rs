@@ -11,29 +11,7 @@ use common::{Server, VIRTUAL_AFTER};
 fn tls_server(extra: &str) -> Server {
     let s = Server::seed(VIRTUAL_AFTER, "");
     let d = s.dir.path();
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mail.mydomain.com",
-        ])
-        .arg("-keyout")
-        .arg(d.join("key.pem"))
-        .arg("-out")
-        .arg(d.join("cert.pem"))
-        .output()
-        .expect("openssl (Debian package openssl)")
-        .status
-        .success();
-    assert!(ok);
-    let (_, uid, gid) = common::owner();
-    let _ = std::os::unix::fs::chown(d.join("key.pem"), Some(uid), Some(gid));
+    common::make_cert(d);
     let mut main = std::fs::read_to_string(d.join("main.cf")).unwrap();
     main.push_str(&format!(
         "smtpd_tls_cert_file = {d}/cert.pem\nsmtpd_tls_key_file = {d}/key.pem\nsmtpd_tls_received_header = yes\nsmtpd_tls_loglevel = 1\n{extra}",

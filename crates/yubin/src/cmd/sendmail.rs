@@ -611,15 +611,7 @@ fn smtp(cfg: &Config, spool: &Spool, _o: &Opts) -> i32 {
                             ret: envelope.ret.clone(),
                             envid: envelope.envid.clone(),
                             smtputf8: envelope.smtputf8,
-                            recipients: envelope
-                                .recipients
-                                .iter()
-                                .map(|r| QueuedRecipient {
-                                    address: r.address.internal(),
-                                    notify: r.notify.clone(),
-                                    orcpt: r.orcpt.clone(),
-                                })
-                                .collect(),
+                            recipients: crate::server::cleanup::queued_recipients(&envelope),
                             message,
                             ..Default::default()
                         };

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use yubin_maillog::clock;
+use yubin_queue::maildrop::header::{header_value, split_message};
 use yubin_queue::{QueueFile, QueuedRecipient};
 use yubin_smtp::{ClientInfo, Envelope};
 
@@ -46,24 +47,30 @@ pub fn received_header(env: &Envelope, client: &ClientInfo, rt: &Runtime, now: i
     h
 }
 
-/// Finds a header's value in the header section.
-fn header_value(data: &[u8], name: &str) -> Option<String> {
-    for line in data.split(|&b| b == b'\n') {
-        if line.is_empty() {
-            return None;
-        }
-        if line.len() > name.len()
-            && line[name.len()] == b':'
-            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-        {
-            return Some(
-                String::from_utf8_lossy(&line[name.len() + 1..])
-                    .trim()
-                    .to_string(),
-            );
-        }
-    }
-    None
+/// Postfix's form of a generated Message-Id: `<YYYYMMDDhhmmss.QUEUEID@myhostname>`.
+pub fn message_id(now: i64, id: &str, hostname: &str) -> String {
+    let l = clock::local(now);
+    format!(
+        "<{:04}{:02}{:02}{:02}{:02}{:02}.{id}@{hostname}>",
+        l.year,
+        l.month + 1,
+        l.day,
+        l.hour,
+        l.min,
+        l.sec
+    )
+}
+
+/// The envelope recipients as the queue file keeps them.
+pub fn queued_recipients(env: &Envelope) -> Vec<QueuedRecipient> {
+    env.recipients
+        .iter()
+        .map(|r| QueuedRecipient {
+            address: r.address.internal(),
+            notify: r.notify.clone(),
+            orcpt: r.orcpt.clone(),
+        })
+        .collect()
 }
 
 pub async fn enqueue(
@@ -77,26 +84,17 @@ pub async fn enqueue(
     let id = env.queue_id.clone();
     let mut message = received_header(&env, client, rt, now).into_bytes();
     let local_client = client.addr.is_loopback();
-    let mut message_id = header_value(&data, "Message-ID");
+    let (head, _) = split_message(&data);
+    let mut message_id = header_value(head, "Message-ID");
     if local_client {
         // local_header_rewrite_clients = permit_inet_interfaces: add what a
         // local program forgot, as cleanup(8) does.
         if message_id.is_none() {
-            let l = clock::local(now);
-            let mid = format!(
-                "<{:04}{:02}{:02}{:02}{:02}{:02}.{id}@{}>",
-                l.year,
-                l.month + 1,
-                l.day,
-                l.hour,
-                l.min,
-                l.sec,
-                rt.hostname
-            );
+            let mid = self::message_id(now, &id, &rt.hostname);
             message.extend_from_slice(format!("Message-Id: {mid}\n").as_bytes());
             message_id = Some(mid);
         }
-        if header_value(&data, "Date").is_none() {
+        if header_value(head, "Date").is_none() {
             message.extend_from_slice(format!("Date: {}\n", clock::rfc5322(now)).as_bytes());
         }
     }
@@ -115,15 +113,7 @@ pub async fn enqueue(
         ret: env.ret.clone(),
         envid: env.envid.clone(),
         smtputf8: env.smtputf8,
-        recipients: env
-            .recipients
-            .iter()
-            .map(|r| QueuedRecipient {
-                address: r.address.internal(),
-                notify: r.notify.clone(),
-                orcpt: r.orcpt.clone(),
-            })
-            .collect(),
+        recipients: queued_recipients(&env),
         message,
     };
     if let Some(mid) = &message_id {

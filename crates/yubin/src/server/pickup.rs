@@ -277,17 +277,7 @@ fn build(rt: &Runtime, id: &str, d: Dropped) -> Result<(QueueFile, Notes), Strin
     let message_id = match header_value(head, "Message-ID") {
         Some(m) => m,
         None => {
-            let l = clock::local(now);
-            let mid = format!(
-                "<{:04}{:02}{:02}{:02}{:02}{:02}.{id}@{}>",
-                l.year,
-                l.month + 1,
-                l.day,
-                l.hour,
-                l.min,
-                l.sec,
-                rt.hostname
-            );
+            let mid = super::cleanup::message_id(now, id, &rt.hostname);
             message.extend_from_slice(format!("Message-Id: {mid}\n").as_bytes());
             mid
         }

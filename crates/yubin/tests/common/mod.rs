@@ -284,3 +284,31 @@ impl Client {
         self.cmd(".")
     }
 }
+
+/// A self-signed certificate for mail.mydomain.com in `dir/cert.pem` and
+/// `dir/key.pem` (openssl), the key readable by the server's user.
+pub fn make_cert(dir: &Path) {
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mail.mydomain.com",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl (Debian package openssl)")
+        .status
+        .success();
+    assert!(ok, "openssl req failed");
+    let (_, uid, gid) = owner();
+    let _ = std::os::unix::fs::chown(dir.join("key.pem"), Some(uid), Some(gid));
+}
