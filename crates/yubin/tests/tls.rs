@@ -149,3 +149,34 @@ fn encrypt_level_refuses_mail_before_starttls() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn smtps_wrapped_mode_and_certificate_reload() {
+    let mut s = tls_server("");
+    // A second listener on 465-style wrapped TLS (master.cf -o override).
+    let smtps = common::free_port();
+    let master = format!(
+        "127.0.0.1:{} inet n - n - - smtpd\n127.0.0.1:{smtps} inet n - n - - smtpd\n  -o smtpd_tls_wrappedmode=yes\n  -o smtpd_sasl_auth_enable=no\n",
+        s.port
+    );
+    std::fs::write(s.path("master.cf"), master).unwrap();
+    s.start();
+    let script = |port: u16| {
+        format!(
+            "import smtplib, ssl\nc = smtplib.SMTP_SSL('127.0.0.1', {port}, context=ssl._create_unverified_context())\nprint(c.sock.version(), c.sock.getpeercert(binary_form=True).hex()[:64])\nc.sendmail('a@example.org', ['hoge@mydomain.com'], 'Subject: smtps\\r\\n\\r\\nhi\\r\\n')\nc.quit()\n"
+        )
+    };
+    let first = python(&script(smtps));
+    assert!(first.starts_with("TLSv1.3 "), "{first}");
+    s.wait_log("status=sent");
+    // A new certificate and `yubin reload`: new sessions get it.
+    common::make_cert(s.dir.path());
+    s.yubin(&["reload"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = python(&script(smtps));
+    assert_ne!(
+        first.trim(),
+        second.trim(),
+        "the certificate changed after reload"
+    );
+}
