@@ -240,6 +240,10 @@ pub fn send(cfg: &Config, message: &[u8]) -> anyhow::Result<String> {
         from: &from,
         to: &to,
         timeout: std::time::Duration::from_secs(30),
+        auth: match (&cfg.smtp_username, &cfg.smtp_password) {
+            (Some(u), Some(p)) => Some((u.as_str(), p.as_str())),
+            _ => None,
+        },
     };
     let reply = yubin_send::submit::submit(&sub, message)?;
     Ok(format!("{} {}", reply.code, reply.text))

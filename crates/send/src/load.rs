@@ -78,6 +78,7 @@ pub fn run(cfg: &Config, load: Load) -> i32 {
                     from: &cfg.from,
                     to: &cfg.to,
                     timeout,
+                    auth: None,
                 };
                 let t0 = Instant::now();
                 match submit(&sub, &body) {

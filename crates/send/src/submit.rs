@@ -17,6 +17,9 @@ pub struct Submission<'a> {
     pub from: &'a str,
     pub to: &'a [String],
     pub timeout: Duration,
+    /// SMTP AUTH PLAIN (RFC 4954, RFC 4616) with this user and password
+    /// before MAIL, when set.
+    pub auth: Option<(&'a str, &'a str)>,
 }
 
 /// A reply line group from the server: code and the joined text.
@@ -79,6 +82,13 @@ pub fn submit(s: &Submission<'_>, message: &[u8]) -> anyhow::Result<Reply> {
     expect(&mut r, "greeting", |c| c == 220)?;
     write!(w, "EHLO {}\r\n", s.helo)?;
     expect(&mut r, "EHLO", |c| c == 250)?;
+    if let Some((user, password)) = s.auth {
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        write!(w, "AUTH PLAIN {token}\r\n")?;
+        expect(&mut r, "AUTH", |c| c == 235)?;
+    }
     write!(w, "MAIL FROM:<{}>\r\n", s.from)?;
     expect(&mut r, "MAIL FROM", |c| c == 250)?;
     for rcpt in s.to {

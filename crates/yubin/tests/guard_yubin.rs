@@ -31,7 +31,12 @@ fn guard_conf(dir: &std::path::Path, log: &std::path::Path, port: u16) -> std::p
 
 #[test]
 fn digest_report_lands_in_the_admins_maildir() {
-    let mut s = Server::seed(VIRTUAL_AFTER, "");
+    // The report is submitted with SMTP_USERNAME/SMTP_PASSWORD (AUTH PLAIN).
+    let mut s = Server::seed(
+        VIRTUAL_AFTER,
+        "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_path = users\n",
+    );
+    std::fs::write(s.path("users"), "guard@mydomain.com:{PLAIN}s3cret::::::\n").unwrap();
     s.start();
     let work = tempfile::tempdir().unwrap();
     let log = work.path().join("auth.log");
@@ -40,6 +45,9 @@ fn digest_report_lands_in_the_admins_maildir() {
         .collect();
     std::fs::write(&log, lines).unwrap();
     let conf = guard_conf(work.path(), &log, s.port);
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("SMTP_USERNAME = guard@mydomain.com\nSMTP_PASSWORD = s3cret\n");
+    std::fs::write(&conf, text).unwrap();
     let out = Command::new(common::bin())
         .args(["guard", "--config"])
         .arg(&conf)
@@ -66,6 +74,12 @@ fn digest_report_lands_in_the_admins_maildir() {
     assert!(mail.contains("Subject: DenyHosts Report"), "{mail}");
     assert!(mail.contains("203.0.113.7"), "{mail}");
     assert!(mail.contains("X-Original-To: root@localhost"), "{mail}");
+    assert!(
+        s.log()
+            .contains("sasl_method=PLAIN, sasl_username=guard@mydomain.com"),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
