@@ -22,6 +22,7 @@ macro_rules! params {
 
 // Keep sorted: `known_params_are_sorted` checks it.
 params! {
+    "2bounce_notice_recipient" => "postmaster",
     "alias_database" => "hash:/etc/aliases",
     "alias_maps" => "hash:/etc/aliases",
     "allow_mail_to_commands" => "alias, forward",

@@ -68,3 +68,36 @@ print('ok')
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn undeliverable_bounce_goes_to_postmaster_once() {
+    let mut s = Server::seed(
+        "root hoge@mydomain.com\nbad@mydomain.com nobody-here@mydomain.com\n",
+        "2bounce_notice_recipient = hoge@mydomain.com\n",
+    );
+    s.start();
+    // A message from the null sender that bounces: a double bounce to postmaster.
+    let mut c = Client::connect(s.port);
+    c.cmd("EHLO x");
+    assert!(c
+        .mail("", &["bad@mydomain.com"], "Subject: a bounce itself\n\nx\n")
+        .starts_with("250"));
+    s.wait_log("postmaster non-delivery notification");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.hoge_mail().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&s.hoge_mail()[0]).unwrap();
+    assert!(
+        text.contains("To: hoge@mydomain.com\n") && text.contains("Subject: a bounce itself"),
+        "{text}"
+    );
+    s.stop();
+    assert_eq!(
+        s.log().matches("non-delivery notification").count(),
+        1,
+        "{}",
+        s.log()
+    );
+}

@@ -9,6 +9,9 @@ use yubin_queue::{QueueFile, QueuedRecipient};
 
 use super::runtime::{Runtime, Shared};
 
+/// The ENVID that marks a double bounce (so that its own failure stops there).
+const DOUBLE_BOUNCE: &str = "yubin-2bounce";
+
 /// One recipient that failed.
 pub struct Bounced {
     pub original: String,
@@ -48,7 +51,15 @@ fn headers_of(message: &[u8]) -> &[u8] {
 }
 
 /// Builds the notification (LF line ends, as queue files hold them).
-pub fn build(rt: &Runtime, q: &QueueFile, failed: &[&Bounced], new_id: &str, now: i64) -> Vec<u8> {
+/// Builds the notification to `to` (the sender, or postmaster for a double bounce).
+pub fn build(
+    rt: &Runtime,
+    q: &QueueFile,
+    failed: &[&Bounced],
+    new_id: &str,
+    now: i64,
+    to: &str,
+) -> Vec<u8> {
     let host = &rt.hostname;
     let boundary = format!("{new_id}.{now}/{host}");
     let mut human = String::new();
@@ -84,7 +95,7 @@ pub fn build(rt: &Runtime, q: &QueueFile, failed: &[&Bounced], new_id: &str, now
     let mut out = format!(
         "From: MAILER-DAEMON@{host} (Mail Delivery System)\n\
          Subject: Undelivered Mail Returned to Sender\n\
-         To: {sender}\n\
+         To: {to}\n\
          Auto-Submitted: auto-replied\n\
          MIME-Version: 1.0\n\
          Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n\
@@ -121,7 +132,6 @@ pub fn build(rt: &Runtime, q: &QueueFile, failed: &[&Bounced], new_id: &str, now
          Content-Type: {returned_type}\n\
          Content-Transfer-Encoding: 8bit\n\
          \n",
-        sender = q.sender,
         date = clock::rfc5322(now),
         what = if headers_only {
             "Message Headers"
@@ -145,24 +155,30 @@ pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
     if wanted.is_empty() {
         return;
     }
-    if q.sender.is_empty() {
-        shared.log.log(
-            "bounce",
-            &format!(
-                "{}: undeliverable bounce discarded (null sender); see the log for the reason",
-                q.id
-            ),
-        );
-        return;
-    }
+    // A bounce or notice (null sender) that cannot be delivered goes to
+    // postmaster as a double bounce (2bounce_notice_recipient); a double
+    // bounce that fails is only logged, so nothing can loop.
+    let (recipient, what, envid) = if q.sender.is_empty() {
+        if q.envid.as_deref() == Some(DOUBLE_BOUNCE) {
+            shared.log.log(
+                "bounce",
+                &format!("{}: undeliverable postmaster notification discarded", q.id),
+            );
+            return;
+        }
+        (
+            rt.cfg.get("2bounce_notice_recipient").to_string(),
+            "postmaster non-delivery notification",
+            Some(DOUBLE_BOUNCE),
+        )
+    } else {
+        (q.sender.clone(), "sender non-delivery notification", None)
+    };
     let new_id = super::internal_mail::new_id(rt);
     let now = clock::now_secs();
-    let message = build(rt, q, &wanted, &new_id, now);
-    match super::internal_mail::enqueue(shared, new_id, &q.sender, message) {
-        Ok(id) => shared.log.log(
-            "bounce",
-            &format!("{}: sender non-delivery notification: {id}", q.id),
-        ),
+    let message = build(rt, q, &wanted, &new_id, now, &recipient);
+    match super::internal_mail::enqueue(shared, new_id, &recipient, message, envid) {
+        Ok(id) => shared.log.log("bounce", &format!("{}: {what}: {id}", q.id)),
         Err(e) => shared.log.log(
             "bounce",
             &format!("warning: {}: cannot queue notification: {e}", q.id),

@@ -16,12 +16,15 @@ pub fn new_id(rt: &Runtime) -> String {
 }
 
 /// Queues `message` (LF line ends, headers included) from `<>` to
-/// `recipient`; returns the queue id. NOTIFY=NEVER: it never bounces.
+/// `recipient`; returns the queue id. If it cannot be delivered, the
+/// bounce code sends it on to postmaster as a double bounce (`envid` marks
+/// a double bounce, which is never sent on again).
 pub fn enqueue(
     shared: &Shared,
     id: String,
     recipient: &str,
     message: Vec<u8>,
+    envid: Option<&str>,
 ) -> Result<String, String> {
     let q = QueueFile {
         id: id.clone(),
@@ -31,7 +34,7 @@ pub fn enqueue(
         helo: String::new(),
         protocol: "local".into(),
         ret: None,
-        envid: None,
+        envid: envid.map(str::to_string),
         smtputf8: false,
         recipients: vec![QueuedRecipient {
             address: recipient.to_string(),

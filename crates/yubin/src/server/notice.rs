@@ -92,7 +92,7 @@ impl Notifier {
             "From: MAILER-DAEMON@{host} (Mail Delivery System)\nTo: {recipient} (Postmaster)\nSubject: {subject}\nDate: {}\nMessage-Id: <{id}.notice@{host}>\nAuto-Submitted: auto-generated\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n{body}",
             clock::rfc5322(clock::now_secs())
         );
-        match internal_mail::enqueue(shared, id, &recipient, msg.into_bytes()) {
+        match internal_mail::enqueue(shared, id, &recipient, msg.into_bytes(), None) {
             Ok(id) => shared.log.log(
                 "smtpd",
                 &format!("{id}: postmaster notified of errors from {client}"),
