@@ -48,6 +48,8 @@ enum Command {
     Postqueue(cmd::queue::PostqueueArgs),
     /// Delete, hold, release or requeue messages (postsuper(1)).
     Postsuper(cmd::queue::PostsuperArgs),
+    /// Create symlinks named sendmail, mailq, newaliases, postmap, ... to this binary in DIR.
+    InstallLinks(cmd::links::LinksArgs),
     /// Follow messages through mail.log by queue id, address or client.
     Log(cmd::log::LogArgs),
     /// Set a user's SASL password in the passwd-file (adds the user if new).
@@ -128,6 +130,15 @@ fn main() {
     // Admin commands print library warnings (a stale table, a reload) on
     // stderr as Postfix's tools do: "postmap: warning: ...".
     let explicit_dir = cli.config_dir.is_some();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // The admin commands end quietly when their reader goes away
+        // (`yubin postmap -s ... | head`), as Postfix's do. The server keeps
+        // SIGPIPE ignored and sees EPIPE as an error on that one socket.
+        // SAFETY: restoring a default signal disposition at start-up.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     stderr_log::init(match &cli.command {
         Command::Serve(_) => "yubin",
         Command::Reload => "reload",
@@ -136,6 +147,7 @@ fn main() {
         Command::Postqueue(_) => "postqueue",
         Command::Postsuper(_) => "postsuper",
         Command::Log(_) => "log",
+        Command::InstallLinks(_) => "install-links",
         Command::Passwd(_) => "passwd",
         Command::Users(_) => "users",
         Command::Postconf(_) => "postconf",
@@ -159,6 +171,7 @@ fn main() {
         Command::Postqueue(a) => cmd::queue::postqueue(&config_dir, a),
         Command::Postsuper(a) => cmd::queue::postsuper(&config_dir, a),
         Command::Log(a) => cmd::log::run(&config_dir, a),
+        Command::InstallLinks(a) => cmd::links::run(a),
         Command::Passwd(a) => cmd::passwd::run(&config_dir, a),
         Command::Users(a) => cmd::passwd::users(&config_dir, a),
         Command::Postconf(a) => cmd::postconf::run(&config_dir, a),

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod links;
 pub mod log;
 pub mod passwd;
 pub mod postconf;
