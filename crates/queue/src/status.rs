@@ -18,6 +18,8 @@ pub struct Status {
     pub next_attempt: i64,
     /// Recipient index -> last temporary failure reason.
     pub reasons: BTreeMap<usize, String>,
+    /// A delay warning was sent (delay_warning_time): only one per message.
+    pub warned: bool,
 }
 
 impl Status {
@@ -38,6 +40,7 @@ impl Status {
                     s.attempts = n.parse().unwrap_or(s.attempts);
                     s.next_attempt = next.parse().unwrap_or(s.next_attempt);
                 }
+                (Some("warned"), _, _) => s.warned = true,
                 (Some("reason"), Some(i), Some(why)) => {
                     if let Ok(i) = i.parse() {
                         s.reasons.insert(i, why.to_string());
@@ -63,6 +66,10 @@ impl Status {
 
     pub fn record_attempt(path: &Path, attempts: u32, next: i64) -> std::io::Result<()> {
         Self::append(path, &format!("attempt {attempts} {next}\n"))
+    }
+
+    pub fn record_warned(path: &Path) -> std::io::Result<()> {
+        Self::append(path, "warned\n")
     }
 
     pub fn record_reason(path: &Path, idx: usize, why: &str) -> std::io::Result<()> {

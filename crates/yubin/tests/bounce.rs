@@ -101,3 +101,62 @@ fn undeliverable_bounce_goes_to_postmaster_once() {
         s.log()
     );
 }
+
+#[test]
+fn delay_warning_once_after_delay_warning_time() {
+    let mut s = Server::seed(
+        "root hoge@mydomain.com\n",
+        "delay_warning_time = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 1s\n",
+    );
+    s.start();
+    let mut c = Client::connect(s.port);
+    c.cmd("EHLO x");
+    // Remote mail from a client in mynetworks stays deferred (no relaying yet).
+    assert!(c
+        .mail(
+            "hoge@mydomain.com",
+            &["someone@example.org"],
+            "Subject: slow one\n\nbody\n"
+        )
+        .starts_with("250"));
+    s.wait_log("sender delay notification");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.hoge_mail().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A few more retries: still only one warning.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        s.log().matches("sender delay notification").count(),
+        1,
+        "{}",
+        s.log()
+    );
+    let path = s.hoge_mail()[0].clone();
+    let script = r#"
+import email, sys
+from email import policy
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
+assert m['Subject'] == 'Delayed Mail (still being retried)', m['Subject']
+parts = list(m.iter_parts())
+assert [p.get_content_type() for p in parts] == ['text/plain', 'message/delivery-status', 'text/rfc822-headers']
+assert 'THIS IS A WARNING ONLY' in parts[0].get_content()
+fields = {k.lower(): str(v) for block in parts[1].get_payload() for k, v in block.items()}
+assert fields['action'] == 'delayed' and fields['status'].startswith('4.'), fields
+assert 'will-retry-until' in fields, fields
+print('ok')
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -51,6 +51,13 @@ fn headers_of(message: &[u8]) -> &[u8] {
 }
 
 /// Builds the notification (LF line ends, as queue files hold them).
+/// Which report: a bounce, or a delay warning (delay_warning_time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Failed,
+    Delayed,
+}
+
 /// Builds the notification to `to` (the sender, or postmaster for a double bounce).
 pub fn build(
     rt: &Runtime,
@@ -59,6 +66,7 @@ pub fn build(
     new_id: &str,
     now: i64,
     to: &str,
+    kind: Kind,
 ) -> Vec<u8> {
     let host = &rt.hostname;
     let boundary = format!("{new_id}.{now}/{host}");
@@ -81,12 +89,41 @@ pub fn build(
             Some(o) => report.push_str(&format!("Original-Recipient: {o}\n")),
             None => report.push_str(&format!("Original-Recipient: rfc822;{}\n", b.original)),
         }
+        let action = if kind == Kind::Delayed {
+            "delayed"
+        } else {
+            "failed"
+        };
         report.push_str(&format!(
-            "Action: failed\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n",
+            "Action: {action}\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n",
             b.dsn, b.text
         ));
+        if kind == Kind::Delayed {
+            let until = q.arrival + rt.maximal_queue_lifetime as i64;
+            report.push_str(&format!("Will-Retry-Until: {}\n", clock::rfc5322(until)));
+        }
     }
-    let headers_only = q.ret.as_deref() == Some("HDRS");
+    // A delay warning returns the headers only, as Postfix's does.
+    let headers_only = q.ret.as_deref() == Some("HDRS") || kind == Kind::Delayed;
+    let (subject, intro) = match kind {
+        Kind::Failed => (
+            "Undelivered Mail Returned to Sender",
+            "I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n".to_string(),
+        ),
+        Kind::Delayed => (
+            "Delayed Mail (still being retried)",
+            format!(
+                "####################################################################\n\
+                 # THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\
+                 ####################################################################\n\
+                 \n\
+                 Your message could not be delivered for more than {} hour(s).\n\
+                 It will be retried until it is {} day(s) old.\n",
+                (rt.delay_warning_time / 3600).max(1),
+                (rt.maximal_queue_lifetime / 86400).max(1)
+            ),
+        ),
+    };
     let (returned_type, returned) = if headers_only {
         ("text/rfc822-headers", headers_of(&q.message))
     } else {
@@ -94,7 +131,7 @@ pub fn build(
     };
     let mut out = format!(
         "From: MAILER-DAEMON@{host} (Mail Delivery System)\n\
-         Subject: Undelivered Mail Returned to Sender\n\
+         Subject: {subject}\n\
          To: {to}\n\
          Auto-Submitted: auto-replied\n\
          MIME-Version: 1.0\n\
@@ -111,8 +148,7 @@ pub fn build(
          \n\
          This is the mail system at host {host}.\n\
          \n\
-         I'm sorry to have to inform you that your message could not\n\
-         be delivered to one or more recipients. It's attached below.\n\
+         {intro}\
          \n\
          For further assistance, please send mail to postmaster.\n\
          \n\
@@ -176,12 +212,55 @@ pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
     };
     let new_id = super::internal_mail::new_id(rt);
     let now = clock::now_secs();
-    let message = build(rt, q, &wanted, &new_id, now, &recipient);
+    let message = build(rt, q, &wanted, &new_id, now, &recipient, Kind::Failed);
     match super::internal_mail::enqueue(shared, new_id, &recipient, message, envid) {
         Ok(id) => shared.log.log("bounce", &format!("{}: {what}: {id}", q.id)),
         Err(e) => shared.log.log(
             "bounce",
             &format!("warning: {}: cannot queue notification: {e}", q.id),
         ),
+    }
+}
+
+/// A delay warning to the sender for the recipients still waiting, when
+/// they asked for one (NOTIFY=DELAY, or no NOTIFY). Returns whether one
+/// was queued.
+pub fn send_delay(shared: &Shared, rt: &Runtime, q: &QueueFile, delayed: &[Bounced]) -> bool {
+    let wanted: Vec<&Bounced> = delayed
+        .iter()
+        .filter(|b| {
+            b.notify
+                .as_deref()
+                .is_none_or(|n| n.split(',').any(|w| w == "DELAY"))
+        })
+        .collect();
+    if wanted.is_empty() || q.sender.is_empty() {
+        return false;
+    }
+    let new_id = super::internal_mail::new_id(rt);
+    let message = build(
+        rt,
+        q,
+        &wanted,
+        &new_id,
+        clock::now_secs(),
+        &q.sender,
+        Kind::Delayed,
+    );
+    match super::internal_mail::enqueue(shared, new_id, &q.sender, message, None) {
+        Ok(id) => {
+            shared.log.log(
+                "bounce",
+                &format!("{}: sender delay notification: {id}", q.id),
+            );
+            true
+        }
+        Err(e) => {
+            shared.log.log(
+                "bounce",
+                &format!("warning: {}: cannot queue delay notification: {e}", q.id),
+            );
+            false
+        }
     }
 }

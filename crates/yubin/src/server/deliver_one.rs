@@ -244,7 +244,7 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
     // queued: a message delivered in one go never creates one (after a
     // crash, Maildir delivery finds its own earlier files instead).
     let mut done_now: Vec<(usize, &str)> = Vec::new();
-    let mut reasons: Vec<(usize, String)> = Vec::new();
+    let mut reasons: Vec<(usize, String, String)> = Vec::new();
     for (idx, r) in q.recipients.iter().enumerate() {
         if st.done.contains_key(&idx) {
             continue;
@@ -298,7 +298,7 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
                 Ok(text) => attempt.log(&route, "2.0.0", "sent", &text, started),
                 Err(f) if f.temporary => {
                     attempt.log(&route, &f.dsn, "deferred", &f.text, started);
-                    reasons.push((idx, f.text.clone()));
+                    reasons.push((idx, f.dsn.clone(), f.text.clone()));
                     rcpt_deferred = true;
                 }
                 Err(f) => {
@@ -324,7 +324,7 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
     for (idx, outcome) in &done_now {
         let _ = Status::record_done(&status_path, *idx, outcome);
     }
-    for (idx, why) in &reasons {
+    for (idx, _, why) in &reasons {
         let _ = Status::record_reason(&status_path, *idx, why);
     }
     let now = clock::now_secs();
@@ -359,6 +359,19 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
         let _ = spool.remove(State::Active, id);
         shared.log.log("qmgr", &format!("{id}: removed"));
         return Outcome::Done;
+    }
+    if rt.delay_warning_time > 0 && !st.warned && (now - q.arrival) as u64 >= rt.delay_warning_time
+    {
+        let delayed: Vec<Bounced> = reasons
+            .iter()
+            .map(|(idx, dsn, why)| {
+                let r = &q.recipients[*idx];
+                Bounced::new(r, &r.address, &Failure::temp(dsn, why.clone()))
+            })
+            .collect();
+        if bounce::send_delay(shared, &rt, &q, &delayed) {
+            let _ = Status::record_warned(&status_path);
+        }
     }
     let attempts = st.attempts + 1;
     let backoff = rt

@@ -48,6 +48,8 @@ pub struct Runtime {
     pub minimal_backoff: u64,
     pub maximal_backoff: u64,
     pub maximal_queue_lifetime: u64,
+    /// delay_warning_time in seconds; 0 = no delay warnings.
+    pub delay_warning_time: u64,
 }
 
 /// What smtpd asks about addresses: the resolver, and the owners of
@@ -254,6 +256,7 @@ impl Runtime {
             minimal_backoff: cfg.time("minimal_backoff_time", 's')?,
             maximal_backoff: cfg.time("maximal_backoff_time", 's')?,
             maximal_queue_lifetime: cfg.time("maximal_queue_lifetime", 'd')?,
+            delay_warning_time: cfg.time("delay_warning_time", 'h')?,
             cfg: cfg.clone(),
         })
     }
