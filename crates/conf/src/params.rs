@@ -31,6 +31,7 @@ params! {
     "biff" => "no",
     "bounce_notice_recipient" => "postmaster",
     "bounce_queue_lifetime" => "5d",
+    "bounce_template_file" => "",
     "broken_sasl_auth_clients" => "no",
     "command_directory" => "/usr/sbin",
     "compatibility_level" => "3.6",

@@ -11,8 +11,15 @@ use common::{Client, Server};
 fn bounce_is_a_parseable_delivery_status_report() {
     let mut s = Server::seed(
         "root hoge@mydomain.com\nbad@mydomain.com nobody-here@mydomain.com\n",
-        "",
+        "bounce_template_file = TEMPLATE\n",
     );
+    // bounce(5): our own subject and text for failures.
+    let template = s.path("bounce.cf");
+    std::fs::write(&template, "failure_template = <<EOF\nFrom: MAILER-DAEMON (Post Office)\nSubject: Returned mail\n\nHost $myhostname could not deliver your message.\nEOF\n").unwrap();
+    let main = std::fs::read_to_string(s.path("main.cf"))
+        .unwrap()
+        .replace("TEMPLATE", &template.display().to_string());
+    std::fs::write(s.path("main.cf"), main).unwrap();
     s.start();
     let mut c = Client::connect(s.port);
     c.cmd("EHLO x");
@@ -41,6 +48,8 @@ import email, sys
 from email import policy
 m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
 assert m.get_content_type() == 'multipart/report', m.get_content_type()
+assert m['Subject'] == 'Returned mail', m['Subject']
+assert 'Host mail.mydomain.com could not deliver your message.' in list(m.iter_parts())[0].get_content()
 assert m.get_param('report-type') == 'delivery-status'
 parts = list(m.iter_parts())
 assert [p.get_content_type() for p in parts] == ['text/plain', 'message/delivery-status', 'text/rfc822-headers'], [p.get_content_type() for p in parts]
@@ -67,6 +76,18 @@ print('ok')
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // mail-parser reads it the same way.
+    let raw = std::fs::read(&path).unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&raw)
+        .expect("mail-parser parses the report");
+    assert_eq!(m.subject(), Some("Returned mail"));
+    use mail_parser::MimeHeaders;
+    let ct = m
+        .content_type()
+        .map(|c| format!("{}/{}", c.c_type, c.c_subtype.as_deref().unwrap_or("")));
+    assert_eq!(ct.as_deref(), Some("multipart/report"));
+    assert_eq!(m.parts.len(), 4, "root plus three parts");
 }
 
 #[test]

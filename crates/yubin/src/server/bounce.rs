@@ -3,6 +3,10 @@
 //! and RET=HDRS (RFC 3461). A bounce is sent from the null sender and so
 //! never bounces again; bounces of bounces are only logged.
 
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::raw::Raw;
+use mail_builder::mime::MimePart;
+use mail_builder::MessageBuilder;
 use yubin_deliver::Failure;
 use yubin_maillog::clock;
 use yubin_queue::{QueueFile, QueuedRecipient};
@@ -58,7 +62,11 @@ pub enum Kind {
     Delayed,
 }
 
-/// Builds the notification to `to` (the sender, or postmaster for a double bounce).
+/// Builds the notification to `to` (the sender, or postmaster for a double
+/// bounce) with mail-builder: multipart/report (RFC 6522) of the template's
+/// text, the message/delivery-status fields (RFC 3464 section 2) and the
+/// returned message or its headers. LF line ends, as queue files hold them.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     rt: &Runtime,
     q: &QueueFile,
@@ -69,8 +77,12 @@ pub fn build(
     kind: Kind,
 ) -> Vec<u8> {
     let host = &rt.hostname;
-    let boundary = format!("{new_id}.{now}/{host}");
-    let mut human = String::new();
+    let template = match kind {
+        Kind::Failed => &rt.templates.failure,
+        Kind::Delayed => &rt.templates.delay,
+    };
+    let mut human = template.text.clone();
+    human.push('\n');
     for b in failed {
         human.push_str(&format!("<{}>: {}\n", b.final_recipient, b.text));
     }
@@ -105,82 +117,55 @@ pub fn build(
     }
     // A delay warning returns the headers only, as Postfix's does.
     let headers_only = q.ret.as_deref() == Some("HDRS") || kind == Kind::Delayed;
-    let (subject, intro) = match kind {
-        Kind::Failed => (
-            "Undelivered Mail Returned to Sender",
-            "I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n".to_string(),
-        ),
-        Kind::Delayed => (
-            "Delayed Mail (still being retried)",
-            format!(
-                "####################################################################\n\
-                 # THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\
-                 ####################################################################\n\
-                 \n\
-                 Your message could not be delivered for more than {} hour(s).\n\
-                 It will be retried until it is {} day(s) old.\n",
-                (rt.delay_warning_time / 3600).max(1),
-                (rt.maximal_queue_lifetime / 86400).max(1)
-            ),
-        ),
-    };
-    let (returned_type, returned) = if headers_only {
-        ("text/rfc822-headers", headers_of(&q.message))
+    let (returned_type, returned, what) = if headers_only {
+        (
+            "text/rfc822-headers",
+            headers_of(&q.message),
+            "Undelivered Message Headers",
+        )
     } else {
-        ("message/rfc822", &q.message[..])
+        ("message/rfc822", &q.message[..], "Undelivered Message")
     };
-    let mut out = format!(
-        "From: MAILER-DAEMON@{host} (Mail Delivery System)\n\
-         Subject: {subject}\n\
-         To: {to}\n\
-         Auto-Submitted: auto-replied\n\
-         MIME-Version: 1.0\n\
-         Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n\
-         Content-Transfer-Encoding: 8bit\n\
-         Message-Id: <{new_id}.{now}@{host}>\n\
-         Date: {date}\n\
-         \n\
-         This is a MIME-encapsulated message.\n\
-         \n\
-         --{boundary}\n\
-         Content-Description: Notification\n\
-         Content-Type: text/plain; charset=utf-8\n\
-         \n\
-         This is the mail system at host {host}.\n\
-         \n\
-         {intro}\
-         \n\
-         For further assistance, please send mail to postmaster.\n\
-         \n\
-         If you do so, please include this problem report. You can\n\
-         delete your own text from the attached returned message.\n\
-         \n\
-         \x20                  The mail system\n\
-         \n\
-         {human}\n\
-         --{boundary}\n\
-         Content-Description: Delivery report\n\
-         Content-Type: message/delivery-status\n\
-         \n\
-         {report}\n\
-         --{boundary}\n\
-         Content-Description: Undelivered {what}\n\
-         Content-Type: {returned_type}\n\
-         Content-Transfer-Encoding: 8bit\n\
-         \n",
-        date = clock::rfc5322(now),
-        what = if headers_only {
-            "Message Headers"
-        } else {
-            "Message"
-        },
-    )
-    .into_bytes();
-    out.extend_from_slice(returned);
-    if !returned.ends_with(b"\n") {
-        out.push(b'\n');
+    // "MAILER-DAEMON (Mail Delivery System)": the comment is the display name.
+    let display = template
+        .from
+        .split_once('(')
+        .and_then(|(_, c)| c.strip_suffix(')'))
+        .unwrap_or("Mail Delivery System")
+        .to_string();
+    let message = MessageBuilder::new()
+        .from((display, format!("MAILER-DAEMON@{host}")))
+        .to(to.to_string())
+        .subject(template.subject.clone())
+        .message_id(format!("{new_id}.{now}@{host}"))
+        .date(now)
+        .header("Auto-Submitted", Raw::new("auto-replied"))
+        .body(MimePart::new(
+            ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
+            vec![
+                MimePart::new("text/plain", human)
+                    .header("Content-Description", Raw::new("Notification")),
+                MimePart::new("message/delivery-status", report)
+                    .header("Content-Description", Raw::new("Delivery report"))
+                    .transfer_encoding("7bit"),
+                MimePart::new(returned_type, returned.to_vec())
+                    .header("Content-Description", Raw::new(what))
+                    .transfer_encoding("8bit"),
+            ],
+        ))
+        .write_to_vec()
+        .unwrap_or_default();
+    // The queue keeps LF line ends; mail-builder writes CRLF.
+    let mut out = Vec::with_capacity(message.len());
+    let mut i = 0;
+    while i < message.len() {
+        if message[i] == b'\r' && message.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(message[i]);
+        i += 1;
     }
-    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
     out
 }
 

@@ -4,6 +4,7 @@
 //! `yubin reload` / SIGHUP replaces without dropping sessions.
 
 pub mod bounce;
+pub mod bounce_template;
 pub mod cleanup;
 pub mod conn;
 pub mod control;

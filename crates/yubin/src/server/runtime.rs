@@ -50,6 +50,8 @@ pub struct Runtime {
     pub maximal_queue_lifetime: u64,
     /// delay_warning_time in seconds; 0 = no delay warnings.
     pub delay_warning_time: u64,
+    /// bounce(5) templates (bounce_template_file or Postfix's defaults).
+    pub templates: super::bounce_template::Templates,
 }
 
 /// What smtpd asks about addresses: the resolver, and the owners of
@@ -257,6 +259,7 @@ impl Runtime {
             maximal_backoff: cfg.time("maximal_backoff_time", 's')?,
             maximal_queue_lifetime: cfg.time("maximal_queue_lifetime", 'd')?,
             delay_warning_time: cfg.time("delay_warning_time", 'h')?,
+            templates: super::bounce_template::Templates::load(cfg).map_err(|e| anyhow!(e))?,
             cfg: cfg.clone(),
         })
     }
