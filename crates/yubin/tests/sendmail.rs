@@ -112,6 +112,16 @@ fn daemon_down_then_pickup_delivers_with_submitter() {
     assert!(log.contains("submitted by uid="), "{log}");
     assert!(log.contains("message-id=<"), "{log}");
     assert!(maildrop(&s).is_empty(), "maildrop emptied");
+    // `yubin log` follows the message to its mailbox and names the program.
+    let story = s.yubin(&["log", "hoge@mydomain.com"]);
+    assert!(
+        story.contains("submitted by uid=") && story.contains("sendmail -t -oi"),
+        "{story}"
+    );
+    assert!(
+        story.contains("status=sent (delivered to maildir)"),
+        "{story}"
+    );
 }
 
 #[test]
