@@ -33,6 +33,15 @@ impl Class {
     pub fn is_authorized_destination(self) -> bool {
         self != Class::Default
     }
+
+    /// This server delivers mail for the domain itself (local, virtual alias,
+    /// virtual mailbox), rather than passing it on.
+    pub fn is_final_destination(self) -> bool {
+        matches!(
+            self,
+            Class::Local | Class::VirtualAlias | Class::VirtualMailbox
+        )
+    }
 }
 
 /// One line of the explanation.

@@ -44,6 +44,7 @@ params! {
     "delay_notice_recipient" => "postmaster",
     "delay_warning_time" => "0h",
     "disable_vrfy_command" => "no",
+    "dns_servers" => "",
     "double_bounce_sender" => "double-bounce",
     "enable_long_queue_ids" => "no",
     "error_notice_recipient" => "postmaster",

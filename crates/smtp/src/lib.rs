@@ -17,4 +17,4 @@ pub mod stats;
 pub use envelope::{Envelope, Recipient};
 pub use restrict::{Restriction, RestrictionError};
 pub use sasl::{Authenticator, SaslExchange, SaslStep};
-pub use session::{Action, ClientInfo, Notice, Policy, Session, SessionConfig};
+pub use session::{Action, ClientInfo, DomainStatus, Notice, Policy, Session, SessionConfig};

@@ -17,6 +17,7 @@ pub enum Restriction {
     RejectNonFqdnRecipient,
     RejectNonFqdnSender,
     RejectSenderLoginMismatch,
+    RejectUnknownRecipientDomain,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +45,11 @@ impl Restriction {
             "reject_unlisted_recipient" | "check_recipient_maps" => Restriction::RejectUnlistedRecipient,
             "reject_non_fqdn_recipient" => Restriction::RejectNonFqdnRecipient,
             "reject_non_fqdn_sender" => Restriction::RejectNonFqdnSender,
-            "reject_sender_login_mismatch" => Restriction::RejectSenderLoginMismatch,
+            "reject_sender_login_mismatch, reject_unknown_recipient_domain" => Restriction::RejectSenderLoginMismatch,
+            "reject_unknown_recipient_domain" => Restriction::RejectUnknownRecipientDomain,
             other => {
                 return Err(RestrictionError(format!(
-                    "unsupported restriction \"{other}\"; yubin implements permit, reject, defer, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, defer_unauth_destination, reject_unlisted_recipient, reject_non_fqdn_recipient, reject_non_fqdn_sender, reject_sender_login_mismatch"
+                    "unsupported restriction \"{other}\"; yubin implements permit, reject, defer, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, defer_unauth_destination, reject_unlisted_recipient, reject_non_fqdn_recipient, reject_non_fqdn_sender, reject_sender_login_mismatch, reject_unknown_recipient_domain"
                 )))
             }
         })

@@ -42,6 +42,19 @@ pub trait Policy: Send + Sync {
     fn sender_owners(&self, _sender: &Address) -> Option<Vec<String>> {
         None
     }
+    /// DNS: does the domain exist (MX or address record)? For
+    /// reject_unknown_recipient_domain.
+    fn recipient_domain(&self, _domain: &str) -> DomainStatus {
+        DomainStatus::Exists
+    }
+}
+
+/// The DNS answer for a domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainStatus {
+    Exists,
+    NotFound,
+    TempFail(String),
 }
 
 /// Settings derived from main.cf (and master.cf `-o` overrides).
@@ -1042,6 +1055,15 @@ impl Session {
                     Restriction::PermitMynetworks => self.client.in_mynetworks.then_some(None),
                     Restriction::PermitSaslAuthenticated => self.authenticated.is_some().then_some(None),
                     Restriction::RejectSenderLoginMismatch => self.sender_login_mismatch(),
+                    // Only where this server is not the final destination (postconf(5)).
+                    Restriction::RejectUnknownRecipientDomain if !class.is_final_destination() => {
+                        match self.policy.recipient_domain(&addr.domain) {
+                            DomainStatus::Exists => None,
+                            DomainStatus::NotFound => Some(Some((450, "4.1.2".into(), format!("<{given}>: Recipient address rejected: Domain not found")))),
+                            DomainStatus::TempFail(_) => Some(Some((450, "4.4.3".into(), format!("<{given}>: Recipient address rejected: Temporary DNS lookup failure")))),
+                        }
+                    }
+                    Restriction::RejectUnknownRecipientDomain => None,
                     Restriction::RejectUnauthDestination => (!class.is_authorized_destination())
                         .then(|| Some((554, "5.7.1".into(), format!("<{given}>: Relay access denied")))),
                     Restriction::DeferUnauthDestination => (!class.is_authorized_destination())

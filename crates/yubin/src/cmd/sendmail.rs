@@ -572,6 +572,7 @@ fn smtp(cfg: &Config, spool: &Spool, _o: &Opts) -> i32 {
     let policy = Arc::new(crate::server::runtime::ResolverPolicy(
         resolver,
         Arc::new(yubin_table::Maps::default()),
+        None,
     ));
     let client = ClientInfo {
         name: "localhost".into(),

@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod conn;
 pub mod control;
 pub mod deliver_one;
+pub mod dns;
 pub mod embedded;
 pub mod internal_mail;
 pub mod listeners;

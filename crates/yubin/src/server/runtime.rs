@@ -33,6 +33,8 @@ pub struct Runtime {
     pub cfg: Config,
     pub resolver: Arc<Resolver>,
     pub sender_login_maps: Arc<Maps>,
+    /// DNS for reject_unknown_recipient_domain, when a list uses it.
+    pub dns: Option<Arc<super::dns::Dns>>,
     pub services: Vec<Arc<Service>>,
     pub mynetworks: Vec<(IpAddr, u8)>,
     pub client_connection_limit: usize,
@@ -56,11 +58,22 @@ pub struct Runtime {
 
 /// What smtpd asks about addresses: the resolver, and the owners of
 /// sender addresses (smtpd_sender_login_maps).
-pub struct ResolverPolicy(pub Arc<Resolver>, pub Arc<Maps>);
+pub struct ResolverPolicy(
+    pub Arc<Resolver>,
+    pub Arc<Maps>,
+    pub Option<Arc<super::dns::Dns>>,
+);
 
 impl Policy for ResolverPolicy {
     fn check_recipient(&self, addr: &Address) -> (Class, Verdict) {
         self.0.check(addr)
+    }
+
+    fn recipient_domain(&self, domain: &str) -> yubin_smtp::DomainStatus {
+        match &self.2 {
+            Some(dns) => dns.domain(domain),
+            None => yubin_smtp::DomainStatus::Exists,
+        }
     }
 
     /// Postfix's search order for the sender: `user@domain`, then `@domain`;
@@ -244,6 +257,7 @@ impl Runtime {
         Ok(Runtime {
             resolver,
             sender_login_maps,
+            dns: super::dns::Dns::new(cfg)?,
             services,
             mynetworks: parse_mynetworks(cfg)?,
             client_connection_limit: cfg.u64("smtpd_client_connection_count_limit")? as usize,

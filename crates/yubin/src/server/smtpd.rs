@@ -69,10 +69,11 @@ pub async fn handle(
     let policy = Arc::new(super::runtime::ResolverPolicy(
         rt.resolver.clone(),
         rt.sender_login_maps.clone(),
+        rt.dns.clone(),
     ));
     // Password checks (SHA512-CRYPT, bcrypt, Argon2) take milliseconds of
     // CPU: with AUTH on, the session runs where blocking is allowed.
-    let blocking = svc.session.auth.is_some();
+    let blocking = svc.session.auth.is_some() || rt.dns.is_some();
     let timeout = Duration::from_secs(rt.cfg.time("smtpd_timeout", 's').unwrap_or(300));
     let mut session = Session::new(svc.session.clone(), policy, client.clone());
     let mut stream = Conn::Plain(tcp);
