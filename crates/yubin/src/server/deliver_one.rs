@@ -129,12 +129,18 @@ impl Attempt<'_> {
             }
             "pipe" => {
                 let cmd = d.target.as_deref().unwrap_or("").trim_start_matches('|');
-                pipe::command(cmd, &msg, std::time::Duration::from_secs(1000))?;
+                match &self.shared.privsep {
+                    Some(helper) => helper.deliver(false, cmd, &msg, 0)?,
+                    None => pipe::command(cmd, &msg, std::time::Duration::from_secs(1000))?,
+                }
                 Ok(format!("delivered to command: {cmd}"))
             }
             "file" => {
                 let f = d.target.as_deref().unwrap_or("");
-                mbox::deliver(Path::new(f), &msg, self.rt.mailbox_size_limit)?;
+                match &self.shared.privsep {
+                    Some(helper) => helper.deliver(true, f, &msg, self.rt.mailbox_size_limit)?,
+                    None => mbox::deliver(Path::new(f), &msg, self.rt.mailbox_size_limit)?,
+                }
                 Ok(format!("delivered to file: {f}"))
             }
             _ => Err(Failure::temp(

@@ -16,6 +16,7 @@ pub mod listeners;
 pub mod notice;
 pub mod pickup;
 pub mod privilege;
+pub mod privsep;
 pub mod qmgr;
 pub mod runtime;
 pub mod sasl;
@@ -63,6 +64,9 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             Target::File(path.into())
         }
     };
+    // Before any thread exists: the helper that runs alias commands and
+    // files as default_privs (only when started as root).
+    let privsep = privsep::start(cfg.get("default_privs"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
@@ -82,6 +86,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             log.clone(),
             qmgr_tx,
             dir.clone(),
+            privsep,
         ));
         log.log(
             "master",

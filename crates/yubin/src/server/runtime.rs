@@ -312,6 +312,8 @@ pub struct Shared {
     pub stop_request: tokio::sync::Notify,
     pub stopping: AtomicBool,
     pub notifier: super::notice::Notifier,
+    /// Runs alias command/file targets as default_privs (started as root).
+    pub privsep: Option<super::privsep::PrivSep>,
 }
 
 impl Shared {
@@ -322,6 +324,7 @@ impl Shared {
         log: MailLog,
         qmgr: tokio::sync::mpsc::UnboundedSender<QmgrMsg>,
         config_dir: PathBuf,
+        privsep: Option<super::privsep::PrivSep>,
     ) -> Shared {
         Shared {
             current: RwLock::new(Arc::new(rt)),
@@ -336,6 +339,7 @@ impl Shared {
             stop_request: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
             notifier: Default::default(),
+            privsep,
         }
     }
 
