@@ -181,3 +181,36 @@ print('ok')
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn notify_classes_bounce_sends_the_postmaster_a_headers_only_copy() {
+    let mut s = Server::seed(
+        "root hoge@mydomain.com\nbad@mydomain.com nobody-here@mydomain.com\n",
+        "notify_classes = resource, software, bounce\nbounce_notice_recipient = hoge@mydomain.com\n",
+    );
+    s.start();
+    let mut c = Client::connect(s.port);
+    c.cmd("EHLO x");
+    assert!(c
+        .mail(
+            "a@example.org",
+            &["bad@mydomain.com"],
+            "Subject: secret project\n\nconfidential body\n"
+        )
+        .starts_with("250"));
+    s.wait_log("postmaster bounce notification");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.hoge_mail().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&s.hoge_mail()[0]).unwrap();
+    assert!(
+        text.contains("Subject: Postmaster Copy: Undelivered Mail Returned to Sender"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Subject: secret project") && !text.contains("confidential body"),
+        "headers only: {text}"
+    );
+}

@@ -60,6 +60,9 @@ fn headers_of(message: &[u8]) -> &[u8] {
 pub enum Kind {
     Failed,
     Delayed,
+    /// The postmaster's copy (notify_classes bounce or delay): headers only,
+    /// "Postmaster Copy:" in the subject.
+    PostmasterCopy(bool),
 }
 
 /// Builds the notification to `to` (the sender, or postmaster for a double
@@ -77,9 +80,18 @@ pub fn build(
     kind: Kind,
 ) -> Vec<u8> {
     let host = &rt.hostname;
-    let template = match kind {
-        Kind::Failed => &rt.templates.failure,
-        Kind::Delayed => &rt.templates.delay,
+    let (template, delayed, copy) = match kind {
+        Kind::Failed => (&rt.templates.failure, false, false),
+        Kind::Delayed => (&rt.templates.delay, true, false),
+        Kind::PostmasterCopy(delay) => (
+            if delay {
+                &rt.templates.delay
+            } else {
+                &rt.templates.failure
+            },
+            delay,
+            true,
+        ),
     };
     let mut human = template.text.clone();
     human.push('\n');
@@ -101,22 +113,18 @@ pub fn build(
             Some(o) => report.push_str(&format!("Original-Recipient: {o}\n")),
             None => report.push_str(&format!("Original-Recipient: rfc822;{}\n", b.original)),
         }
-        let action = if kind == Kind::Delayed {
-            "delayed"
-        } else {
-            "failed"
-        };
+        let action = if delayed { "delayed" } else { "failed" };
         report.push_str(&format!(
             "Action: {action}\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n",
             b.dsn, b.text
         ));
-        if kind == Kind::Delayed {
+        if delayed {
             let until = q.arrival + rt.maximal_queue_lifetime as i64;
             report.push_str(&format!("Will-Retry-Until: {}\n", clock::rfc5322(until)));
         }
     }
     // A delay warning returns the headers only, as Postfix's does.
-    let headers_only = q.ret.as_deref() == Some("HDRS") || kind == Kind::Delayed;
+    let headers_only = q.ret.as_deref() == Some("HDRS") || delayed || copy;
     let (returned_type, returned, what) = if headers_only {
         (
             "text/rfc822-headers",
@@ -136,7 +144,11 @@ pub fn build(
     let message = MessageBuilder::new()
         .from((display, format!("MAILER-DAEMON@{host}")))
         .to(to.to_string())
-        .subject(template.subject.clone())
+        .subject(if copy {
+            format!("Postmaster Copy: {}", template.subject)
+        } else {
+            template.subject.clone()
+        })
         .message_id(format!("{new_id}.{now}@{host}"))
         .date(now)
         .header("Auto-Submitted", Raw::new("auto-replied"))
@@ -205,6 +217,44 @@ pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
             &format!("warning: {}: cannot queue notification: {e}", q.id),
         ),
     }
+    if envid.is_none() {
+        postmaster_copy(shared, rt, q, &wanted, false);
+    }
+}
+
+/// notify_classes `bounce` / `delay`: a headers-only copy of the report to
+/// bounce_notice_recipient / delay_notice_recipient (Postfix's "Postmaster
+/// Copy"). Marked as a double bounce, so a failed copy goes nowhere.
+fn postmaster_copy(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[&Bounced], delay: bool) {
+    let (class, param) = if delay {
+        ("delay", "delay_notice_recipient")
+    } else {
+        ("bounce", "bounce_notice_recipient")
+    };
+    if !rt.notify_classes.iter().any(|c| c == class) {
+        return;
+    }
+    let to = rt.cfg.get(param).to_string();
+    let new_id = super::internal_mail::new_id(rt);
+    let message = build(
+        rt,
+        q,
+        failed,
+        &new_id,
+        clock::now_secs(),
+        &to,
+        Kind::PostmasterCopy(delay),
+    );
+    match super::internal_mail::enqueue(shared, new_id, &to, message, Some(DOUBLE_BOUNCE)) {
+        Ok(id) => shared.log.log(
+            "bounce",
+            &format!("{}: postmaster {class} notification: {id}", q.id),
+        ),
+        Err(e) => shared.log.log(
+            "bounce",
+            &format!("warning: {}: cannot queue postmaster copy: {e}", q.id),
+        ),
+    }
 }
 
 /// A delay warning to the sender for the recipients still waiting, when
@@ -238,6 +288,7 @@ pub fn send_delay(shared: &Shared, rt: &Runtime, q: &QueueFile, delayed: &[Bounc
                 "bounce",
                 &format!("{}: sender delay notification: {id}", q.id),
             );
+            postmaster_copy(shared, rt, q, &wanted, true);
             true
         }
         Err(e) => {
