@@ -45,7 +45,7 @@ impl Restriction {
             "reject_unlisted_recipient" | "check_recipient_maps" => Restriction::RejectUnlistedRecipient,
             "reject_non_fqdn_recipient" => Restriction::RejectNonFqdnRecipient,
             "reject_non_fqdn_sender" => Restriction::RejectNonFqdnSender,
-            "reject_sender_login_mismatch, reject_unknown_recipient_domain" => Restriction::RejectSenderLoginMismatch,
+            "reject_sender_login_mismatch" => Restriction::RejectSenderLoginMismatch,
             "reject_unknown_recipient_domain" => Restriction::RejectUnknownRecipientDomain,
             other => {
                 return Err(RestrictionError(format!(
@@ -77,10 +77,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(l[1], Restriction::RejectUnauthDestination);
-        assert!(Restriction::parse("check_policy_service")
-            .unwrap_err()
-            .0
-            .contains("unsupported restriction"));
+        let e = Restriction::parse("check_policy_service").unwrap_err().0;
+        assert!(e.contains("unsupported restriction"));
+        // Every name the error message offers really parses.
+        let offered = e.split("yubin implements ").nth(1).unwrap();
+        for name in offered.split(", ") {
+            assert!(Restriction::parse(name).is_ok(), "{name}");
+        }
         assert!(
             is_fqdn_address("mydomain.com")
                 && !is_fqdn_address("localhost")
