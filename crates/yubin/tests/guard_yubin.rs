@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{Client, Server, VIRTUAL_AFTER};
 
@@ -65,11 +64,7 @@ fn digest_report_lands_in_the_admins_maildir() {
         "{deny}"
     );
     // root@localhost -> (virtual user form) hoge@mydomain.com.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.hoge_mail().is_empty() {
-        assert!(Instant::now() < deadline, "no report arrived:\n{}", s.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_mail(1);
     let mail = std::fs::read_to_string(&s.hoge_mail()[0]).unwrap();
     assert!(mail.contains("Subject: DenyHosts Report"), "{mail}");
     assert!(mail.contains("203.0.113.7"), "{mail}");

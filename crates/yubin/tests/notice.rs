@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Client, Server, VIRTUAL_BEFORE};
 
@@ -19,23 +19,10 @@ fn seed_session(port: u16) {
 }
 
 fn wait_for_mail(s: &Server, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mail = s.hoge_mail();
-        if mail.len() >= n {
-            return mail
-                .iter()
-                .map(|p| std::fs::read_to_string(p).unwrap())
-                .collect();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} notices arrived:\n{}",
-            mail.len(),
-            s.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_mail(n)
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
 }
 
 #[test]

@@ -211,6 +211,24 @@ impl Server {
         }
     }
 
+    /// Waits until hoge's Maildir holds at least `n` messages; returns them.
+    pub fn wait_mail(&self, n: usize) -> Vec<PathBuf> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mail = self.hoge_mail();
+            if mail.len() >= n {
+                return mail;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} messages arrived:\n{}",
+                mail.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Files in hoge's Maildir new/.
     pub fn hoge_mail(&self) -> Vec<PathBuf> {
         let dir = self.path("vmail/mydomain.com/hoge/new");
