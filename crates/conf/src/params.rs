@@ -97,7 +97,7 @@ params! {
     "smtpd_sender_restrictions" => "",
     "smtpd_soft_error_limit" => "10",
     "smtpd_timeout" => "300s",
-    "smtpd_tls_auth_only" => "no",
+    "smtpd_tls_auth_only" => "yes",
     "smtpd_tls_cert_file" => "",
     "smtpd_tls_chain_files" => "",
     "smtpd_tls_key_file" => "$smtpd_tls_cert_file",

@@ -33,7 +33,7 @@ fn digest_report_lands_in_the_admins_maildir() {
     // The report is submitted with SMTP_USERNAME/SMTP_PASSWORD (AUTH PLAIN).
     let mut s = Server::seed(
         VIRTUAL_AFTER,
-        "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_path = users\n",
+        "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_path = users\nsmtpd_tls_auth_only = no\n",
     );
     std::fs::write(s.path("users"), "guard@mydomain.com:{PLAIN}s3cret::::::\n").unwrap();
     s.start();
@@ -82,7 +82,7 @@ fn a_thousand_failed_logins_are_logged_and_block_the_address() {
     let mut s = Server::seed(
         VIRTUAL_AFTER,
         &format!(
-            "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_path = {}/users\nsmtpd_error_sleep_time = 0\n",
+            "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_path = {}/users\nsmtpd_error_sleep_time = 0\nsmtpd_tls_auth_only = no\n",
             "USERS_DIR"
         ),
     );
