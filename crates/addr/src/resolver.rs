@@ -10,7 +10,6 @@
 //!   the relay transport.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use yubin_conf::Config;
 use yubin_table::{Hit, Maps, Table, TableError, TableSpec};
@@ -30,7 +29,6 @@ enum RecipientMap {
 /// it opens every table, so a configuration that names a missing table fails
 /// here, before anything serves.
 pub struct Resolver {
-    config_dir: PathBuf,
     myorigin: String,
     delimiter: String,
     mydestination: DomainList,
@@ -118,7 +116,6 @@ impl Resolver {
             }
         };
         Ok(Resolver {
-            config_dir: base.clone(),
             myorigin: cfg.get("myorigin").to_ascii_lowercase(),
             delimiter: cfg.get("recipient_delimiter").to_string(),
             mydestination: list("mydestination", false)?,
@@ -145,10 +142,6 @@ impl Resolver {
                 local_recipient_maps: cfg.origin_text("local_recipient_maps"),
             },
         })
-    }
-
-    pub fn config_dir(&self) -> &Path {
-        &self.config_dir
     }
 
     /// Appends `@$myorigin` to a bare local part (postconf(5) append_at_myorigin).

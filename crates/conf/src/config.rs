@@ -106,18 +106,6 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Sets a value in memory (tests and the embedded default).
-    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfError> {
-        self.raw.insert(
-            name.to_string(),
-            Raw {
-                value: value.to_string(),
-                origin: Origin::Override("command line".into()),
-            },
-        );
-        self.expand_all()
-    }
-
     fn fill_computed_defaults(&mut self) {
         let hostname = params::host_name();
         let domain = hostname
@@ -221,13 +209,6 @@ impl Config {
     /// The unexpanded value as written (or the default).
     pub fn get_raw(&self, name: &str) -> Option<String> {
         self.raw_value(name)
-    }
-
-    /// Whether main.cf (or an override) sets this parameter.
-    pub fn is_set(&self, name: &str) -> bool {
-        self.raw
-            .get(name)
-            .is_some_and(|r| r.origin != Origin::Default)
     }
 
     pub fn origin(&self, name: &str) -> Origin {

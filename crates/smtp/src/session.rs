@@ -259,11 +259,6 @@ impl Session {
         self.cfg.auth.is_some() && (self.tls.is_some() || !self.cfg.auth_requires_tls)
     }
 
-    /// The SASL login, once authenticated.
-    pub fn authenticated(&self) -> Option<&str> {
-        self.authenticated.as_ref().map(|(u, _)| u.as_str())
-    }
-
     /// The TLS handshake finished (STARTTLS, or a wrapped-mode port before
     /// the greeting). RFC 3207 section 4.2: the session starts over; the
     /// client must say EHLO again.
@@ -427,8 +422,7 @@ impl Session {
             }
         }
         self.reset_transaction();
-        let reply = out.clone();
-        self.record_out(&reply);
+        self.record_out(&out);
         self.process(&mut out);
         out
     }
@@ -488,8 +482,7 @@ impl Session {
                     let line: Vec<u8> = self.buf.drain(..=pos).collect();
                     let before = out.len();
                     self.data_line(&line, out);
-                    let new: Vec<Action> = out[before..].to_vec();
-                    self.record_out(&new);
+                    self.record_out(&out[before..]);
                 }
                 Mode::Bdat {
                     left,
@@ -523,8 +516,7 @@ impl Session {
                     self.mode = Mode::Command;
                     let before = out.len();
                     self.bdat_chunk_done(last, discard, out);
-                    let new: Vec<Action> = out[before..].to_vec();
-                    self.record_out(&new);
+                    self.record_out(&out[before..]);
                 }
             }
         }
@@ -580,8 +572,7 @@ impl Session {
         };
         self.record(format!("In:  {shown}"));
         self.command_inner(line, out);
-        let new: Vec<Action> = out[before..].to_vec();
-        self.record_out(&new);
+        self.record_out(&out[before..]);
     }
 
     fn command_inner(&mut self, line: &str, out: &mut Vec<Action>) {
@@ -1144,8 +1135,7 @@ impl Session {
             content
         };
         self.prev_line_crlf = crlf;
-        let content = content.to_vec();
-        self.append_content(&content, true);
+        self.append_content(content, true);
     }
 
     fn end_of_data(&mut self, out: &mut Vec<Action>) {

@@ -79,14 +79,6 @@ impl Table {
         &self.spec
     }
 
-    /// The source file of a file-backed table.
-    pub fn source_file(&self) -> Option<&Path> {
-        match &self.inner {
-            Inner::Indexed(t) => Some(t.source()),
-            _ => None,
-        }
-    }
-
     /// Looks `key` up with table(5) case folding (not for regexp/cidr, whose
     /// patterns decide case themselves).
     pub fn lookup(&self, key: &str) -> Option<Hit> {
