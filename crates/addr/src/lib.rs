@@ -4,12 +4,11 @@
 //! [`Resolver::resolve`], returns a [`Resolution`] with the full trace that
 //! `yubin trace` prints.
 
-pub mod address;
 pub mod domains;
 pub mod passwd;
 pub mod resolution;
 pub mod resolver;
 
-pub use address::{parse_address, AddrError, Address};
+pub use yubin_address::{address, parse_address, AddrError, Address};
 pub use resolution::{Class, Delivery, Resolution, Step, Verdict};
 pub use resolver::Resolver;
