@@ -9,6 +9,7 @@
 //! message) is simpler to write straight than to build as imap-types values.
 
 mod framing;
+pub mod memory;
 mod mime;
 mod names;
 mod search;
