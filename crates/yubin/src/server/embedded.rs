@@ -78,10 +78,14 @@ const MASTER_CF: &str =
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=yes
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+# IMAP for the same users (their Maildirs): STARTTLS on 2143, TLS on 2993.
+127.0.0.1:2143     inet  n       -       n       -       -       imap
+127.0.0.1:2993     inet  n       -       n       -       -       imap
+  -o imapd_tls_wrappermode=yes
 ";
 
 const USERS: &str =
-    "# Dovecot passwd-file users for SMTP AUTH: user@domain:{SCHEME}hash:uid:gid::home::
+    "# Dovecot passwd-file users for SMTP AUTH and IMAP: user@domain:{SCHEME}hash:uid:gid::home::
 # Add or change one with: yubin -c yubin-data passwd user@example.test
 ";
 
@@ -147,7 +151,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-pub fn print_summary(rt: &Runtime, bound: &[Bound]) {
+pub fn print_summary(rt: &Runtime, bound: &[Bound], imap: &[super::imapd::Bound]) {
     let dir = rt.cfg.dir();
     eprintln!(
         "yubin: serving the embedded default configuration in {}",
@@ -163,6 +167,10 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound]) {
         } else {
             "smtp"
         };
+        eprintln!("  {what:<14} {}", b.addr);
+    }
+    for b in imap {
+        let what = if b.service.wrapped { "imaps (TLS)" } else { "imap" };
         eprintln!("  {what:<14} {}", b.addr);
     }
     eprintln!(
