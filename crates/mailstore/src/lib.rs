@@ -6,9 +6,13 @@
 //! pass names, bytes and flags and get paths, UIDs and errors back.
 
 pub mod deliver;
+pub mod dotlock;
+pub mod keywords;
+pub mod mutf7;
 pub mod name;
 pub mod quota;
 pub mod sync;
+pub mod uidlist;
 
 pub use deliver::{deliver, delivery_tag, find_existing, DeliverError, Delivery};
 pub use name::{FileName, Flags, SystemFlag};
