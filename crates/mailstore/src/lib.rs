@@ -7,7 +7,10 @@
 
 pub mod deliver;
 pub mod dotlock;
+pub mod folder;
+pub mod index;
 pub mod keywords;
+pub mod mailbox;
 pub mod mutf7;
 pub mod name;
 pub mod quota;
