@@ -16,9 +16,9 @@ assert typ == "OK", data
 
 typ, boxes = c.list()
 boxes = [b.decode() for b in boxes]
-for want in ['(\\HasNoChildren \\Sent) "." Sent', '(\\HasNoChildren \\Trash) "." Trash',
-             '(\\HasNoChildren \\Drafts) "." Drafts', '(\\HasNoChildren \\Junk) "." Junk',
-             '(\\HasNoChildren \\Archive) "." Archive', '(\\HasNoChildren) "." INBOX']:
+for want in ['(\\HasNoChildren \\Sent) "/" Sent', '(\\HasNoChildren \\Trash) "/" Trash',
+             '(\\HasNoChildren \\Drafts) "/" Drafts', '(\\HasNoChildren \\Junk) "/" Junk',
+             '(\\HasNoChildren \\Archive) "/" Archive', '(\\HasNoChildren) "/" INBOX']:
     assert want in boxes, (want, boxes)
 
 typ, data = c.select("INBOX")

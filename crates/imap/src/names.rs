@@ -6,8 +6,8 @@ use crate::store::DELIMITER;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadName {
     Empty,
-    /// `/`, `\`, NUL or another control character: these would reach the
-    /// file system or the log as they are.
+    /// `.` (Maildir++'s own level separator on disk), `\`, NUL or another
+    /// control character: these would reach the file system or the log.
     ForbiddenChar,
     /// An empty hierarchy level (`a..b`, `.a`, `a.`): Maildir++ cannot name
     /// it, and `..` must never look like a path step.
@@ -47,7 +47,7 @@ pub fn validate(name: &str) -> Result<(), BadName> {
     }
     let b = name.as_bytes();
     if b.iter()
-        .any(|&c| c < 0x20 || c == 0x7f || c == b'/' || c == b'\\' || c >= 0x80)
+        .any(|&c| c < 0x20 || c == 0x7f || c == b'.' || c == b'\\' || c >= 0x80)
     {
         return Err(BadName::ForbiddenChar);
     }
@@ -146,10 +146,11 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(validate("Sent"), Ok(()));
-        assert_eq!(validate("Work.Reports"), Ok(()));
-        assert_eq!(validate("a..b"), Err(BadName::EmptyLevel));
-        assert_eq!(validate(".."), Err(BadName::EmptyLevel));
-        assert_eq!(validate("a/b"), Err(BadName::ForbiddenChar));
+        assert_eq!(validate("Work/Reports"), Ok(()));
+        assert_eq!(validate("a//b"), Err(BadName::EmptyLevel));
+        assert_eq!(validate("/a"), Err(BadName::EmptyLevel));
+        assert_eq!(validate(".."), Err(BadName::ForbiddenChar));
+        assert_eq!(validate("a.b"), Err(BadName::ForbiddenChar));
         assert_eq!(validate("a\0b"), Err(BadName::ForbiddenChar));
         assert_eq!(validate("&Jjo-"), Ok(()));
         assert_eq!(validate("&-"), Ok(()));
@@ -157,19 +158,19 @@ mod tests {
         assert_eq!(validate("&J-"), Err(BadName::InvalidUtf7));
         assert_eq!(validate("caf\u{e9}"), Err(BadName::ForbiddenChar));
         assert_eq!(canonical("inbox"), "INBOX");
-        assert_eq!(canonical("InBox.x"), "INBOX.x");
+        assert_eq!(canonical("InBox/x"), "INBOX/x");
         assert_eq!(canonical("inboxes"), "inboxes");
     }
 
     #[test]
     fn patterns() {
-        assert!(matches("*", "a.b"));
-        assert!(!matches("%", "a.b"));
+        assert!(matches("*", "a/b"));
+        assert!(!matches("%", "a/b"));
         assert!(matches("%", "a"));
-        assert!(matches("a.%", "a.b"));
-        assert!(matches("a*", "a.b.c"));
+        assert!(matches("a/%", "a/b"));
+        assert!(matches("a*", "a/b/c"));
         assert!(!matches("b*", "a"));
         assert!(matches("INBOX", "INBOX"));
-        assert!(matches("%.%", "a.b"));
+        assert!(matches("%/%", "a/b"));
     }
 }

@@ -849,7 +849,7 @@ impl Session {
             C::Login { .. } | C::Authenticate { .. } => self.bad(&tag, "Already logged in."),
             _ if !authed => self.bad(&tag, "Command not valid in this state (log in first)."),
             C::Namespace => {
-                self.write(b"* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+                self.write(format!("* NAMESPACE ((\"\" \"{DELIMITER}\")) NIL NIL\r\n").as_bytes());
                 self.tagged(&tag, "OK", "Namespace completed.");
             }
             C::Select { mailbox, .. } => self.select(tag, mailbox_str(&mailbox), false),
@@ -1274,7 +1274,7 @@ impl Session {
 
     fn list(&mut self, tag: String, lsub: bool, reference: String, pattern: String) {
         if pattern.is_empty() && !lsub {
-            self.write(b"* LIST (\\Noselect) \".\" \"\"\r\n");
+            self.write(format!("* LIST (\\Noselect) \"{DELIMITER}\" \"\"\r\n").as_bytes());
             return self.tagged(&tag, "OK", "List completed.");
         }
         let mut full = if reference.is_empty()
@@ -1336,7 +1336,7 @@ impl Session {
             }
             lines.extend(
                 format!(
-                    "* {} ({}) \".\" ",
+                    "* {} ({}) \"{DELIMITER}\" ",
                     if lsub { "LSUB" } else { "LIST" },
                     attrs.join(" ")
                 )

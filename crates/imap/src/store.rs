@@ -9,10 +9,11 @@
 
 use std::fmt;
 
-/// The hierarchy delimiter. Maildir++ separates levels with `.`, and
-/// Dovecot's default namespace for a Maildir++ store uses the same
-/// (doc/wiki "Namespaces": `separator` defaults to the layout's).
-pub const DELIMITER: char = '.';
+/// The hierarchy delimiter, `/` as in the usual Dovecot configuration
+/// (`namespace inbox { separator = / }`) and as imaptest expects. On disk
+/// Maildir++ joins levels with `.`, so `.` cannot be part of a name (Dovecot
+/// refuses it the same way with this layout and separator).
+pub const DELIMITER: char = '/';
 
 /// A message flag (RFC 3501 section 2.3.2). `\Recent` is not stored: it is
 /// a session property, reported by the store as [`MessageMeta::recent`].

@@ -102,18 +102,18 @@ fn commands_before_login_refused() {
 #[test]
 fn list_with_special_use_and_children() {
     let mut t = T::login();
-    assert!(t.send("a CREATE Work.Reports\r\n").starts_with("a OK"));
+    assert!(t.send("a CREATE Work/Reports\r\n").starts_with("a OK"));
     let r = t.send("b LIST \"\" *\r\n");
-    assert!(r.contains("* LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n"), "{r}");
-    assert!(r.contains("* LIST (\\Noselect \\HasChildren) \".\" Work\r\n"), "{r}");
-    assert!(r.contains("* LIST (\\HasNoChildren) \".\" Work.Reports\r\n"), "{r}");
+    assert!(r.contains("* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"), "{r}");
+    assert!(r.contains("* LIST (\\Noselect \\HasChildren) \"/\" Work\r\n"), "{r}");
+    assert!(r.contains("* LIST (\\HasNoChildren) \"/\" Work/Reports\r\n"), "{r}");
     let r = t.send("c LIST \"\" %\r\n");
-    assert!(!r.contains("Work.Reports"), "{r}");
+    assert!(!r.contains("Work/Reports"), "{r}");
     let r = t.send("d LIST \"\" \"\"\r\n");
-    assert!(r.starts_with("* LIST (\\Noselect) \".\" \"\"\r\n"), "{r}");
-    let r = t.send("e CREATE \"a..b\"\r\n");
+    assert!(r.starts_with("* LIST (\\Noselect) \"/\" \"\"\r\n"), "{r}");
+    let r = t.send("e CREATE \"a//b\"\r\n");
     assert!(r.starts_with("e NO"), "{r}");
-    let r = t.send("f CREATE \"a/b\"\r\n");
+    let r = t.send("f CREATE \"../b\"\r\n");
     assert!(r.starts_with("f NO"), "{r}");
     let r = t.send("g CREATE \"&Jjo\"\r\n");
     assert!(r.starts_with("g NO"), "{r}");
@@ -238,7 +238,7 @@ fn garbage_is_bad_not_panic() {
 #[test]
 fn namespace_id_enable_unselect_close() {
     let mut t = T::login();
-    assert!(t.send("a NAMESPACE\r\n").starts_with("* NAMESPACE ((\"\" \".\")) NIL NIL\r\n"));
+    assert!(t.send("a NAMESPACE\r\n").starts_with("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n"));
     assert!(t.send("b ID (\"name\" \"test\")\r\n").starts_with("* ID ("));
     assert!(t.send("c ENABLE CONDSTORE\r\n").starts_with("* ENABLED\r\nc OK"));
     t.store.deliver("INBOX", MSG.as_bytes());

@@ -84,7 +84,7 @@ fn python_imaplib_full_session_and_curl() {
         .output()
         .unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
-    assert!(list.contains("\\Sent) \".\" Sent"), "{list} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(list.contains("\\Sent) \"/\" Sent"), "{list} {}", String::from_utf8_lossy(&out.stderr));
     let out = Command::new("curl")
         .args(["-sS", "-k", "-u", "hoge@mydomain.com:secret", &format!("{url}Drafts;UID=1")])
         .output()
