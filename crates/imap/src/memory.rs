@@ -102,6 +102,7 @@ impl MemoryStore {
                         name: n.clone(),
                         special_use: Self::special(n),
                         subscribed: f.subscribed,
+                        exists: true,
                     })
                     .collect(),
             ),
@@ -203,16 +204,23 @@ impl MemoryStore {
                         .collect(),
                 )
             }
-            Request::SetFlags { mailbox, changes } => {
+            Request::Store {
+                mailbox,
+                uids,
+                op,
+                flags,
+            } => {
                 let Some(f) = self.folders.get_mut(&mailbox) else {
                     return Reply::Failed(StoreError::NoSuchMailbox);
                 };
-                for (uid, flags) in changes {
+                let mut out = Vec::new();
+                for uid in uids {
                     if let Some(m) = f.messages.iter_mut().find(|m| m.uid == uid) {
-                        m.flags = flags;
+                        m.flags = m.flags.apply(op, &flags);
+                        out.push((uid, m.flags.clone()));
                     }
                 }
-                Reply::Done
+                Reply::Flags(out)
             }
             Request::Copy {
                 from,

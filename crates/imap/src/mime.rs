@@ -85,26 +85,33 @@ impl Node {
         self.ctype == "multipart"
     }
 
-    /// Part `n` (1-based) below this node, RFC 3501 section 6.4.5 numbering.
-    fn child(&self, n: u32) -> Option<&Node> {
-        let n = n as usize;
+    /// Part `n` (1-based) of this node seen as a message (the top level,
+    /// or the message inside a message/rfc822 part): the n-th part of a
+    /// multipart body, or for a single-part body, part 1 is that body
+    /// (RFC 3501 section 6.4.5).
+    fn message_child(&self, n: u32) -> Option<&Node> {
         if self.is_multipart() {
-            return self.children.get(n.checked_sub(1)?);
-        }
-        if let Some(m) = &self.message {
-            let inner = &m.0;
-            if inner.is_multipart() {
-                return inner.children.get(n.checked_sub(1)?);
-            }
-            return (n == 1).then_some(inner);
+            return self.children.get((n as usize).checked_sub(1)?);
         }
         (n == 1).then_some(self)
     }
 
+    /// Part `n` below a part: into an encapsulated message, a multipart's
+    /// parts, or a single part's own body.
+    fn child(&self, n: u32) -> Option<&Node> {
+        match &self.message {
+            Some(m) => m.0.message_child(n),
+            None => self.message_child(n),
+        }
+    }
+
     /// The node at a part path; the empty path is the message itself.
     pub fn part(&self, path: &[u32]) -> Option<&Node> {
-        let mut cur = self;
-        for &n in path {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        let mut cur = self.message_child(*first)?;
+        for &n in rest {
             cur = cur.child(n)?;
         }
         Some(cur)
@@ -424,7 +431,7 @@ fn addresses(a: Option<&Address<'_>>) -> Vec<u8> {
                     out.extend(quoted_or_literal(&encode_word(name)));
                     out.extend(b" NIL)");
                 }
-                for x in &g.addresses {
+                for x in g.addresses.iter().filter(|x| x.address.is_some()) {
                     addr(&mut out, x.name.as_deref(), x.address.as_deref());
                 }
                 if g.name.is_some() {

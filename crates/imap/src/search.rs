@@ -71,8 +71,37 @@ fn sent_day(c: &Candidate<'_>) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(d.year as i32, d.month as u32, d.day as u32)
 }
 
+/// The parsed addresses of an address header as `name <addr>` texts, so
+/// that comments and encodings in the raw header do not hide a match.
+fn address_texts(m: &mail_parser::Message<'_>, name: &str) -> Vec<String> {
+    let a = match name.to_ascii_lowercase().as_str() {
+        "from" => m.from(),
+        "to" => m.to(),
+        "cc" => m.cc(),
+        "bcc" => m.bcc(),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut push = |x: &mail_parser::Addr<'_>| {
+        out.push(format!(
+            "{} <{}>",
+            x.name.as_deref().unwrap_or(""),
+            x.address.as_deref().unwrap_or("")
+        ))
+    };
+    match a {
+        Some(mail_parser::Address::List(l)) => l.iter().for_each(&mut push),
+        Some(mail_parser::Address::Group(g)) => g.iter().flat_map(|g| g.addresses.iter()).for_each(&mut push),
+        None => {}
+    }
+    out
+}
+
 fn header_has(c: &Candidate<'_>, name: &str, needle: &[u8]) -> bool {
     let Some(m) = c.parsed else { return false };
+    if address_texts(m, name).iter().any(|t| contains(t, needle)) {
+        return true;
+    }
     m.headers_raw()
         .any(|(n, v)| n.eq_ignore_ascii_case(name) && (needle.is_empty() || contains(v, needle)))
         || match name.to_ascii_lowercase().as_str() {

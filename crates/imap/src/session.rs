@@ -23,7 +23,7 @@ use crate::mime::{header_fields, ParsedMessage};
 use crate::names;
 use crate::search::{self, Candidate, Need};
 use crate::store::{
-    Flag, Flags, MailboxEntry, MessageData, Reply, Request, Snapshot, StoreError, DELIMITER,
+    Flag, FlagOp, Flags, MailboxEntry, MessageData, Reply, Request, Snapshot, StoreError, DELIMITER,
 };
 use crate::wire::{literal, mailbox_name, quoted_or_literal};
 
@@ -224,6 +224,19 @@ impl Item {
     }
 }
 
+/// Which FETCH FLAGS responses a flag change produces.
+#[derive(Debug, Clone, Copy)]
+enum Echo {
+    /// STORE .SILENT.
+    Nothing,
+    /// \Seen set by a FETCH: the messages that changed.
+    Changed,
+    /// STORE (RFC 3501 section 6.4.6): every message named.
+    All,
+    /// UID STORE: the same, with UID (RFC 3501 section 6.4.8).
+    AllWithUid,
+}
+
 #[derive(Debug)]
 enum Then {
     Ok {
@@ -262,6 +275,7 @@ enum Then {
     Copy {
         tag: String,
         moving: bool,
+        to: String,
     },
     Expunge {
         tag: String,
@@ -272,10 +286,11 @@ enum Then {
         tag: Option<String>,
         text: String,
     },
-    /// Flag writes done: send the prepared untagged lines and OK.
-    Written {
+    /// Flags stored: prepared lines, then FETCH FLAGS as `echo` says, OK.
+    Stored {
         tag: String,
         lines: Vec<u8>,
+        echo: Echo,
         text: String,
     },
 }
@@ -1297,10 +1312,16 @@ impl Session {
     }
 
     fn list_reply(&mut self, tag: String, lsub: bool, pattern: String, boxes: Vec<MailboxEntry>) {
-        let existing: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+        let mut lines = Vec::new();
+        if lsub {
+            self.lsub_lines(&pattern, &boxes, &mut lines);
+            self.write(&lines);
+            return self.tagged(&tag, "OK", "Lsub completed.");
+        }
+        let existing: Vec<&MailboxEntry> = boxes.iter().filter(|b| b.exists).collect();
         // Parents implied by deeper names (Maildir++ `.a.b` without `.a`).
-        let mut all: BTreeSet<String> = existing.iter().map(|s| s.to_string()).collect();
-        for b in &boxes {
+        let mut all: BTreeSet<String> = existing.iter().map(|b| b.name.clone()).collect();
+        for b in &existing {
             let mut n = b.name.as_str();
             while let Some((parent, _)) = n.rsplit_once(DELIMITER) {
                 all.insert(parent.to_string());
@@ -1313,15 +1334,11 @@ impl Session {
                 .next()
                 .is_some_and(|x| x.starts_with(&prefix))
         };
-        let mut lines = Vec::new();
         for name in &all {
             if !names::matches(&pattern, name) {
                 continue;
             }
-            let entry = boxes.iter().find(|b| &b.name == name);
-            if lsub && !entry.is_some_and(|e| e.subscribed) {
-                continue;
-            }
+            let entry = existing.iter().find(|b| &b.name == name);
             let mut attrs: Vec<&str> = Vec::new();
             if entry.is_none() {
                 attrs.push("\\Noselect");
@@ -1334,27 +1351,42 @@ impl Session {
             if let Some(su) = entry.and_then(|e| e.special_use) {
                 attrs.push(su.attribute());
             }
-            lines.extend(
-                format!(
-                    "* {} ({}) \"{DELIMITER}\" ",
-                    if lsub { "LSUB" } else { "LIST" },
-                    attrs.join(" ")
-                )
-                .as_bytes(),
-            );
+            lines.extend(format!("* LIST ({}) \"{DELIMITER}\" ", attrs.join(" ")).as_bytes());
             lines.extend(mailbox_name(name));
             lines.extend(b"\r\n");
         }
         self.write(&lines);
-        self.tagged(
-            &tag,
-            "OK",
-            if lsub {
-                "Lsub completed."
-            } else {
-                "List completed."
-            },
-        );
+        self.tagged(&tag, "OK", "List completed.");
+    }
+
+    /// RFC 3501 section 6.3.9: subscribed names that match, and, when `%`
+    /// hides a subscribed name, its matching parent as `\Noselect`.
+    fn lsub_lines(&self, pattern: &str, boxes: &[MailboxEntry], lines: &mut Vec<u8>) {
+        let subscribed: BTreeSet<&str> = boxes
+            .iter()
+            .filter(|b| b.subscribed)
+            .map(|b| b.name.as_str())
+            .collect();
+        let mut out: std::collections::BTreeMap<&str, bool> = Default::default();
+        for s in &subscribed {
+            if names::matches(pattern, s) {
+                out.insert(s, false);
+                continue;
+            }
+            let mut n = *s;
+            while let Some((parent, _)) = n.rsplit_once(DELIMITER) {
+                if names::matches(pattern, parent) && !subscribed.contains(parent) {
+                    out.entry(parent).or_insert(true);
+                }
+                n = parent;
+            }
+        }
+        for (name, noselect) in out {
+            let attrs = if noselect { "\\Noselect" } else { "" };
+            lines.extend(format!("* LSUB ({attrs}) \"{DELIMITER}\" ").as_bytes());
+            lines.extend(mailbox_name(name));
+            lines.extend(b"\r\n");
+        }
     }
 
     /// Indices (0-based) of the messages a set names; `Err` for sequence
@@ -1490,44 +1522,34 @@ impl Session {
     }
 
     /// Sets \Seen where the items demand it, then writes the lines.
+    /// Sets \Seen where the items demand it (RFC 3501 section 6.4.5),
+    /// then writes the lines.
     fn finish_fetch(&mut self, tag: String, lines: Vec<u8>, items: &[Item], idx: &[usize]) {
-        let State::Selected(sel) = &mut self.state else {
+        let State::Selected(sel) = &self.state else {
             return;
         };
-        if sel.read_only || !items.iter().any(Item::sets_seen) {
+        let uids: Vec<u32> = idx
+            .iter()
+            .map(|&i| &sel.msgs[i])
+            .filter(|m| !m.flags.contains(&Flag::Seen))
+            .map(|m| m.uid)
+            .collect();
+        if sel.read_only || !items.iter().any(Item::sets_seen) || uids.is_empty() {
             self.write(&lines);
-            return self.tagged(&tag, "OK", "Fetch completed.");
-        }
-        let mut changes = Vec::new();
-        let mut extra: Vec<u8> = Vec::new();
-        for &i in idx {
-            let m = &mut sel.msgs[i];
-            if !m.flags.contains(&Flag::Seen) {
-                m.flags.insert(Flag::Seen);
-                changes.push((m.uid, m.flags.clone()));
-                extra.extend(
-                    format!(
-                        "* {} FETCH (UID {} FLAGS {})\r\n",
-                        i + 1,
-                        m.uid,
-                        flags_text(&m.flags, m.recent)
-                    )
-                    .as_bytes(),
-                );
-            }
-        }
-        let mut all = lines;
-        all.extend(extra);
-        if changes.is_empty() {
-            self.write(&all);
             return self.tagged(&tag, "OK", "Fetch completed.");
         }
         let mailbox = sel.name.clone();
         self.request(
-            Request::SetFlags { mailbox, changes },
-            Then::Written {
+            Request::Store {
+                mailbox,
+                uids,
+                op: FlagOp::Add,
+                flags: [Flag::Seen].into_iter().collect(),
+            },
+            Then::Stored {
                 tag,
-                lines: all,
+                lines,
+                echo: Echo::Changed,
                 text: "Fetch completed.".into(),
             },
         );
@@ -1649,68 +1671,76 @@ impl Session {
         let Ok(idx) = self.resolve(&set, uid) else {
             return self.bad(&tag, "Error in IMAP command STORE: Invalid messageset.");
         };
-        let mut fl = Vec::new();
+        let mut fl = Flags::new();
         for f in &flags {
             match flag_from_codec(f) {
-                Some(f) => fl.push(f),
+                Some(f) => fl.insert(f),
                 None => return self.bad(&tag, "Error in IMAP command STORE: Invalid system flag."),
             }
         }
-        let State::Selected(sel) = &mut self.state else {
+        let State::Selected(sel) = &self.state else {
             return;
         };
         if sel.read_only {
             return self.tagged(&tag, "NO", "[READ-ONLY] Mailbox is read-only.");
         }
-        let silent = matches!(response, StoreResponse::Silent);
-        let mut changes = Vec::new();
-        let mut lines = Vec::new();
-        for i in idx {
-            let m = &mut sel.msgs[i];
-            let mut new = match kind {
-                StoreType::Replace => Flags::new(),
-                _ => m.flags.clone(),
-            };
-            for f in &fl {
-                match kind {
-                    StoreType::Remove => new.remove(f),
-                    _ => new.insert(f.clone()),
-                }
-            }
-            let changed = new != m.flags;
-            if changed {
-                m.flags = new;
-                changes.push((m.uid, m.flags.clone()));
-            }
-            if !silent || changed && false {
-                let uidpart = if uid {
-                    format!("UID {} ", m.uid)
-                } else {
-                    String::new()
-                };
-                lines.extend(
-                    format!(
-                        "* {} FETCH ({uidpart}FLAGS {})\r\n",
-                        i + 1,
-                        flags_text(&m.flags, m.recent)
-                    )
-                    .as_bytes(),
-                );
-            }
-        }
-        if changes.is_empty() {
-            self.write(&lines);
+        if idx.is_empty() {
             return self.tagged(&tag, "OK", "Store completed.");
         }
+        let uids = idx.iter().map(|&i| sel.msgs[i].uid).collect();
+        let op = match kind {
+            StoreType::Add => FlagOp::Add,
+            StoreType::Remove => FlagOp::Remove,
+            StoreType::Replace => FlagOp::Replace,
+        };
+        // The store applies the change to the flags it holds, not to this
+        // session's view, so concurrent STOREs of two sessions combine.
         let mailbox = sel.name.clone();
+        let echo = match response {
+            StoreResponse::Silent => Echo::Nothing,
+            StoreResponse::Answer if uid => Echo::AllWithUid,
+            StoreResponse::Answer => Echo::All,
+        };
         self.request(
-            Request::SetFlags { mailbox, changes },
-            Then::Written {
+            Request::Store { mailbox, uids, op, flags: fl },
+            Then::Stored {
                 tag,
-                lines,
+                lines: Vec::new(),
+                echo,
                 text: "Store completed.".into(),
             },
         );
+    }
+
+    /// Takes the store's flags after a STORE into the view and writes the
+    /// FETCH responses `echo` asks for.
+    fn stored(&mut self, tag: String, mut lines: Vec<u8>, echo: Echo, text: String, flags: Vec<(u32, Flags)>) {
+        if let State::Selected(sel) = &mut self.state {
+            for (uid, f) in flags {
+                let Some(i) = sel.seq_of(uid) else { continue };
+                let m = &mut sel.msgs[i];
+                let changed = m.flags != f;
+                m.flags = f;
+                let show = match echo {
+                    Echo::Nothing => false,
+                    Echo::Changed => changed,
+                    Echo::All | Echo::AllWithUid => true,
+                };
+                if show {
+                    let uidpart = if matches!(echo, Echo::Changed | Echo::AllWithUid) {
+                        format!("UID {} ", m.uid)
+                    } else {
+                        String::new()
+                    };
+                    lines.extend(
+                        format!("* {} FETCH ({uidpart}FLAGS {})\r\n", i + 1, flags_text(&m.flags, m.recent))
+                            .as_bytes(),
+                    );
+                }
+            }
+        }
+        self.write(&lines);
+        self.tagged(&tag, "OK", &text);
     }
 
     fn copy(&mut self, tag: String, set: SequenceSet, to: String, uid: bool, moving: bool) {
@@ -1731,6 +1761,7 @@ impl Session {
         }
         let uids = idx.iter().map(|&i| sel.msgs[i].uid).collect();
         let from = sel.name.clone();
+        let to_name = to.clone();
         self.request(
             Request::Copy {
                 from,
@@ -1738,7 +1769,7 @@ impl Session {
                 to,
                 remove_source: moving,
             },
-            Then::Copy { tag, moving },
+            Then::Copy { tag, moving, to: to_name },
         );
     }
 
@@ -1927,11 +1958,10 @@ impl Session {
             (Then::Ok { tag, .. }, Reply::Failed(e))
             | (Then::List { tag, .. }, Reply::Failed(e))
             | (Then::Status { tag, .. }, Reply::Failed(e))
-            | (Then::Append { tag, .. }, Reply::Failed(e))
             | (Then::Fetch { tag, .. }, Reply::Failed(e))
             | (Then::Search { tag, .. }, Reply::Failed(e))
             | (Then::Expunge { tag, .. }, Reply::Failed(e))
-            | (Then::Written { tag, .. }, Reply::Failed(e)) => self.store_failed(&tag, &e),
+            | (Then::Stored { tag, .. }, Reply::Failed(e)) => self.store_failed(&tag, &e),
             (Then::Copy { tag, .. }, Reply::Failed(e)) => {
                 if e == StoreError::NoSuchMailbox {
                     self.tagged(&tag, "NO", "[TRYCREATE] Mailbox doesn't exist");
@@ -1940,6 +1970,13 @@ impl Session {
                 }
             }
             (Then::Select { tag, .. }, Reply::Failed(e)) => self.store_failed(&tag, &e),
+            (Then::Append { tag, .. }, Reply::Failed(e)) => {
+                if e == StoreError::NoSuchMailbox {
+                    self.tagged(&tag, "NO", "[TRYCREATE] Mailbox doesn't exist");
+                } else {
+                    self.store_failed(&tag, &e)
+                }
+            }
             (Then::Refresh { tag, .. }, Reply::Failed(e)) => {
                 // The selected mailbox vanished (deleted elsewhere).
                 self.write(b"* BYE Selected mailbox was deleted, have to disconnect.\r\n");
@@ -2015,7 +2052,7 @@ impl Session {
                 self.write(&lines);
                 self.tagged(&tag, "OK", "Search completed.");
             }
-            (Then::Copy { tag, moving }, Reply::Copied { uidvalidity, map }) => {
+            (Then::Copy { tag, moving, to }, Reply::Copied { uidvalidity, map }) => {
                 let src: Vec<String> = map.iter().map(|(s, _)| s.to_string()).collect();
                 let dst: Vec<String> = map.iter().map(|(_, d)| d.to_string()).collect();
                 let code = if map.is_empty() {
@@ -2035,9 +2072,9 @@ impl Session {
                     }
                     let uids: Vec<u32> = map.iter().map(|(s, _)| *s).collect();
                     self.expunged(&uids);
-                    self.tagged(&tag, "OK", "Move completed.");
+                    self.done_maybe_resync(tag, &to, "Move completed.".into());
                 } else {
-                    self.tagged(&tag, "OK", &format!("{code}Copy completed."));
+                    self.done_maybe_resync(tag, &to, format!("{code}Copy completed."));
                 }
             }
             (Then::Expunge { tag, close }, Reply::Expunged(uids)) => {
@@ -2046,7 +2083,9 @@ impl Session {
                     self.tagged(&tag, "OK", "Close completed.");
                 } else {
                     self.expunged(&uids);
-                    self.tagged(&tag, "OK", "Expunge completed.");
+                    // Messages another session expunged meanwhile are
+                    // reported too (EXPUNGE allows it: RFC 3501 7.4.1).
+                    self.refresh(Some(tag), "Expunge completed.");
                 }
             }
             (Then::Refresh { tag, text }, Reply::Snapshot(s)) => {
@@ -2055,9 +2094,8 @@ impl Session {
                     self.tagged(&tag, "OK", &text);
                 }
             }
-            (Then::Written { tag, lines, text }, Reply::Done) => {
-                self.write(&lines);
-                self.tagged(&tag, "OK", &text);
+            (Then::Stored { tag, lines, echo, text }, Reply::Flags(f)) => {
+                self.stored(tag, lines, echo, text, f)
             }
             (then, other) => {
                 // A driver answering the wrong request is a bug there; the
@@ -2072,7 +2110,7 @@ impl Session {
                     | Then::Search { tag, .. }
                     | Then::Copy { tag, .. }
                     | Then::Expunge { tag, .. }
-                    | Then::Written { tag, .. } => Some(tag),
+                    | Then::Stored { tag, .. } => Some(tag),
                     Then::Refresh { tag, .. } => tag,
                 };
                 let _ = other;
@@ -2080,6 +2118,16 @@ impl Session {
                     self.store_failed(&tag, &StoreError::Io("unexpected store reply".into()));
                 }
             }
+        }
+    }
+
+    /// The tagged OK, after a resync when the target is the selected
+    /// mailbox (its new messages are announced with EXISTS).
+    fn done_maybe_resync(&mut self, tag: String, target: &str, text: String) {
+        if self.selected_mailbox() == Some(target) {
+            self.refresh(Some(tag), &text);
+        } else {
+            self.tagged(&tag, "OK", &text);
         }
     }
 

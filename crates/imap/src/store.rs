@@ -85,6 +85,26 @@ impl FromIterator<Flag> for Flags {
     }
 }
 
+/// How STORE combines the given flags with a message's (RFC 3501
+/// section 6.4.6: FLAGS, +FLAGS, -FLAGS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+impl Flags {
+    /// The flags after applying `op` with `with`.
+    pub fn apply(&self, op: FlagOp, with: &Flags) -> Flags {
+        match op {
+            FlagOp::Replace => with.clone(),
+            FlagOp::Add => self.iter().chain(with.iter()).cloned().collect(),
+            FlagOp::Remove => self.iter().filter(|f| !with.contains(f)).cloned().collect(),
+        }
+    }
+}
+
 /// What a SELECT needs to know of one message, cheap to list for a large
 /// folder (from the Maildir file name and `dovecot-uidlist`, no file read).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,13 +147,16 @@ impl SpecialUse {
     }
 }
 
-/// One existing mailbox.
+/// One mailbox, or a subscribed name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxEntry {
     /// IMAP name (`INBOX`, `Sent`, `Work.Reports`).
     pub name: String,
     pub special_use: Option<SpecialUse>,
     pub subscribed: bool,
+    /// False for a subscription to a name that does not exist (RFC 3501
+    /// section 6.3.6 allows it); such entries only show in LSUB.
+    pub exists: bool,
 }
 
 /// One message's data for FETCH and SEARCH.
@@ -187,10 +210,14 @@ pub enum Request {
         uids: Vec<u32>,
         content: bool,
     },
-    /// Replace the flags of these messages -> [`Reply::Done`].
-    SetFlags {
+    /// STORE: change the flags of these messages as the store holds them
+    /// now (so that two sessions' changes combine) -> [`Reply::Flags`] with
+    /// the resulting flags of each message that still exists.
+    Store {
         mailbox: String,
-        changes: Vec<(u32, Flags)>,
+        uids: Vec<u32>,
+        op: FlagOp,
+        flags: Flags,
     },
     /// COPY, or MOVE with `remove_source` -> [`Reply::Copied`].
     Copy {
@@ -242,6 +269,8 @@ pub enum Reply {
         uid: u32,
     },
     Messages(Vec<MessageData>),
+    /// UID and flags after a [`Request::Store`].
+    Flags(Vec<(u32, Flags)>),
     /// Source and destination UIDs, pairwise.
     Copied {
         uidvalidity: u32,

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use yubin_imap::store::{
-    Flag, Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request, Snapshot, SpecialUse,
+    Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request, Snapshot, SpecialUse,
     StoreError, DELIMITER,
 };
 use yubin_mailstore::folder::{self, FolderError, FolderName, Store};
@@ -206,16 +206,27 @@ impl MaildirStore {
             Request::ListMailboxes => {
                 let subs = self.store.subscriptions().map_err(io_err)?;
                 let list = self.store.list().map_err(io_err)?;
-                Reply::Mailboxes(
-                    list.into_iter()
-                        .filter(|f| f.exists)
-                        .map(|f| MailboxEntry {
-                            name: imap_name(&f.name),
-                            special_use: f.special_use.map(special),
-                            subscribed: subs.contains(&f.name),
-                        })
-                        .collect(),
-                )
+                let mut out: Vec<MailboxEntry> = list
+                    .iter()
+                    .filter(|f| f.exists)
+                    .map(|f| MailboxEntry {
+                        name: imap_name(&f.name),
+                        special_use: f.special_use.map(special),
+                        subscribed: subs.contains(&f.name),
+                        exists: true,
+                    })
+                    .collect();
+                for s in &subs {
+                    if !list.iter().any(|f| f.exists && f.name == *s) {
+                        out.push(MailboxEntry {
+                            name: imap_name(s),
+                            special_use: None,
+                            subscribed: true,
+                            exists: false,
+                        });
+                    }
+                }
+                Reply::Mailboxes(out)
             }
             Request::Create { name } => {
                 self.store.create(&folder_name(&name)?).map_err(folder_err)?;
@@ -245,21 +256,18 @@ impl MaildirStore {
             }
             Request::Open { name, claim_recent } => {
                 let mb = self.mailbox(&name)?;
-                let taken = if claim_recent {
-                    mb.take_new().map_err(mb_err)?
-                } else {
-                    Vec::new()
-                };
+                if claim_recent {
+                    // What a read-write SELECT does in Dovecot: new/ -> cur/.
+                    mb.take_new().map_err(mb_err)?;
+                }
+                let last = mb.uids().last().copied().unwrap_or(0);
+                let seen_up_to = recent::claim(mb.dir(), claim_recent, last).map_err(io_err)?;
                 let messages = mb
                     .messages()
                     .map(|m| MessageMeta {
                         uid: m.uid,
                         flags: to_imap_flags(mb, m.flags),
-                        recent: if claim_recent {
-                            taken.binary_search(&m.uid).is_ok()
-                        } else {
-                            m.in_new
-                        },
+                        recent: m.uid > seen_up_to,
                     })
                     .collect();
                 Reply::Snapshot(Snapshot {
@@ -320,22 +328,25 @@ impl MaildirStore {
                 }
                 Reply::Messages(out)
             }
-            Request::SetFlags { mailbox, changes } => {
+            Request::Store {
+                mailbox,
+                uids,
+                op,
+                flags,
+            } => {
                 let mb = self.mailbox(&mailbox)?;
-                // One rename pass per distinct target flag set.
-                let mut groups: Vec<(yubin_mailstore::Flags, Vec<u32>)> = Vec::new();
-                for (uid, flags) in changes {
-                    let Some(m) = mb.message(uid) else { continue };
-                    let target = to_maildir_flags(mb, &flags, m.flags)?;
-                    match groups.iter_mut().find(|(f, _)| *f == target) {
-                        Some((_, v)) => v.push(uid),
-                        None => groups.push((target, vec![uid])),
-                    }
-                }
-                for (flags, uids) in groups {
-                    mb.store(&uids, FlagOp::Replace, flags, None).map_err(mb_err)?;
-                }
-                Reply::Done
+                let letters = to_maildir_flags(mb, &flags, Default::default())?;
+                let op = match op {
+                    StoreOp::Add => FlagOp::Add,
+                    StoreOp::Remove => FlagOp::Remove,
+                    StoreOp::Replace => FlagOp::Replace,
+                };
+                mb.store(&uids, op, letters, None).map_err(mb_err)?;
+                Reply::Flags(
+                    uids.iter()
+                        .filter_map(|&u| mb.message(u).map(|m| (u, to_imap_flags(mb, m.flags))))
+                        .collect(),
+                )
             }
             Request::Copy {
                 from,
@@ -361,5 +372,37 @@ impl MaildirStore {
                 Reply::Expunged(mb.expunge(&uids).map_err(mb_err)?)
             }
         })
+    }
+}
+
+/// `\Recent` as Dovecot keeps it: a message is recent in exactly one
+/// session, the first that selects the folder after it arrived. The
+/// highest UID already claimed is kept in the folder's `yubin-recent`
+/// file (Dovecot keeps the same number in its index and ignores this file).
+mod recent {
+    use std::io;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    const FILE: &str = "yubin-recent";
+    /// Sessions of this process claim one after the other.
+    static CLAIM: Mutex<()> = Mutex::new(());
+
+    /// The highest UID that is not recent for this session; with `claim`,
+    /// UIDs up to `last` are claimed for it.
+    pub fn claim(dir: &Path, claim: bool, last: u32) -> io::Result<u32> {
+        let _g = CLAIM.lock().unwrap_or_else(|p| p.into_inner());
+        let path = dir.join(FILE);
+        let before = match std::fs::read_to_string(&path) {
+            Ok(t) => t.trim().parse().unwrap_or(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        if claim && last > before {
+            let tmp = dir.join(format!("{FILE}.{}", std::process::id()));
+            std::fs::write(&tmp, format!("{last}\n"))?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(before)
     }
 }

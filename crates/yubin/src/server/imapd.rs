@@ -64,7 +64,13 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
                 ("smtpd_tls_wrappedmode".into(), if wrapped { "yes" } else { "no" }.into()),
             ],
         )?;
-        let tls = super::tls::policy(&tls_cfg).with_context(context)?.config;
+        let have_cert = !scfg.get("smtpd_tls_cert_file").is_empty()
+            || !scfg.list("smtpd_tls_chain_files").is_empty();
+        let tls = if have_cert {
+            super::tls::policy(&tls_cfg).with_context(context)?.config
+        } else {
+            None
+        };
         if wrapped && tls.is_none() {
             bail!("{}: TLS-wrapped IMAP needs smtpd_tls_cert_file", context());
         }
