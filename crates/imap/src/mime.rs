@@ -381,9 +381,20 @@ fn addr(out: &mut Vec<u8>, name: Option<&str>, address: Option<&str>) {
         },
         None => (None, None),
     };
+    // An obsolete source route (`<@route:user@domain>`, RFC 5322 section
+    // 4.4) goes in the at-domain-list field.
+    let (adl, mailbox) = match mailbox.and_then(|m| m.strip_prefix('@').map(|_| m)) {
+        Some(m) => match m.split_once(':') {
+            Some((route, rest)) => (Some(route), Some(rest)),
+            None => (None, Some(m)),
+        },
+        None => (None, mailbox),
+    };
     out.push(b'(');
     out.extend(nstring(name.map(encode_word).as_deref()));
-    out.extend(b" NIL ");
+    out.push(b' ');
+    out.extend(nstring(adl.map(str::as_bytes)));
+    out.push(b' ');
     out.extend(nstring(mailbox.map(str::as_bytes)));
     out.push(b' ');
     out.extend(nstring(host.map(str::as_bytes)));
