@@ -114,7 +114,11 @@ pub fn expunge_line(uid: u32, modseq: u64) -> String {
 fn parse_header(rest: &str) -> Option<Header> {
     let mut h = Header::default();
     for f in rest.split(' ') {
-        let (k, v) = f.split_at(1.min(f.len()));
+        let (k, v) = if f.is_char_boundary(1) {
+            f.split_at(1)
+        } else {
+            ("", f)
+        };
         match k {
             "V" => h.uidvalidity = v.parse().ok()?,
             "N" => h.next_uid = v.parse().ok()?,
@@ -268,6 +272,7 @@ mod tests {
             "yubin-index 2\n",
             "yubin-index 1\nR 1 1 1 1 c x\n",
             "yubin-index 1\nH V1 N1\nQ\n",
+            "yubin-index 1\nH \u{e9}1\n",
         ] {
             assert!(Index::parse(bad).is_none(), "{bad:?}");
         }

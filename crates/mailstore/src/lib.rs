@@ -4,6 +4,12 @@
 //! Dovecot 2.3 so that Dovecot and yubin can share one Maildir.
 //! It must not speak a protocol (IMAP/SMTP) or know the queue: callers
 //! pass names, bytes and flags and get paths, UIDs and errors back.
+//!
+//! Map: `deliver` + `sync` (MTA delivery, group fsync), `folder` (the
+//! user's folders: `Store`, `FolderName`, subscriptions), `mailbox` (one
+//! open folder: `Mailbox`), with the file formats in `name`, `uidlist`,
+//! `keywords`, `index`, `quota`, `mutf7`, the locks in `dotlock`, and change
+//! notification in `watch`.
 
 pub mod deliver;
 pub mod dotlock;
@@ -16,10 +22,16 @@ pub mod name;
 pub mod quota;
 pub mod sync;
 pub mod uidlist;
+pub mod watch;
 
-pub use deliver::{deliver, delivery_tag, find_existing, DeliverError, Delivery};
+pub use deliver::{deliver, delivery_tag, ensure_maildir, find_existing, DeliverError, Delivery};
+pub use folder::{FolderError, FolderInfo, FolderName, NameError, SpecialUse, Store};
+pub use keywords::{KeywordError, Keywords};
+pub use mailbox::{Changes, Error, FlagOp, Mailbox, Message, StoreResult};
 pub use name::{FileName, Flags, SystemFlag};
 pub use sync::DirSync;
+pub use uidlist::UidList;
+pub use watch::{FolderStamp, Watcher};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

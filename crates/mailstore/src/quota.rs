@@ -35,13 +35,13 @@ impl Limit {
     pub fn parse(line: &str) -> Option<Limit> {
         let mut l = Limit::default();
         for part in line.trim().split(',').filter(|p| !p.is_empty()) {
-            let (num, kind) = part.split_at(part.len() - 1);
-            let n: u64 = num.parse().ok()?;
-            let v = (n > 0).then_some(n);
-            match kind {
-                "S" => l.bytes = v,
-                "C" => l.count = v,
-                _ => return None,
+            let value = |num: &str| num.parse::<u64>().ok().map(|n| (n > 0).then_some(n));
+            if let Some(num) = part.strip_suffix('S') {
+                l.bytes = value(num)?;
+            } else if let Some(num) = part.strip_suffix('C') {
+                l.count = value(num)?;
+            } else {
+                return None;
             }
         }
         Some(l)
@@ -215,6 +215,7 @@ mod tests {
         assert_eq!(Limit::parse("0S").unwrap(), Limit::default());
         assert_eq!(Limit::parse("5C").unwrap().count, Some(5));
         assert!(Limit::parse("5X").is_none());
+        assert!(Limit::parse("5é").is_none());
         assert!(parse("1S\nfoo\n").is_err());
         assert!(parse("").is_err());
         assert_eq!(

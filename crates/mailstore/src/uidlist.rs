@@ -121,7 +121,11 @@ impl UidList {
         let v3 = match version {
             "3" => {
                 for f in fields {
-                    let (k, v) = f.split_at(1.min(f.len()));
+                    let (k, v) = if f.is_char_boundary(1) {
+                        f.split_at(1)
+                    } else {
+                        ("", f)
+                    };
                     match k {
                         "V" => list.uidvalidity = v.parse().map_err(|_| err(1, "bad V"))?,
                         "N" => list.next_uid = v.parse().map_err(|_| err(1, "bad N"))?,
@@ -310,6 +314,7 @@ mod tests {
             b"3 V1 N9\nx :x\n",
             b"3 V1 N9\n1 :\n",
             b"3 V\xff\n",
+            "3 V1 N1 \u{e9}x\n1 \u{e9} :a\n".as_bytes(),
         ] {
             assert!(
                 UidList::parse(bad).is_err(),
