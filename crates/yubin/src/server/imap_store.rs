@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use yubin_imap::store::{
     Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request, Snapshot, SpecialUse,
@@ -183,15 +183,13 @@ impl MaildirStore {
         }
     }
 
-    /// What IDLE watches: the folder's `new/` and `cur/` mtimes and its
-    /// index size (a stat each; no directory read).
-    pub fn stamp(&self, name: &str) -> Option<(SystemTime, SystemTime, u64)> {
+    /// What IDLE polls: mailstore's folder fingerprint (a few `stat`s of
+    /// `new/`, `cur/`, `yubin-index` and `dovecot-uidlist`; no directory
+    /// read), which moves with deliveries, other sessions' flag changes and
+    /// expunges, and Dovecot's changes.
+    pub fn stamp(&self, name: &str) -> Option<yubin_mailstore::watch::FolderStamp> {
         let p = self.path(name).ok()?;
-        let m = |d: &str| std::fs::metadata(p.join(d)).and_then(|m| m.modified()).ok();
-        let idx = std::fs::metadata(p.join(yubin_mailstore::index::FILE))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        Some((m("new")?, m("cur")?, idx))
+        Some(yubin_mailstore::watch::FolderStamp::read(&p))
     }
 
     pub fn execute(&mut self, req: Request) -> Reply {
