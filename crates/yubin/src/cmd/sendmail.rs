@@ -245,8 +245,7 @@ struct Submitter {
 
 impl Submitter {
     fn current() -> Submitter {
-        // SAFETY: getuid and getppid have no preconditions.
-        let (uid, ppid) = unsafe { (libc::getuid(), libc::getppid()) };
+        let (uid, ppid) = (yubin_sys::getuid(), yubin_sys::getppid());
         Submitter {
             uid,
             user: maildrop::user_name(uid),
