@@ -249,7 +249,7 @@ impl Submitter {
         Submitter {
             uid,
             user: maildrop::user_name(uid),
-            via: parent_command(ppid as u32),
+            via: parent_command(ppid),
         }
     }
 
