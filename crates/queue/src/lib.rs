@@ -12,10 +12,12 @@ pub mod file;
 pub mod id;
 pub mod listing;
 pub mod maildrop;
+pub mod schedule;
 pub mod spool;
 pub mod status;
 
 pub use commit::Committer;
 pub use file::{QueueFile, QueuedRecipient};
 pub use spool::{Spool, State};
+pub use schedule::{Policy, Scheduler};
 pub use status::Status;
