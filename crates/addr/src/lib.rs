@@ -10,5 +10,5 @@ pub mod resolution;
 pub mod resolver;
 
 pub use yubin_address::{address, parse_address, AddrError, Address};
-pub use resolution::{Class, Delivery, Resolution, Step, Verdict};
+pub use resolution::{Agent, Class, Delivery, Mailbox, MailboxKind, Resolution, Step, Verdict};
 pub use resolver::Resolver;

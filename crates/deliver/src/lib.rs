@@ -1,6 +1,8 @@
-//! Local delivery agents: Maildir and mbox as virtual(8) and local(8) write
-//! them, and the `/file` and `|command` targets of aliases(5).
+//! Delivery agents: Maildir and mbox as virtual(8) and local(8) write them,
+//! the `/file` and `|command` targets of aliases(5), error and discard,
+//! chosen by a match on the resolver's `Agent`. No queue or scheduling here.
 
+pub mod agent;
 pub mod envelope_headers;
 pub mod maildir;
 pub mod mbox;

@@ -1,26 +1,22 @@
 //! Delivering one queued message: every pending recipient is expanded
 //! (virtual(5), aliases(5)) and handed to its agent; each attempt is logged
 //! in Postfix's `to=<...>, relay=..., delay=..., dsn=..., status=...` form;
-//! the message is then removed, deferred with backoff, or bounced.
+//! the message is then removed, deferred with backoff, or bounced. The
+//! decisions (backoff, expiry, delay warnings) are the scheduler's policy;
+//! the agents are the deliver crate's; the notifications the notify crate's.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::Instant;
 
-use yubin_addr::parse_address;
-use yubin_deliver::{maildir, mbox, pipe, Failure, Message};
+use yubin_addr::{parse_address, Delivery};
+use yubin_deliver::agent::{self, Context};
+use yubin_deliver::{Failure, Message};
 use yubin_maillog::clock;
-use yubin_queue::{QueueFile, State, Status};
+use yubin_notify::{Bounced, Notify};
+use yubin_queue::schedule::{Destination, Finished, Job};
+use yubin_queue::{QueueFile, QueuedRecipient, State, Status};
 
-use super::bounce::{self, Bounced};
 use super::runtime::{Runtime, Shared};
-
-pub enum Outcome {
-    /// Removed (delivered and/or bounced), or no longer in the queue.
-    Done,
-    /// Try again at this Unix time.
-    Deferred(i64),
-}
 
 /// `delay=` numbers as Postfix prints them: 0, 0.04, 1.2, 12.
 pub fn fmt_delay(secs: f64) -> String {
@@ -41,6 +37,8 @@ struct Attempt<'a> {
     picked: Instant,
     waited: f64,
     retry: bool,
+    /// Picked by a flush: defer_transports deliver too.
+    flush: bool,
 }
 
 /// Who logs a delivery and for which recipient (`to=`, `orig_to=`, `relay=`).
@@ -49,6 +47,26 @@ struct Route<'a> {
     to: &'a str,
     orig: &'a str,
     relay: &'a str,
+}
+
+/// What the recipients' attempts left behind.
+#[derive(Default)]
+struct Tally {
+    bounced: Vec<Bounced>,
+    /// Final recipients already delivered in this run (one copy each).
+    seen: HashSet<String>,
+    /// Recipients finished in this run, and how.
+    done_now: Vec<(usize, &'static str)>,
+    /// Recipients deferred: index, enhanced code, reason.
+    reasons: Vec<(usize, String, String)>,
+    /// Destinations still pending.
+    destinations: Vec<Destination>,
+}
+
+impl Tally {
+    fn deferred(&self) -> bool {
+        !self.reasons.is_empty()
+    }
 }
 
 impl Attempt<'_> {
@@ -80,19 +98,12 @@ impl Attempt<'_> {
         );
     }
 
-    fn allowed(&self, param: &str) -> bool {
-        self.rt.cfg.list(param).iter().any(|v| v == "alias")
-    }
-
-    /// Runs one delivery; `Ok(description)` or the failure.
-    fn run(&self, d: &yubin_addr::Delivery, orig: &str) -> Result<String, Failure> {
-        if let Some(e) = &d.error {
-            let (dsn, text) = e.split_once(' ').unwrap_or(("5.0.0", e.as_str()));
-            return Err(if d.temporary {
-                Failure::temp(dsn, text)
-            } else {
-                Failure::perm(dsn, text)
-            });
+    /// Runs one delivery through its agent; `Ok(description)` or the failure.
+    fn run(&self, d: &Delivery, orig: &str) -> Result<String, Failure> {
+        let transport = d.transport();
+        if !self.flush && self.rt.queue.schedule.defers(transport) {
+            // defer_transports: held until postqueue -f / sendmail -q.
+            return Err(Failure::temp("4.3.2", "deferred transport"));
         }
         let msg = Message {
             queue_id: &self.q.id,
@@ -100,128 +111,146 @@ impl Attempt<'_> {
             original_recipient: orig,
             recipient: &d.recipient,
             content: &self.q.message,
-            hostname: &self.rt.hostname,
+            hostname: &self.rt.queue.hostname,
         };
-        check_owner(d)?;
-        match d.transport.as_str() {
-            "virtual" | "local" => {
-                let Some(mb) = d.mailbox.as_deref() else {
-                    return Err(Failure::temp("4.3.0", "no mailbox"));
+        let as_user = self
+            .shared
+            .privsep
+            .as_ref()
+            .map(|p| p as &dyn agent::AsUser);
+        agent::deliver(
+            d,
+            &msg,
+            &Context {
+                settings: &self.rt.queue.deliver,
+                as_user,
+                retry: self.retry,
+            },
+        )
+    }
+
+    /// One queued recipient: expanded, each final copy delivered once.
+    fn recipient(&self, idx: usize, r: &QueuedRecipient, t: &mut Tally) {
+        let started = Instant::now();
+        let deliveries = match parse_address(&r.address, true) {
+            Ok(a) => self.rt.resolver.expand(&a).0,
+            Err(e) => {
+                let f = Failure::perm("5.1.3", format!("bad address syntax: {e}"));
+                let route = Route {
+                    daemon: "qmgr",
+                    to: &r.address,
+                    orig: &r.address,
+                    relay: "none",
                 };
-                let limit = if d.transport == "virtual" { self.rt.virtual_mailbox_limit } else { self.rt.mailbox_size_limit };
-                if mb.ends_with('/') {
-                    let p = maildir::deliver(Path::new(mb), &msg, self.retry, limit)?;
-                    chown_delivery(d, &p);
-                    Ok("delivered to maildir".into())
-                } else {
-                    mbox::deliver(Path::new(mb), &msg, limit)?;
-                    chown_delivery(d, Path::new(mb));
-                    Ok("delivered to mailbox".into())
-                }
+                self.log(&route, &f.dsn, "bounced", &f.text, started);
+                t.bounced
+                    .push(Bounced::new(r, &r.address, &f.dsn, &f.text));
+                t.done_now.push((idx, "bounced"));
+                return;
             }
-            // local(8): aliases(5) command and file targets only where
-            // allow_mail_to_commands / allow_mail_to_files list "alias".
-            "pipe" if !self.allowed("allow_mail_to_commands") => {
-                Err(Failure::perm("5.7.1", "mail to command is restricted"))
+        };
+        let mut deferred = false;
+        for d in &deliveries {
+            let key = format!(
+                "{}|{}|{}",
+                d.recipient.to_lowercase(),
+                d.transport(),
+                d.target().unwrap_or_default()
+            );
+            if !t.seen.insert(key) {
+                continue; // duplicate final recipient: one copy, as Postfix
             }
-            "file" if !self.allowed("allow_mail_to_files") => {
-                Err(Failure::perm("5.7.1", "mail to file is restricted"))
+            deferred |= self.copy(idx, r, d, t);
+        }
+        if !deferred {
+            t.done_now.push((idx, "done"));
+        }
+    }
+
+    /// One final copy; returns whether it was deferred.
+    fn copy(&self, idx: usize, r: &QueuedRecipient, d: &Delivery, t: &mut Tally) -> bool {
+        let (daemon, relay) = agent::log_names(&d.agent);
+        let started = Instant::now();
+        let route = Route {
+            daemon,
+            to: &d.recipient,
+            orig: &r.address,
+            relay,
+        };
+        match self.run(d, &r.address) {
+            Ok(text) => {
+                self.log(&route, "2.0.0", "sent", &text, started);
+                false
             }
-            "pipe" => {
-                let cmd = d.target.as_deref().unwrap_or("").trim_start_matches('|');
-                match &self.shared.privsep {
-                    Some(helper) => helper.deliver(false, cmd, &msg, 0)?,
-                    None => pipe::command(cmd, &msg, std::time::Duration::from_secs(1000))?,
-                }
-                Ok(format!("delivered to command: {cmd}"))
+            Err(f) if f.temporary => {
+                self.log(&route, &f.dsn, "deferred", &f.text, started);
+                t.reasons.push((idx, f.dsn.clone(), f.text.clone()));
+                let nexthop = d.target().unwrap_or_else(|| d.recipient.clone());
+                t.destinations
+                    .push(Destination::new(d.transport(), &nexthop));
+                true
             }
-            "file" => {
-                let f = d.target.as_deref().unwrap_or("");
-                match &self.shared.privsep {
-                    Some(helper) => helper.deliver(true, f, &msg, self.rt.mailbox_size_limit)?,
-                    None => mbox::deliver(Path::new(f), &msg, self.rt.mailbox_size_limit)?,
-                }
-                Ok(format!("delivered to file: {f}"))
+            Err(f) => {
+                self.log(&route, &f.dsn, "bounced", &f.text, started);
+                t.bounced
+                    .push(Bounced::new(r, &d.recipient, &f.dsn, &f.text));
+                false
             }
-            _ => Err(Failure::temp(
-                "4.4.1",
-                format!(
-                    "delivery to remote domains ({}) is not available in this yubin release: relaying is planned; the message stays queued",
-                    d.target.as_deref().unwrap_or("?")
-                ),
-            )),
+        }
+    }
+
+    fn notify(&self) -> Notify<'_> {
+        Notify {
+            settings: &self.rt.queue.notify,
+            queue: self.shared,
+            log: &self.shared.log,
         }
     }
 }
 
-/// Files must end up owned by the uid/gid of virtual_uid_maps and
-/// virtual_gid_maps. Running as root, yubin chowns them; running as
-/// mail_owner, it can only write as itself, so a different uid is a
-/// configuration error reported as a deferral (nothing is written).
-fn check_owner(d: &yubin_addr::Delivery) -> Result<(), Failure> {
-    let Some(uid) = d.uid else { return Ok(()) };
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if me != 0 && me != uid && d.transport == "virtual" {
-        return Err(Failure::temp(
-            "4.3.0",
-            format!("mail system configuration error: virtual_uid_maps gives uid {uid} but yubin runs as uid {me}; set mail_owner to the user that owns virtual_mailbox_base"),
-        ));
-    }
-    Ok(())
-}
-
-fn chown_delivery(d: &yubin_addr::Delivery, path: &Path) {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return;
-    }
-    let (Some(uid), Some(gid)) = (d.uid, d.gid) else {
-        return;
-    };
-    let chown = |p: &Path| {
-        let _ = std::os::unix::fs::chown(p, Some(uid), Some(gid));
-    };
-    chown(path);
-    if let Some(mb) = d.mailbox.as_deref().filter(|m| m.ends_with('/')) {
-        let mb = Path::new(mb);
-        chown(mb);
-        for sub in ["tmp", "new", "cur"] {
-            chown(&mb.join(sub));
-        }
-    }
-}
-
-/// Delivers every pending recipient of message `id`.
-pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) -> Outcome {
+/// Moves the message to `active/` and reads it. `Err` is what the run
+/// ends with when that fails.
+fn activate(shared: &Shared, id: &str) -> Result<(QueueFile, State), Finished> {
     let spool = &shared.spool;
     let from = match spool.find(id) {
         Some(s @ (State::Incoming | State::Deferred)) => s,
-        _ => return Outcome::Done, // held, deleted, or already active elsewhere
+        _ => return Err(Finished::Done), // held, deleted, or active elsewhere
     };
     if spool.move_to(id, from, State::Active).is_err() {
-        return Outcome::Done;
+        return Err(Finished::Done);
     }
-    let q = match spool.read(State::Active, id) {
-        Ok(Ok(q)) => q,
+    match spool.read(State::Active, id) {
+        Ok(Ok(q)) => Ok((q, from)),
         Ok(Err(e)) => {
             let _ = spool.move_to(id, State::Active, State::Corrupt);
             shared.log.log(
                 "qmgr",
                 &format!("warning: {id}: {e}; moved to corrupt queue"),
             );
-            return Outcome::Done;
+            Err(Finished::Done)
         }
         Err(e) => {
             shared
                 .log
                 .log("qmgr", &format!("warning: {id}: read queue file: {e}"));
             let _ = spool.move_to(id, State::Active, from);
-            return Outcome::Deferred(clock::now_secs() + 60);
+            Err(Finished::Deferred {
+                until: clock::now_secs() + 60,
+                destinations: Vec::new(),
+            })
         }
+    }
+}
+
+/// Delivers every pending recipient of the job's message.
+pub fn deliver_message(shared: &Shared, job: &Job, picked: Instant) -> Finished {
+    let id = job.id.as_str();
+    let (q, from) = match activate(shared, id) {
+        Ok(found) => found,
+        Err(finished) => return finished,
     };
     let rt = shared.current();
-    let status_path = spool.status_path(id);
+    let status_path = shared.spool.status_path(id);
     let st = Status::load(&status_path);
     if st.attempts == 0 && from == State::Incoming {
         shared.log.log(
@@ -234,162 +263,123 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
             ),
         );
     }
-    let waited = (clock::now_secs() - q.arrival).max(0) as f64;
     let attempt = Attempt {
         shared,
         rt: &rt,
         q: &q,
         picked,
-        waited,
-        retry: retry || st.attempts > 0,
+        waited: (clock::now_secs() - q.arrival).max(0) as f64,
+        retry: job.retry || st.attempts > 0,
+        flush: job.flush,
     };
-    let mut deferred = false;
-    let mut bounced: Vec<Bounced> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    // Progress is written to the status file only when the message stays
-    // queued: a message delivered in one go never creates one (after a
-    // crash, Maildir delivery finds its own earlier files instead).
-    let mut done_now: Vec<(usize, &str)> = Vec::new();
-    let mut reasons: Vec<(usize, String, String)> = Vec::new();
+    let mut tally = Tally::default();
     for (idx, r) in q.recipients.iter().enumerate() {
-        if st.done.contains_key(&idx) {
-            continue;
+        if !st.done.contains_key(&idx) {
+            attempt.recipient(idx, r, &mut tally);
         }
-        let started = Instant::now();
-        let deliveries = match parse_address(&r.address, true) {
-            Ok(a) => rt.resolver.expand(&a).0,
-            Err(e) => {
-                let f = Failure::perm("5.1.3", format!("bad address syntax: {e}"));
-                let route = Route {
-                    daemon: "qmgr",
-                    to: &r.address,
-                    orig: &r.address,
-                    relay: "none",
-                };
-                attempt.log(&route, &f.dsn, "bounced", &f.text, started);
-                bounced.push(Bounced::new(r, &r.address, &f));
-                done_now.push((idx, "bounced"));
-                continue;
-            }
-        };
-        let mut rcpt_deferred = false;
-        for d in &deliveries {
-            if !seen.insert(format!(
-                "{}|{}|{}",
-                d.recipient.to_lowercase(),
-                d.transport,
-                d.target.as_deref().unwrap_or("")
-            )) {
-                continue; // duplicate final recipient: one copy, as Postfix
-            }
-            let daemon = match d.transport.as_str() {
-                "virtual" => "virtual",
-                "local" | "pipe" | "file" => "local",
-                "error" => "error",
-                _ => "smtp",
-            };
-            let relay = match d.transport.as_str() {
-                "virtual" => "virtual",
-                "local" | "pipe" | "file" => "local",
-                _ => "none",
-            };
-            let started = Instant::now();
-            let route = Route {
-                daemon,
-                to: &d.recipient,
-                orig: &r.address,
-                relay,
-            };
-            match attempt.run(d, &r.address) {
-                Ok(text) => attempt.log(&route, "2.0.0", "sent", &text, started),
-                Err(f) if f.temporary => {
-                    attempt.log(&route, &f.dsn, "deferred", &f.text, started);
-                    reasons.push((idx, f.dsn.clone(), f.text.clone()));
-                    rcpt_deferred = true;
-                }
-                Err(f) => {
-                    attempt.log(&route, &f.dsn, "bounced", &f.text, started);
-                    bounced.push(Bounced::new(r, &d.recipient, &f));
-                }
-            }
-        }
-        if rcpt_deferred {
-            deferred = true;
-        } else {
-            done_now.push((idx, "done"));
-        }
-    }
-    if !bounced.is_empty() {
-        bounce::send(shared, &rt, &q, &bounced);
-    }
-    if !deferred {
-        let _ = spool.remove(State::Active, id);
-        shared.log.log("qmgr", &format!("{id}: removed"));
-        return Outcome::Done;
-    }
-    for (idx, outcome) in &done_now {
-        let _ = Status::record_done(&status_path, *idx, outcome);
-    }
-    for (idx, _, why) in &reasons {
-        let _ = Status::record_reason(&status_path, *idx, why);
     }
     let now = clock::now_secs();
-    if (now - q.arrival) as u64 > rt.maximal_queue_lifetime {
-        let st = Status::load(&status_path);
-        let expired: Vec<Bounced> = q
-            .recipients
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !st.done.contains_key(i))
-            .map(|(i, r)| {
-                let why = st
-                    .reasons
-                    .get(&i)
-                    .cloned()
-                    .unwrap_or_else(|| "delivery temporarily suspended".into());
-                Bounced::new(
-                    r,
-                    &r.address,
-                    &Failure::perm("4.4.7", format!("message expired: {why}")),
-                )
-            })
-            .collect();
-        shared.log.log(
-            "qmgr",
-            &format!(
-                "{id}: from=<{}>, status=expired, returned to sender",
-                q.sender
-            ),
-        );
-        bounce::send(shared, &rt, &q, &expired);
-        let _ = spool.remove(State::Active, id);
-        shared.log.log("qmgr", &format!("{id}: removed"));
-        return Outcome::Done;
+    if !tally.bounced.is_empty() {
+        attempt.notify().bounce(&q, &tally.bounced, now);
     }
-    if rt.delay_warning_time > 0 && !st.warned && (now - q.arrival) as u64 >= rt.delay_warning_time
+    if !tally.deferred() {
+        return remove(shared, id);
+    }
+    record_progress(&status_path, &tally);
+    let policy = &rt.queue.schedule;
+    if policy.expired(q.arrival, now) {
+        expire(&attempt, &status_path, now);
+        return remove(shared, id);
+    }
+    if policy.delay_warning_due(q.arrival, now, st.warned) {
+        warn_delayed(&attempt, &tally, &status_path, now);
+    }
+    defer(shared, &rt, id, st.attempts + 1, tally.destinations, now)
+}
+
+fn remove(shared: &Shared, id: &str) -> Finished {
+    let _ = shared.spool.remove(State::Active, id);
+    shared.log.log("qmgr", &format!("{id}: removed"));
+    Finished::Done
+}
+
+/// Progress is written to the status file only when the message stays
+/// queued: a message delivered in one go never creates one (after a crash,
+/// Maildir delivery finds its own earlier files instead).
+fn record_progress(status_path: &std::path::Path, t: &Tally) {
+    for (idx, outcome) in &t.done_now {
+        let _ = Status::record_done(status_path, *idx, outcome);
+    }
+    for (idx, _, why) in &t.reasons {
+        let _ = Status::record_reason(status_path, *idx, why);
+    }
+}
+
+/// maximal_queue_lifetime passed: every recipient not done is returned.
+fn expire(a: &Attempt<'_>, status_path: &std::path::Path, now: i64) {
+    let q = a.q;
+    let st = Status::load(status_path);
+    let expired: Vec<Bounced> = q
+        .recipients
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !st.done.contains_key(i))
+        .map(|(i, r)| {
+            let why = st
+                .reasons
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| "delivery temporarily suspended".into());
+            Bounced::new(r, &r.address, "4.4.7", &format!("message expired: {why}"))
+        })
+        .collect();
+    a.shared.log.log(
+        "qmgr",
+        &format!(
+            "{}: from=<{}>, status=expired, returned to sender",
+            q.id, q.sender
+        ),
+    );
+    a.notify().bounce(q, &expired, now);
+}
+
+/// delay_warning_time passed: one warning for the recipients still waiting.
+fn warn_delayed(a: &Attempt<'_>, t: &Tally, status_path: &std::path::Path, now: i64) {
+    let delayed: Vec<Bounced> = t
+        .reasons
+        .iter()
+        .map(|(idx, dsn, why)| {
+            let r = &a.q.recipients[*idx];
+            Bounced::new(r, &r.address, dsn, why)
+        })
+        .collect();
+    if a.notify().delay(a.q, &delayed, now) {
+        let _ = Status::record_warned(status_path);
+    }
+}
+
+/// Back to `deferred/` until the backoff has passed.
+fn defer(
+    shared: &Shared,
+    rt: &Runtime,
+    id: &str,
+    attempts: u32,
+    destinations: Vec<Destination>,
+    now: i64,
+) -> Finished {
+    let until = now + rt.queue.schedule.backoff(attempts) as i64;
+    let _ = Status::record_attempt(&shared.spool.status_path(id), attempts, until);
+    if shared
+        .spool
+        .move_to(id, State::Active, State::Deferred)
+        .is_err()
     {
-        let delayed: Vec<Bounced> = reasons
-            .iter()
-            .map(|(idx, dsn, why)| {
-                let r = &q.recipients[*idx];
-                Bounced::new(r, &r.address, &Failure::temp(dsn, why.clone()))
-            })
-            .collect();
-        if bounce::send_delay(shared, &rt, &q, &delayed) {
-            let _ = Status::record_warned(&status_path);
-        }
+        return Finished::Done;
     }
-    let attempts = st.attempts + 1;
-    let backoff = rt
-        .minimal_backoff
-        .saturating_mul(1u64 << (attempts - 1).min(20))
-        .min(rt.maximal_backoff.max(rt.minimal_backoff));
-    let next = now + backoff as i64;
-    let _ = Status::record_attempt(&status_path, attempts, next);
-    if spool.move_to(id, State::Active, State::Deferred).is_err() {
-        return Outcome::Done;
+    Finished::Deferred {
+        until,
+        destinations,
     }
-    Outcome::Deferred(next)
 }
 
 #[cfg(test)]

@@ -188,7 +188,24 @@ pub async fn handle(
         let rt = rt.clone();
         let label = label.clone();
         // Queueing the notice waits for a disk flush: not on this task's thread.
-        tokio::task::spawn_blocking(move || sh.notifier.session_ended(&sh, &rt, &label, notice));
+        tokio::task::spawn_blocking(move || {
+            let report = yubin_notify::SessionReport {
+                classes: notice
+                    .classes
+                    .iter()
+                    .filter_map(|c| yubin_notify::Class::parse(c))
+                    .collect(),
+                transcript: notice.transcript,
+                rejected: notice.rejected,
+            };
+            let notify = yubin_notify::Notify {
+                settings: &rt.queue.notify,
+                queue: &*sh,
+                log: &sh.log,
+            };
+            sh.notices
+                .session_ended(&notify, &label, report, yubin_maillog::clock::now_secs())
+        });
     }
     shared.session_ended(ip);
 }
