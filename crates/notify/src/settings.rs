@@ -21,6 +21,13 @@ pub const PARAMS: &[&str] = &[
     "enable_long_queue_ids",
 ];
 
+/// Every name read goes through here, so a name missing from [`PARAMS`]
+/// fails the tests that build the settings.
+fn checked(name: &str) -> &str {
+    debug_assert!(PARAMS.contains(&name), "{name} is not in PARAMS");
+    name
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub hostname: String,
@@ -43,23 +50,23 @@ pub struct Settings {
 impl Settings {
     /// Reads and checks everything; an error names the parameter or file.
     pub fn from_config(cfg: &Config) -> Result<Settings, String> {
-        let (classes, _unknown) = Classes::parse(&cfg.list("notify_classes"));
+        let (classes, _unknown) = Classes::parse(&cfg.list(checked("notify_classes")));
         Ok(Settings {
-            hostname: cfg.get("myhostname").to_string(),
-            mail_name: cfg.get("mail_name").to_string(),
+            hostname: cfg.get(checked("myhostname")).to_string(),
+            mail_name: cfg.get(checked("mail_name")).to_string(),
             classes,
             notice_interval: cfg
-                .time("yubin_notice_interval", 's')
+                .time(checked("yubin_notice_interval"), 's')
                 .map_err(|e| e.to_string())?,
             maximal_queue_lifetime: cfg
-                .time("maximal_queue_lifetime", 'd')
+                .time(checked("maximal_queue_lifetime"), 'd')
                 .map_err(|e| e.to_string())?,
             templates: Templates::load(cfg)?,
-            bounce_notice_recipient: cfg.get("bounce_notice_recipient").to_string(),
-            delay_notice_recipient: cfg.get("delay_notice_recipient").to_string(),
-            error_notice_recipient: cfg.get("error_notice_recipient").to_string(),
-            double_bounce_recipient: cfg.get("2bounce_notice_recipient").to_string(),
-            long_queue_ids: cfg.bool("enable_long_queue_ids").unwrap_or(false),
+            bounce_notice_recipient: cfg.get(checked("bounce_notice_recipient")).to_string(),
+            delay_notice_recipient: cfg.get(checked("delay_notice_recipient")).to_string(),
+            error_notice_recipient: cfg.get(checked("error_notice_recipient")).to_string(),
+            double_bounce_recipient: cfg.get(checked("2bounce_notice_recipient")).to_string(),
+            long_queue_ids: cfg.bool(checked("enable_long_queue_ids")).unwrap_or(false),
         })
     }
 
@@ -75,6 +82,20 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn built_from_the_defaults() {
+        let cfg = yubin_conf::Config::from_bytes(
+            std::path::Path::new("/etc/yubin"),
+            std::path::Path::new("/etc/yubin/main.cf"),
+            b"notify_classes = resource, delay\n",
+        )
+        .unwrap();
+        let s = super::Settings::from_config(&cfg).unwrap();
+        assert!(s.classes.contains(crate::Class::Delay));
+        assert_eq!(s.notice_interval, 600);
+        assert_eq!(s.double_bounce_recipient, "postmaster");
+    }
+
     #[test]
     fn parameter_names_are_known() {
         for p in super::PARAMS {

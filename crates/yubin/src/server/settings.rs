@@ -30,6 +30,14 @@ pub const PARAMS: &[&str] = &[
     "myhostname",
 ];
 
+/// Every name read goes through here: a name missing from [`PARAMS`] fails
+/// the tests that build the settings (and PARAMS is checked against the
+/// table of known parameters).
+fn checked(name: &str) -> &str {
+    debug_assert!(PARAMS.contains(&name), "{name} is not in PARAMS");
+    name
+}
+
 /// Deliveries running at once, all destinations together.
 const WORKERS: usize = 20;
 
@@ -44,11 +52,11 @@ pub struct QueueSettings {
 impl QueueSettings {
     pub fn from_config(cfg: &Config) -> anyhow::Result<QueueSettings> {
         let time = |name: &str, unit: char| {
-            cfg.time(name, unit)
+            cfg.time(checked(name), unit)
                 .map_err(|e| anyhow!("{}: {name}: {e}", cfg.origin_text(name)))
         };
         let number = |name: &str| {
-            cfg.u64(name)
+            cfg.u64(checked(name))
                 .map_err(|e| anyhow!("{}: {name}: {e}", cfg.origin_text(name)))
         };
         let mut transport_concurrency = BTreeMap::new();
@@ -73,9 +81,9 @@ impl QueueSettings {
             transport_concurrency,
             recipient_limit: number("default_destination_recipient_limit")? as usize,
             transport_recipients,
-            defer_transports: cfg.list("defer_transports"),
+            defer_transports: cfg.list(checked("defer_transports")),
         };
-        let alias = |name: &str| cfg.list(name).iter().any(|v| v == "alias");
+        let alias = |name: &str| cfg.list(checked(name)).iter().any(|v| v == "alias");
         let deliver = yubin_deliver::agent::Settings {
             virtual_mailbox_limit: number("virtual_mailbox_limit")?,
             mailbox_size_limit: number("mailbox_size_limit")?,
@@ -87,7 +95,7 @@ impl QueueSettings {
             schedule,
             deliver,
             notify: yubin_notify::Settings::from_config(cfg).map_err(|e| anyhow!(e))?,
-            hostname: cfg.get("myhostname").to_string(),
+            hostname: cfg.get(checked("myhostname")).to_string(),
         })
     }
 }
