@@ -822,7 +822,13 @@ fn error_delivery(addr: &Address, reason: &str, temporary: bool) -> Delivery {
 }
 
 /// A Maildir when the path ends in `/` (virtual(8), local(8)), else mbox.
-fn mailbox_delivery(addr: &Address, kind: MailboxKind, path: String, uid: u32, gid: u32) -> Delivery {
+fn mailbox_delivery(
+    addr: &Address,
+    kind: MailboxKind,
+    path: String,
+    uid: u32,
+    gid: u32,
+) -> Delivery {
     let mailbox = Mailbox {
         kind,
         path,

@@ -117,7 +117,10 @@ fn seed_fix_user_form_alias_delivers_to_hoge() {
         assert_eq!(res.deliveries.len(), 1, "{addr}");
         let d = &res.deliveries[0];
         assert_eq!(d.recipient, "hoge@mydomain.com");
-        assert_eq!(d.mailbox().map(|m| m.path.as_str()), Some("/home/vmail/mydomain.com/hoge/"));
+        assert_eq!(
+            d.mailbox().map(|m| m.path.as_str()),
+            Some("/home/vmail/mydomain.com/hoge/")
+        );
         assert_eq!((d.uid(), d.gid()), (Some(5000), Some(5000)));
     }
     let text = r

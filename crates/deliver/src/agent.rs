@@ -88,15 +88,40 @@ pub fn deliver(d: &Delivery, m: &Message<'_>, cx: &Context<'_>) -> Result<String
         Agent::Command(cmd) => command(cmd, m, cx),
         Agent::File(path) => file(path, m, cx),
         Agent::Discard(text) => Ok(text.clone()),
-        // The SMTP/LMTP client agent plugs in here; until then the message
-        // stays queued with a clear reason.
-        Agent::Smtp { nexthop } | Agent::Lmtp { nexthop } => Err(Failure::temp(
-            "4.4.1",
-            format!(
-                "delivery to remote domains ({nexthop}) is not available in this yubin release: relaying is planned; the message stays queued"
-            ),
-        )),
+        Agent::Smtp { .. } | Agent::Lmtp { .. } => relay(std::slice::from_ref(&(d, m.clone())), cx)
+            .pop()
+            .unwrap_or_else(|| Err(Failure::temp("4.3.0", "no delivery"))),
     }
+}
+
+/// Whether this agent relays (smtp(8), lmtp(8)): its copies go out in
+/// batches per destination, see [`relay`].
+pub fn is_relay(agent: &Agent) -> bool {
+    matches!(agent, Agent::Smtp { .. } | Agent::Lmtp { .. })
+}
+
+/// One relay delivery: copies of one message for one destination (same
+/// transport and next hop), at most the destination's recipient limit, as
+/// one SMTP/LMTP transaction would carry them. One result per copy, in order.
+///
+/// The SMTP/LMTP client agent plugs in here; until it does, every copy stays
+/// queued with a clear reason.
+pub fn relay(
+    copies: &[(&Delivery, Message<'_>)],
+    _cx: &Context<'_>,
+) -> Vec<Result<String, Failure>> {
+    copies
+        .iter()
+        .map(|(d, _)| {
+            let nexthop = d.target().unwrap_or_default();
+            Err(Failure::temp(
+                "4.4.1",
+                format!(
+                    "delivery to remote domains ({nexthop}) is not available in this yubin release: relaying is planned; the message stays queued"
+                ),
+            ))
+        })
+        .collect()
 }
 
 fn limit(mb: &Mailbox, s: &Settings) -> u64 {
@@ -235,7 +260,10 @@ mod tests {
             &s,
         )
         .unwrap_err();
-        assert_eq!((e.temporary, e.dsn.as_str(), e.text.as_str()), (false, "5.1.1", "unknown user"));
+        assert_eq!(
+            (e.temporary, e.dsn.as_str(), e.text.as_str()),
+            (false, "5.1.1", "unknown user")
+        );
         let e = run(
             Agent::Smtp {
                 nexthop: "[example.net]".into(),
@@ -243,14 +271,27 @@ mod tests {
             &s,
         )
         .unwrap_err();
-        assert!(e.temporary && e.text.contains("delivery to remote domains ([example.net]) is not available"));
-        assert_eq!(run(Agent::Discard("discarded".into()), &s).unwrap(), "discarded");
+        assert!(
+            e.temporary
+                && e.text
+                    .contains("delivery to remote domains ([example.net]) is not available")
+        );
+        assert_eq!(
+            run(Agent::Discard("discarded".into()), &s).unwrap(),
+            "discarded"
+        );
         let closed = Settings {
             alias_commands: false,
             alias_files: false,
             ..Settings::default()
         };
-        assert_eq!(run(Agent::Command("cat".into()), &closed).unwrap_err().text, "mail to command is restricted");
-        assert_eq!(run(Agent::File(f), &closed).unwrap_err().text, "mail to file is restricted");
+        assert_eq!(
+            run(Agent::Command("cat".into()), &closed).unwrap_err().text,
+            "mail to command is restricted"
+        );
+        assert_eq!(
+            run(Agent::File(f), &closed).unwrap_err().text,
+            "mail to file is restricted"
+        );
     }
 }

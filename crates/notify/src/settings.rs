@@ -99,7 +99,10 @@ mod tests {
     #[test]
     fn parameter_names_are_known() {
         for p in super::PARAMS {
-            assert!(yubin_conf::params::find(p).is_some(), "unknown parameter {p}");
+            assert!(
+                yubin_conf::params::find(p).is_some(),
+                "unknown parameter {p}"
+            );
         }
     }
 }

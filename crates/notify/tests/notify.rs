@@ -38,11 +38,7 @@ fn settings(main_cf: &str) -> Settings {
 
 fn log() -> (tempfile::TempDir, MailLog) {
     let dir = tempfile::tempdir().unwrap();
-    let log = MailLog::start(
-        Target::File(dir.path().join("mail.log")),
-        "mail",
-        "postfix",
-    );
+    let log = MailLog::start(Target::File(dir.path().join("mail.log")), "mail", "postfix");
     (dir, log)
 }
 
@@ -88,8 +84,18 @@ fn bounce_to_the_sender_with_a_postmaster_copy() {
         ],
     );
     let failed = vec![
-        Bounced::new(&q.recipients[0], "x@example.com", "5.1.1", "unknown user: \"x\""),
-        Bounced::new(&q.recipients[1], "y@example.com", "5.1.1", "unknown user: \"y\""),
+        Bounced::new(
+            &q.recipients[0],
+            "x@example.com",
+            "5.1.1",
+            "unknown user: \"x\"",
+        ),
+        Bounced::new(
+            &q.recipients[1],
+            "y@example.com",
+            "5.1.1",
+            "unknown user: \"y\"",
+        ),
     ];
     n.bounce(&q, &failed, 1_700_000_100);
     let files = queue.files.borrow();
@@ -110,7 +116,10 @@ fn bounce_to_the_sender_with_a_postmaster_copy() {
         "{text}"
     );
     let parsed = MessageParser::default().parse(&bounce.message).unwrap();
-    assert_eq!(parsed.subject(), Some("Undelivered Mail Returned to Sender"));
+    assert_eq!(
+        parsed.subject(),
+        Some("Undelivered Mail Returned to Sender")
+    );
     use mail_parser::MimeHeaders;
     assert!(parsed
         .root_part()
@@ -213,13 +222,15 @@ fn notices_are_grouped_per_client_within_the_interval() {
         log: &log,
     };
     let notices = Notices::default();
-    let report = |rejected: &str| SessionReport {
+    let report = |rejected: &str| {
+        SessionReport {
         classes: vec![Class::Policy],
         transcript: vec![
             "Out: 220 mail.example.com ESMTP".into(),
             format!("Out: 550 5.1.1 <{rejected}>: Recipient address rejected: User unknown in local recipient table"),
         ],
         rejected: vec![rejected.into()],
+    }
     };
     let t0 = 1_700_000_000;
     notices.session_ended(&n, "client[192.0.2.1]", report("a@x"), t0);
@@ -281,7 +292,12 @@ fn a_queue_that_refuses_is_reported_not_fatal() {
         log: &log,
     };
     let q = message("a@example.org", vec![rcpt("x@example.com", None)]);
-    let failed = [Bounced::new(&q.recipients[0], "x@example.com", "5.1.1", "no")];
+    let failed = [Bounced::new(
+        &q.recipients[0],
+        "x@example.com",
+        "5.1.1",
+        "no",
+    )];
     n.bounce(&q, &failed, 1_700_000_100);
     assert!(!n.delay(&q, &failed, 1_700_000_100));
 }

@@ -18,6 +18,6 @@ pub mod status;
 
 pub use commit::Committer;
 pub use file::{QueueFile, QueuedRecipient};
-pub use spool::{Spool, State};
 pub use schedule::{Policy, Scheduler};
+pub use spool::{Spool, State};
 pub use status::Status;

@@ -407,7 +407,10 @@ mod tests {
         };
         p.transport_recipients.insert("smtp".into(), 3);
         assert_eq!(p.batches("local", vec![1, 2, 3]), vec![vec![1, 2], vec![3]]);
-        assert_eq!(p.batches("smtp", vec![1, 2, 3, 4]), vec![vec![1, 2, 3], vec![4]]);
+        assert_eq!(
+            p.batches("smtp", vec![1, 2, 3, 4]),
+            vec![vec![1, 2, 3], vec![4]]
+        );
     }
 
     #[test]
@@ -421,7 +424,10 @@ mod tests {
         assert_eq!(s.take(100).len(), 1);
         assert!(s.take(100).is_empty(), "A is active, B is not due");
         s.add("A", Arrival::Recovered, 100);
-        assert!(s.take(100).is_empty(), "an active message is not handed out twice");
+        assert!(
+            s.take(100).is_empty(),
+            "an active message is not handed out twice"
+        );
         s.finished(
             "A",
             Finished::Deferred {

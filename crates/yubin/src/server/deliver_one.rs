@@ -5,7 +5,7 @@
 //! decisions (backoff, expiry, delay warnings) are the scheduler's policy;
 //! the agents are the deliver crate's; the notifications the notify crate's.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use yubin_addr::{parse_address, Delivery};
@@ -61,12 +61,26 @@ struct Tally {
     reasons: Vec<(usize, String, String)>,
     /// Destinations still pending.
     destinations: Vec<Destination>,
+    /// Recipients expanded in this run, in order.
+    expanded: Vec<usize>,
+    /// Recipients with at least one copy deferred.
+    deferred_rcpts: HashSet<usize>,
+    /// Relay copies (smtp, lmtp) per destination, delivered in batches
+    /// after the local ones: recipient index and the copy.
+    relay: BTreeMap<Destination, Vec<(usize, Delivery)>>,
 }
 
 impl Tally {
     fn deferred(&self) -> bool {
         !self.reasons.is_empty()
     }
+}
+
+/// Where a copy goes, for the scheduler: the relay next hop, or the
+/// mailbox's recipient.
+fn destination(d: &Delivery) -> Destination {
+    let nexthop = d.target().unwrap_or_else(|| d.recipient.clone());
+    Destination::new(d.transport(), &nexthop)
 }
 
 impl Attempt<'_> {
@@ -98,35 +112,70 @@ impl Attempt<'_> {
         );
     }
 
-    /// Runs one delivery through its agent; `Ok(description)` or the failure.
-    fn run(&self, d: &Delivery, orig: &str) -> Result<String, Failure> {
-        let transport = d.transport();
-        if !self.flush && self.rt.queue.schedule.defers(transport) {
-            // defer_transports: held until postqueue -f / sendmail -q.
-            return Err(Failure::temp("4.3.2", "deferred transport"));
-        }
-        let msg = Message {
+    /// defer_transports hold this transport until postqueue -f / sendmail -q.
+    fn held(&self, transport: &str) -> Option<Failure> {
+        (!self.flush && self.rt.queue.schedule.defers(transport))
+            .then(|| Failure::temp("4.3.2", "deferred transport"))
+    }
+
+    fn message<'m>(&'m self, d: &'m Delivery, orig: &'m str) -> Message<'m> {
+        Message {
             queue_id: &self.q.id,
             sender: &self.q.sender,
             original_recipient: orig,
             recipient: &d.recipient,
             content: &self.q.message,
             hostname: &self.rt.queue.hostname,
-        };
-        let as_user = self
-            .shared
-            .privsep
-            .as_ref()
-            .map(|p| p as &dyn agent::AsUser);
-        agent::deliver(
-            d,
-            &msg,
-            &Context {
-                settings: &self.rt.queue.deliver,
-                as_user,
-                retry: self.retry,
-            },
-        )
+        }
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            settings: &self.rt.queue.deliver,
+            as_user: self
+                .shared
+                .privsep
+                .as_ref()
+                .map(|p| p as &dyn agent::AsUser),
+            retry: self.retry,
+        }
+    }
+
+    /// Runs one delivery through its agent; `Ok(description)` or the failure.
+    fn run(&self, d: &Delivery, orig: &str) -> Result<String, Failure> {
+        if let Some(f) = self.held(d.transport()) {
+            return Err(f);
+        }
+        agent::deliver(d, &self.message(d, orig), &self.context())
+    }
+
+    /// The relay copies, per destination, in batches of at most its
+    /// recipient limit (default_destination_recipient_limit,
+    /// smtp_destination_recipient_limit).
+    fn relay(&self, t: &mut Tally) {
+        let policy = &self.rt.queue.schedule;
+        for (dest, copies) in std::mem::take(&mut t.relay) {
+            for batch in policy.batches(&dest.transport, copies) {
+                let started = Instant::now();
+                let results: Vec<Result<String, Failure>> = match self.held(&dest.transport) {
+                    Some(f) => batch.iter().map(|_| Err(f.clone())).collect(),
+                    None => {
+                        let msgs: Vec<(&Delivery, Message<'_>)> = batch
+                            .iter()
+                            .map(|(idx, d)| (d, self.message(d, &self.q.recipients[*idx].address)))
+                            .collect();
+                        agent::relay(&msgs, &self.context())
+                    }
+                };
+                // A copy the agent gave no answer for stays queued, never lost.
+                let results = results.into_iter().chain(std::iter::repeat_with(|| {
+                    Err(Failure::temp("4.3.0", "relay agent gave no result"))
+                }));
+                for ((idx, d), result) in batch.iter().zip(results) {
+                    self.record(*idx, d, result, started, t);
+                }
+            }
+        }
     }
 
     /// One queued recipient: expanded, each final copy delivered once.
@@ -143,14 +192,13 @@ impl Attempt<'_> {
                     relay: "none",
                 };
                 self.log(&route, &f.dsn, "bounced", &f.text, started);
-                t.bounced
-                    .push(Bounced::new(r, &r.address, &f.dsn, &f.text));
+                t.bounced.push(Bounced::new(r, &r.address, &f.dsn, &f.text));
                 t.done_now.push((idx, "bounced"));
                 return;
             }
         };
-        let mut deferred = false;
-        for d in &deliveries {
+        t.expanded.push(idx);
+        for d in deliveries {
             let key = format!(
                 "{}|{}|{}",
                 d.recipient.to_lowercase(),
@@ -160,41 +208,45 @@ impl Attempt<'_> {
             if !t.seen.insert(key) {
                 continue; // duplicate final recipient: one copy, as Postfix
             }
-            deferred |= self.copy(idx, r, d, t);
-        }
-        if !deferred {
-            t.done_now.push((idx, "done"));
+            if agent::is_relay(&d.agent) {
+                t.relay.entry(destination(&d)).or_default().push((idx, d));
+            } else {
+                let started = Instant::now();
+                let result = self.run(&d, &r.address);
+                self.record(idx, &d, result, started, t);
+            }
         }
     }
 
-    /// One final copy; returns whether it was deferred.
-    fn copy(&self, idx: usize, r: &QueuedRecipient, d: &Delivery, t: &mut Tally) -> bool {
+    /// Logs one copy's outcome in Postfix's form and counts it.
+    fn record(
+        &self,
+        idx: usize,
+        d: &Delivery,
+        result: Result<String, Failure>,
+        started: Instant,
+        t: &mut Tally,
+    ) {
+        let r = &self.q.recipients[idx];
         let (daemon, relay) = agent::log_names(&d.agent);
-        let started = Instant::now();
         let route = Route {
             daemon,
             to: &d.recipient,
             orig: &r.address,
             relay,
         };
-        match self.run(d, &r.address) {
-            Ok(text) => {
-                self.log(&route, "2.0.0", "sent", &text, started);
-                false
-            }
+        match result {
+            Ok(text) => self.log(&route, "2.0.0", "sent", &text, started),
             Err(f) if f.temporary => {
                 self.log(&route, &f.dsn, "deferred", &f.text, started);
                 t.reasons.push((idx, f.dsn.clone(), f.text.clone()));
-                let nexthop = d.target().unwrap_or_else(|| d.recipient.clone());
-                t.destinations
-                    .push(Destination::new(d.transport(), &nexthop));
-                true
+                t.destinations.push(destination(d));
+                t.deferred_rcpts.insert(idx);
             }
             Err(f) => {
                 self.log(&route, &f.dsn, "bounced", &f.text, started);
                 t.bounced
                     .push(Bounced::new(r, &d.recipient, &f.dsn, &f.text));
-                false
             }
         }
     }
@@ -276,6 +328,12 @@ pub fn deliver_message(shared: &Shared, job: &Job, picked: Instant) -> Finished 
     for (idx, r) in q.recipients.iter().enumerate() {
         if !st.done.contains_key(&idx) {
             attempt.recipient(idx, r, &mut tally);
+        }
+    }
+    attempt.relay(&mut tally);
+    for idx in std::mem::take(&mut tally.expanded) {
+        if !tally.deferred_rcpts.contains(&idx) {
+            tally.done_now.push((idx, "done"));
         }
     }
     let now = clock::now_secs();

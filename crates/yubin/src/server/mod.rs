@@ -120,7 +120,8 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
                             queue: &*sh,
                             log: &sh.log,
                         };
-                        sh.notices.flush_due(&notify, yubin_maillog::clock::now_secs())
+                        sh.notices
+                            .flush_due(&notify, yubin_maillog::clock::now_secs())
                     })
                     .await;
                 }
