@@ -28,9 +28,14 @@ fn defer_transports_wait_for_postqueue_s() {
     // delivers now (the agent defers with its own reason).
     s.yubin(&["postqueue", "-s", "example.org"]);
     let log = s.wait_log("delivery to remote domains ([example.org]) is not available");
-    assert!(log.contains("status=deferred (delivery to remote domains"), "{log}");
+    assert!(
+        log.contains("status=deferred (delivery to remote domains"),
+        "{log}"
+    );
     assert_eq!(
-        s.yubin(&["postqueue", "-p"]).matches("someone@example.org").count(),
+        s.yubin(&["postqueue", "-p"])
+            .matches("someone@example.org")
+            .count(),
         1,
         "still queued, once"
     );
