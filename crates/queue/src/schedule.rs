@@ -258,33 +258,39 @@ impl Scheduler {
         self.waiting.insert(id, w);
     }
 
-    /// Whether every destination of a waiting message has a free slot.
-    fn has_slots(&self, w: &Waiting) -> bool {
-        w.destinations
-            .iter()
-            .all(|d| self.running(d) < self.policy.concurrency_limit(&d.transport))
-    }
-
     /// The messages to deliver now, marked active: due, within the global
     /// and per-destination limits. What cannot start now stays waiting and
-    /// is tried again after the next [`Scheduler::finished`].
+    /// is tried again after the next [`Scheduler::finished`]. The scan stops
+    /// as soon as the free worker slots are filled, so a long queue costs
+    /// only what is started.
     pub fn take(&mut self, now: i64) -> Vec<Job> {
-        let mut jobs = Vec::new();
-        let due: Vec<(i64, String)> = self
-            .order
-            .range(..=(now, String::from("\u{10ffff}")))
-            .cloned()
-            .collect();
-        for key in due {
-            if self.active.len() >= self.policy.workers.max(1) {
+        let free = self.policy.workers.max(1).saturating_sub(self.active.len());
+        if free == 0 {
+            return Vec::new();
+        }
+        // Slots taken by this round's picks, on top of the running ones.
+        let mut extra: HashMap<&Destination, usize> = HashMap::new();
+        let mut picked: Vec<(i64, String)> = Vec::new();
+        for (at, id) in self.order.range(..=(now, String::from("\u{10ffff}"))) {
+            if picked.len() >= free {
                 break;
             }
-            let Some(w) = self.waiting.get(&key.1) else {
+            let Some(w) = self.waiting.get(id) else {
                 continue;
             };
-            if !self.has_slots(w) {
-                continue;
+            let fits = w.destinations.iter().all(|d| {
+                self.running(d) + extra.get(d).copied().unwrap_or(0)
+                    < self.policy.concurrency_limit(&d.transport)
+            });
+            if fits {
+                for d in &w.destinations {
+                    *extra.entry(d).or_default() += 1;
+                }
+                picked.push((*at, id.clone()));
             }
+        }
+        let mut jobs = Vec::with_capacity(picked.len());
+        for key in picked {
             self.order.remove(&key);
             let Some(w) = self.waiting.remove(&key.1) else {
                 continue;

@@ -18,6 +18,9 @@ enum Op {
     FlushSite(u8),
     /// The daemon stops (running deliveries die with it) and starts again.
     Restart,
+    /// A rescan or flush lists the queue directories and adds what it
+    /// finds, including messages already waiting or running.
+    Rescan,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -30,6 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         1 => (0u8..4).prop_map(Op::FlushSite),
         1 => Just(Op::Restart),
+        1 => Just(Op::Rescan),
     ]
 }
 
@@ -192,6 +196,12 @@ proptest! {
                 Op::Flush => w.s.flush(w.now),
                 Op::FlushSite(i) => w.s.flush_site(&dest(i).nexthop, w.now),
                 Op::Restart => w.restart(),
+                Op::Rescan => {
+                    let ids: Vec<String> = w.disk.keys().cloned().collect();
+                    for id in ids {
+                        w.s.add(&id, Arrival::Recovered, w.now);
+                    }
+                }
             }
             w.check();
         }

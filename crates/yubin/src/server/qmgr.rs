@@ -15,7 +15,8 @@ use super::deliver_one::deliver_message;
 use super::runtime::{QmgrMsg, Shared};
 
 pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<QmgrMsg>) {
-    let mut sched = Scheduler::new(shared.current().queue.schedule.clone());
+    let mut rt = shared.current();
+    let mut sched = Scheduler::new(rt.queue.schedule.clone());
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Finished)>();
     let mut stopping = false;
     let mut rescan = tokio::time::interval(Duration::from_secs(60));
@@ -65,7 +66,11 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<QmgrMsg>) {
             continue;
         }
         // A reload's limits apply from the next pick on.
-        sched.set_policy(shared.current().queue.schedule.clone());
+        let current = shared.current();
+        if !Arc::ptr_eq(&rt, &current) {
+            sched.set_policy(current.queue.schedule.clone());
+            rt = current;
+        }
         for job in sched.take(clock::now_secs()) {
             let shared = shared.clone();
             let done_tx = done_tx.clone();
