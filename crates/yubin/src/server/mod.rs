@@ -6,7 +6,6 @@
 pub mod cleanup;
 pub mod conn;
 pub mod control;
-pub mod deliver_one;
 pub mod dns;
 pub mod embedded;
 pub mod listeners;

@@ -11,7 +11,8 @@ use yubin_maillog::clock;
 use yubin_queue::schedule::{Arrival, Finished, Scheduler};
 use yubin_queue::{QueueFile, State, Status};
 
-use super::deliver_one::deliver_message;
+use yubin_deliver::queued::{deliver_message, Env};
+
 use super::runtime::{QmgrMsg, Shared};
 
 pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<QmgrMsg>) {
@@ -78,17 +79,36 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<QmgrMsg>) {
                 let picked = Instant::now();
                 let sh = shared.clone();
                 let id = job.id.clone();
-                let finished =
-                    tokio::task::spawn_blocking(move || deliver_message(&sh, &job, picked))
-                        .await
-                        .unwrap_or(Finished::Deferred {
-                            until: clock::now_secs() + 300,
-                            destinations: Vec::new(),
-                        });
+                let finished = tokio::task::spawn_blocking(move || run_job(&sh, &job, picked))
+                    .await
+                    .unwrap_or(Finished::Deferred {
+                        until: clock::now_secs() + 300,
+                        destinations: Vec::new(),
+                    });
                 let _ = done_tx.send((id, finished));
             });
         }
     }
+}
+
+/// One delivery run with the settings in force now.
+fn run_job(shared: &Shared, job: &yubin_queue::schedule::Job, picked: Instant) -> Finished {
+    let rt = shared.current();
+    let env = Env {
+        spool: &shared.spool,
+        log: &shared.log,
+        resolver: &rt.resolver,
+        policy: &rt.queue.schedule,
+        agents: &rt.queue.deliver,
+        notify: &rt.queue.notify,
+        hostname: &rt.queue.hostname,
+        as_user: shared
+            .privsep
+            .as_ref()
+            .map(|p| p as &dyn yubin_deliver::agent::AsUser),
+        submit: shared,
+    };
+    deliver_message(&env, job, picked)
 }
 
 /// At start: what was being delivered goes back to incoming (as Postfix's

@@ -1,22 +1,38 @@
-//! Delivering one queued message: every pending recipient is expanded
-//! (virtual(5), aliases(5)) and handed to its agent; each attempt is logged
-//! in Postfix's `to=<...>, relay=..., delay=..., dsn=..., status=...` form;
-//! the message is then removed, deferred with backoff, or bounced. The
-//! decisions (backoff, expiry, delay warnings) are the scheduler's policy;
-//! the agents are the deliver crate's; the notifications the notify crate's.
+//! Delivering one queued message (a job of the queue scheduler): every
+//! pending recipient is expanded (virtual(5), aliases(5)) and handed to its
+//! agent; each attempt is logged in Postfix's `to=<...>, relay=...,
+//! delay=..., dsn=..., status=...` form; the message is then removed,
+//! deferred with backoff, or bounced. The decisions (backoff, expiry, delay
+//! warnings) are the scheduler's policy, the notifications the notify
+//! crate's; everything from the daemon comes in through [`Env`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use yubin_addr::{parse_address, Delivery};
-use yubin_deliver::agent::{self, Context};
-use yubin_deliver::{Failure, Message};
-use yubin_maillog::clock;
-use yubin_notify::{Bounced, Notify};
-use yubin_queue::schedule::{Destination, Finished, Job};
-use yubin_queue::{QueueFile, QueuedRecipient, State, Status};
+use yubin_addr::{parse_address, Delivery, Resolver};
+use yubin_maillog::{clock, MailLog};
+use yubin_notify::{Bounced, Notify, Submit};
+use yubin_queue::schedule::{Destination, Finished, Job, Policy};
+use yubin_queue::{QueueFile, QueuedRecipient, Spool, State, Status};
 
-use super::runtime::{Runtime, Shared};
+use crate::agent::{self, AsUser, Context};
+use crate::{Failure, Message};
+
+/// What a delivery run needs from the daemon: the queue, the log, the
+/// resolver and settings in force, and the ways out (command/file helper,
+/// the queue for notifications).
+pub struct Env<'a> {
+    pub spool: &'a Spool,
+    pub log: &'a MailLog,
+    pub resolver: &'a Resolver,
+    pub policy: &'a Policy,
+    pub agents: &'a agent::Settings,
+    pub notify: &'a yubin_notify::Settings,
+    /// myhostname, for the headers agents add.
+    pub hostname: &'a str,
+    pub as_user: Option<&'a dyn AsUser>,
+    pub submit: &'a dyn Submit,
+}
 
 /// `delay=` numbers as Postfix prints them: 0, 0.04, 1.2, 12.
 pub fn fmt_delay(secs: f64) -> String {
@@ -31,8 +47,7 @@ pub fn fmt_delay(secs: f64) -> String {
 }
 
 struct Attempt<'a> {
-    shared: &'a Shared,
-    rt: &'a Runtime,
+    env: &'a Env<'a>,
     q: &'a QueueFile,
     picked: Instant,
     waited: f64,
@@ -99,7 +114,7 @@ impl Attempt<'_> {
         } else {
             format!(", orig_to=<{orig}>")
         };
-        self.shared.log.log(
+        self.env.log.log(
             daemon,
             &format!(
                 "{}: to=<{to}>{orig_to}, relay={relay}, delay={}, delays={}/{}/0/{}, dsn={dsn}, status={status} ({text})",
@@ -114,7 +129,7 @@ impl Attempt<'_> {
 
     /// defer_transports hold this transport until postqueue -f / sendmail -q.
     fn held(&self, transport: &str) -> Option<Failure> {
-        (!self.flush && self.rt.queue.schedule.defers(transport))
+        (!self.flush && self.env.policy.defers(transport))
             .then(|| Failure::temp("4.3.2", "deferred transport"))
     }
 
@@ -125,18 +140,14 @@ impl Attempt<'_> {
             original_recipient: orig,
             recipient: &d.recipient,
             content: &self.q.message,
-            hostname: &self.rt.queue.hostname,
+            hostname: self.env.hostname,
         }
     }
 
     fn context(&self) -> Context<'_> {
         Context {
-            settings: &self.rt.queue.deliver,
-            as_user: self
-                .shared
-                .privsep
-                .as_ref()
-                .map(|p| p as &dyn agent::AsUser),
+            settings: self.env.agents,
+            as_user: self.env.as_user,
             retry: self.retry,
         }
     }
@@ -153,7 +164,7 @@ impl Attempt<'_> {
     /// recipient limit (default_destination_recipient_limit,
     /// smtp_destination_recipient_limit).
     fn relay(&self, t: &mut Tally) {
-        let policy = &self.rt.queue.schedule;
+        let policy = self.env.policy;
         for (dest, copies) in std::mem::take(&mut t.relay) {
             for batch in policy.batches(&dest.transport, copies) {
                 let started = Instant::now();
@@ -182,7 +193,7 @@ impl Attempt<'_> {
     fn recipient(&self, idx: usize, r: &QueuedRecipient, t: &mut Tally) {
         let started = Instant::now();
         let deliveries = match parse_address(&r.address, true) {
-            Ok(a) => self.rt.resolver.expand(&a).0,
+            Ok(a) => self.env.resolver.expand(&a).0,
             Err(e) => {
                 let f = Failure::perm("5.1.3", format!("bad address syntax: {e}"));
                 let route = Route {
@@ -253,17 +264,17 @@ impl Attempt<'_> {
 
     fn notify(&self) -> Notify<'_> {
         Notify {
-            settings: &self.rt.queue.notify,
-            queue: self.shared,
-            log: &self.shared.log,
+            settings: self.env.notify,
+            queue: self.env.submit,
+            log: self.env.log,
         }
     }
 }
 
 /// Moves the message to `active/` and reads it. `Err` is what the run
 /// ends with when that fails.
-fn activate(shared: &Shared, id: &str) -> Result<(QueueFile, State), Finished> {
-    let spool = &shared.spool;
+fn activate(env: &Env<'_>, id: &str) -> Result<(QueueFile, State), Finished> {
+    let spool = env.spool;
     let from = match spool.find(id) {
         Some(s @ (State::Incoming | State::Deferred)) => s,
         _ => return Err(Finished::Done), // held, deleted, or active elsewhere
@@ -275,15 +286,14 @@ fn activate(shared: &Shared, id: &str) -> Result<(QueueFile, State), Finished> {
         Ok(Ok(q)) => Ok((q, from)),
         Ok(Err(e)) => {
             let _ = spool.move_to(id, State::Active, State::Corrupt);
-            shared.log.log(
+            env.log.log(
                 "qmgr",
                 &format!("warning: {id}: {e}; moved to corrupt queue"),
             );
             Err(Finished::Done)
         }
         Err(e) => {
-            shared
-                .log
+            env.log
                 .log("qmgr", &format!("warning: {id}: read queue file: {e}"));
             let _ = spool.move_to(id, State::Active, from);
             Err(Finished::Deferred {
@@ -295,17 +305,17 @@ fn activate(shared: &Shared, id: &str) -> Result<(QueueFile, State), Finished> {
 }
 
 /// Delivers every pending recipient of the job's message.
-pub fn deliver_message(shared: &Shared, job: &Job, picked: Instant) -> Finished {
+/// `picked` is when the scheduler handed the job out (the `delays=` b part).
+pub fn deliver_message(env: &Env<'_>, job: &Job, picked: Instant) -> Finished {
     let id = job.id.as_str();
-    let (q, from) = match activate(shared, id) {
+    let (q, from) = match activate(env, id) {
         Ok(found) => found,
         Err(finished) => return finished,
     };
-    let rt = shared.current();
-    let status_path = shared.spool.status_path(id);
+    let status_path = env.spool.status_path(id);
     let st = Status::load(&status_path);
     if st.attempts == 0 && from == State::Incoming {
-        shared.log.log(
+        env.log.log(
             "qmgr",
             &format!(
                 "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
@@ -316,8 +326,7 @@ pub fn deliver_message(shared: &Shared, job: &Job, picked: Instant) -> Finished 
         );
     }
     let attempt = Attempt {
-        shared,
-        rt: &rt,
+        env,
         q: &q,
         picked,
         waited: (clock::now_secs() - q.arrival).max(0) as f64,
@@ -341,23 +350,23 @@ pub fn deliver_message(shared: &Shared, job: &Job, picked: Instant) -> Finished 
         attempt.notify().bounce(&q, &tally.bounced, now);
     }
     if !tally.deferred() {
-        return remove(shared, id);
+        return remove(env, id);
     }
     record_progress(&status_path, &tally);
-    let policy = &rt.queue.schedule;
+    let policy = env.policy;
     if policy.expired(q.arrival, now) {
         expire(&attempt, &status_path, now);
-        return remove(shared, id);
+        return remove(env, id);
     }
     if policy.delay_warning_due(q.arrival, now, st.warned) {
         warn_delayed(&attempt, &tally, &status_path, now);
     }
-    defer(shared, &rt, id, st.attempts + 1, tally.destinations, now)
+    defer(env, id, st.attempts + 1, tally.destinations, now)
 }
 
-fn remove(shared: &Shared, id: &str) -> Finished {
-    let _ = shared.spool.remove(State::Active, id);
-    shared.log.log("qmgr", &format!("{id}: removed"));
+fn remove(env: &Env<'_>, id: &str) -> Finished {
+    let _ = env.spool.remove(State::Active, id);
+    env.log.log("qmgr", &format!("{id}: removed"));
     Finished::Done
 }
 
@@ -391,7 +400,7 @@ fn expire(a: &Attempt<'_>, status_path: &std::path::Path, now: i64) {
             Bounced::new(r, &r.address, "4.4.7", &format!("message expired: {why}"))
         })
         .collect();
-    a.shared.log.log(
+    a.env.log.log(
         "qmgr",
         &format!(
             "{}: from=<{}>, status=expired, returned to sender",
@@ -418,16 +427,15 @@ fn warn_delayed(a: &Attempt<'_>, t: &Tally, status_path: &std::path::Path, now: 
 
 /// Back to `deferred/` until the backoff has passed.
 fn defer(
-    shared: &Shared,
-    rt: &Runtime,
+    env: &Env<'_>,
     id: &str,
     attempts: u32,
     destinations: Vec<Destination>,
     now: i64,
 ) -> Finished {
-    let until = now + rt.queue.schedule.backoff(attempts) as i64;
-    let _ = Status::record_attempt(&shared.spool.status_path(id), attempts, until);
-    if shared
+    let until = now + env.policy.backoff(attempts) as i64;
+    let _ = Status::record_attempt(&env.spool.status_path(id), attempts, until);
+    if env
         .spool
         .move_to(id, State::Active, State::Deferred)
         .is_err()
