@@ -172,8 +172,7 @@ fn file(path: &str, m: &Message<'_>, cx: &Context<'_>) -> Result<String, Failure
 /// mail_owner, it can only write as itself, so a different uid is a
 /// configuration error reported as a deferral (nothing is written).
 fn check_owner(mb: &Mailbox) -> Result<(), Failure> {
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = yubin_sys::geteuid();
     if me != 0 && me != mb.uid && mb.kind == MailboxKind::Virtual {
         return Err(Failure::temp(
             "4.3.0",
@@ -184,12 +183,12 @@ fn check_owner(mb: &Mailbox) -> Result<(), Failure> {
 }
 
 fn chown_delivery(mb: &Mailbox, path: &Path) {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !yubin_sys::is_root() {
         return;
     }
+    // lchown: a link planted in the mailbox must not redirect the chown.
     let chown = |p: &Path| {
-        let _ = std::os::unix::fs::chown(p, Some(mb.uid), Some(mb.gid));
+        let _ = yubin_sys::lchown(p, Some(mb.uid), Some(mb.gid));
     };
     chown(path);
     if mb.path.ends_with('/') {
@@ -236,7 +235,13 @@ mod tests {
     fn each_agent_by_its_variant() {
         let s = Settings::default();
         let dir = tempfile::tempdir().unwrap();
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let uid = yubin_sys::geteuid();
+        let gid = std::fs::metadata(dir.path())
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.gid()
+            })
+            .unwrap();
         let md = format!("{}/md/", dir.path().display());
         let mb = Mailbox {
             kind: MailboxKind::Virtual,

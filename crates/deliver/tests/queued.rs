@@ -38,7 +38,11 @@ impl World {
     fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let uid = yubin_sys::geteuid();
+        let gid = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(d).unwrap().gid()
+        };
         std::fs::write(
             d.join("virtual_maps"),
             "hoge@example.com example.com/hoge/\n",

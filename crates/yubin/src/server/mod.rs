@@ -4,9 +4,7 @@
 //! `yubin reload` / SIGHUP replaces without dropping sessions.
 
 pub mod cleanup;
-pub mod conn;
 pub mod control;
-pub mod dns;
 pub mod embedded;
 pub mod listeners;
 pub mod pickup;
