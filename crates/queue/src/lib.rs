@@ -5,7 +5,8 @@
 //! `corrupt/` by rename, as in Postfix (QSHAPE_README). Files are written
 //! and fsynced (file and directory) by the group committer before smtpd
 //! answers `250 ... queued as ID`; the committer batches concurrent
-//! messages so that one journal commit covers many of them.
+//! messages so that one journal commit covers many of them. `schedule` is
+//! the queue manager's decisions as pure logic (no clock, no I/O).
 
 pub mod commit;
 pub mod file;
