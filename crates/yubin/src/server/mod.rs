@@ -112,13 +112,8 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
                     let sh = shared.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         let rt = sh.current();
-                        let notify = yubin_notify::Notify {
-                            settings: &rt.queue.notify,
-                            queue: &*sh,
-                            log: &sh.log,
-                        };
                         sh.notices
-                            .flush_due(&notify, yubin_maillog::clock::now_secs())
+                            .flush_due(&sh.notify(&rt), yubin_maillog::clock::now_secs())
                     })
                     .await;
                 }

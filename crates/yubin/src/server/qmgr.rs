@@ -132,6 +132,18 @@ pub fn recover(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Shared {
+    /// The notify crate's view of the daemon: settings in force, the queue
+    /// (through [`yubin_notify::Submit`] below) and the log.
+    pub fn notify<'a>(&'a self, rt: &'a super::runtime::Runtime) -> yubin_notify::Notify<'a> {
+        yubin_notify::Notify {
+            settings: &rt.queue.notify,
+            queue: self,
+            log: &self.log,
+        }
+    }
+}
+
 /// Mail the server writes itself (bounces, notices) enters the queue here:
 /// the same group commit as everything else, then the queue manager hears
 /// of it.

@@ -218,13 +218,9 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
                 transcript: notice.transcript,
                 rejected: notice.rejected,
             };
-            let notify = yubin_notify::Notify {
-                settings: &rt.queue.notify,
-                queue: &*sh,
-                log: &sh.log,
-            };
+            let now = yubin_maillog::clock::now_secs();
             sh.notices
-                .session_ended(&notify, &label, report, yubin_maillog::clock::now_secs())
+                .session_ended(&sh.notify(&rt), &label, report, now)
         });
     }
     shared.session_ended(ip);
