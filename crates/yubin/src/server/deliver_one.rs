@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Instant;
 
-use yubin_addr::parse_address;
+use yubin_addr::Address;
 use yubin_deliver::{maildir, mbox, pipe, Failure, Message};
 use yubin_maillog::clock;
 use yubin_queue::{QueueFile, State, Status};
@@ -255,23 +255,10 @@ pub fn deliver_message(shared: &Shared, id: &str, retry: bool, picked: Instant) 
         if st.done.contains_key(&idx) {
             continue;
         }
-        let started = Instant::now();
-        let deliveries = match parse_address(&r.address, true) {
-            Ok(a) => rt.resolver.expand(&a).0,
-            Err(e) => {
-                let f = Failure::perm("5.1.3", format!("bad address syntax: {e}"));
-                let route = Route {
-                    daemon: "qmgr",
-                    to: &r.address,
-                    orig: &r.address,
-                    relay: "none",
-                };
-                attempt.log(&route, &f.dsn, "bounced", &f.text, started);
-                bounced.push(Bounced::new(r, &r.address, &f));
-                done_now.push((idx, "bounced"));
-                continue;
-            }
-        };
+        // The queue file keeps the internal form ("quoted local@x", no
+        // quotes): split it, never re-parse it, so an acknowledged recipient
+        // cannot turn into a syntax bounce later (issue 16 item 8).
+        let deliveries = rt.resolver.expand(&Address::from_internal(&r.address)).0;
         let mut rcpt_deferred = false;
         for d in &deliveries {
             if !seen.insert(format!(
