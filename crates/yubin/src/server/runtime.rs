@@ -24,7 +24,8 @@ pub struct Service {
     pub name: String,
     pub addrs: Vec<SocketAddr>,
     pub session: SessionConfig,
-    pub process_limit: usize,
+    /// (sessions at once, listen backlog): master.cf maxproc.
+    pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
 }
 
@@ -203,6 +204,19 @@ fn session_config(cfg: &Config, tls: &super::tls::TlsPolicy) -> anyhow::Result<S
     })
 }
 
+/// master(5) maxproc: `-` is default_process_limit, 0 is no limit.
+/// Returns (sessions at once, listen backlog); the backlog is Postfix's
+/// `max(maxproc, default_process_limit)` (master_listen.c).
+fn process_limit(cfg: &Config, maxproc: Option<usize>) -> (usize, u32) {
+    let default = cfg.u64("default_process_limit").unwrap_or(100).max(1) as usize;
+    let limit = match maxproc {
+        None => default,
+        Some(0) => tokio::sync::Semaphore::MAX_PERMITS,
+        Some(n) => n,
+    };
+    (limit, maxproc.unwrap_or(0).max(default).min(65535) as u32)
+}
+
 impl Runtime {
     /// Builds and validates everything; any error means "do not serve".
     pub fn build(cfg: &Config) -> anyhow::Result<Runtime> {
@@ -221,6 +235,7 @@ impl Runtime {
                 command: "smtpd".into(),
                 args: vec![],
                 overrides: vec![],
+                maxproc: None,
                 line: 0,
             }]
         } else {
@@ -237,7 +252,7 @@ impl Runtime {
                 name: svc.name.clone(),
                 addrs: service_addrs(cfg, &svc)?,
                 session,
-                process_limit: scfg.u64("default_process_limit").unwrap_or(100).max(1) as usize,
+                process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
             }));
         }
