@@ -144,9 +144,37 @@ struct Selected {
     read_only: bool,
     uidnext: u32,
     msgs: Vec<Msg>,
+    /// Keywords announced in FLAGS; a FETCH may only show those
+    /// (RFC 3501 section 7.2.6), so new ones are announced first.
+    keywords: BTreeSet<String>,
 }
 
 impl Selected {
+    /// Records the keywords of `f`; true when one was new.
+    fn note_keywords(&mut self, f: &Flags) -> bool {
+        let mut new = false;
+        for x in f.iter() {
+            if let Flag::Keyword(k) = x {
+                new |= self.keywords.insert(k.clone());
+            }
+        }
+        new
+    }
+
+    /// The FLAGS and PERMANENTFLAGS responses for the current keywords.
+    fn flags_responses(&self) -> String {
+        let kw: String = self.keywords.iter().map(|k| format!(" {k}")).collect();
+        let mut out = format!("* FLAGS ({SYSTEM_FLAGS}{kw})\r\n");
+        if self.read_only {
+            out.push_str("* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+        } else {
+            out.push_str(&format!(
+                "* OK [PERMANENTFLAGS ({SYSTEM_FLAGS}{kw} \\*)] Flags permitted.\r\n"
+            ));
+        }
+        out
+    }
+
     fn max_uid(&self) -> u32 {
         self.msgs.last().map(|m| m.uid).unwrap_or(0)
     }
@@ -262,15 +290,24 @@ enum Then {
         tag: String,
         mailbox: String,
     },
+    /// FETCH in chunks of [`CHUNK`] messages: `idx` is the whole set,
+    /// `done` how many of it were answered.
     Fetch {
         tag: String,
         items: Vec<Item>,
         idx: Vec<usize>,
+        done: usize,
+        content: bool,
     },
+    /// SEARCH over message data, [`CHUNK`] messages at a time from index
+    /// `next`, collecting the numbers found.
     Search {
         tag: String,
         uid: bool,
         key: SearchKey<'static>,
+        next: usize,
+        content: bool,
+        found: Vec<u32>,
     },
     Copy {
         tag: String,
@@ -315,6 +352,10 @@ pub struct Session {
     bad_commands: u32,
     last_method: Option<AuthMethod>,
 }
+
+/// Messages per store request of a FETCH or SEARCH: the memory of one
+/// command stays bounded however large the folder.
+const CHUNK: usize = 256;
 
 const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
@@ -1506,10 +1547,16 @@ impl Session {
             let lines = self.fetch_lines(&items, &idx, &[]);
             return self.finish_fetch(tag, lines, &items, &idx);
         }
+        self.fetch_chunk(tag, items, idx, 0, content);
+    }
+
+    /// Asks for the data of the next chunk of a FETCH.
+    fn fetch_chunk(&mut self, tag: String, items: Vec<Item>, idx: Vec<usize>, done: usize, content: bool) {
         let State::Selected(sel) = &self.state else {
             return;
         };
-        let uids = idx.iter().map(|&i| sel.msgs[i].uid).collect();
+        let end = (done + CHUNK).min(idx.len());
+        let uids = idx[done..end].iter().map(|&i| sel.msgs[i].uid).collect();
         let mailbox = sel.name.clone();
         self.request(
             Request::Fetch {
@@ -1517,7 +1564,13 @@ impl Session {
                 uids,
                 content,
             },
-            Then::Fetch { tag, items, idx },
+            Then::Fetch {
+                tag,
+                items,
+                idx,
+                done,
+                content,
+            },
         );
     }
 
@@ -1715,7 +1768,11 @@ impl Session {
     /// Takes the store's flags after a STORE into the view and writes the
     /// FETCH responses `echo` asks for.
     fn stored(&mut self, tag: String, mut lines: Vec<u8>, echo: Echo, text: String, flags: Vec<(u32, Flags)>) {
+        let mut announce = String::new();
         if let State::Selected(sel) = &mut self.state {
+            if flags.iter().fold(false, |n, (_, f)| sel.note_keywords(f) | n) {
+                announce = sel.flags_responses();
+            }
             for (uid, f) in flags {
                 let Some(i) = sel.seq_of(uid) else { continue };
                 let m = &mut sel.msgs[i];
@@ -1739,6 +1796,7 @@ impl Session {
                 }
             }
         }
+        self.write(announce.as_bytes());
         self.write(&lines);
         self.tagged(&tag, "OK", &text);
     }
@@ -1811,39 +1869,71 @@ impl Session {
     }
 
     fn search(&mut self, tag: String, uid: bool, key: SearchKey<'static>) {
-        let State::Selected(sel) = &self.state else {
-            return;
-        };
         match search::need(&key) {
             Need::Nothing => {
-                let lines = self.search_lines(uid, &key, &[]);
-                self.write(&lines);
-                self.tagged(&tag, "OK", "Search completed.");
+                let found = self.search_matches(uid, &key, 0..self.msg_count(), &[]);
+                self.search_done(&tag, &found);
             }
-            n => {
-                let uids = sel.msgs.iter().map(|m| m.uid).collect();
-                let mailbox = sel.name.clone();
-                self.request(
-                    Request::Fetch {
-                        mailbox,
-                        uids,
-                        content: n == Need::Content,
-                    },
-                    Then::Search { tag, uid, key },
-                );
-            }
+            n => self.search_chunk(tag, uid, key, 0, n == Need::Content, Vec::new()),
         }
     }
 
-    fn search_lines(&self, uid: bool, key: &SearchKey<'_>, data: &[MessageData]) -> Vec<u8> {
+    fn msg_count(&self) -> usize {
+        match &self.state {
+            State::Selected(sel) => sel.msgs.len(),
+            _ => 0,
+        }
+    }
+
+    fn search_chunk(&mut self, tag: String, uid: bool, key: SearchKey<'static>, next: usize, content: bool, found: Vec<u32>) {
+        let State::Selected(sel) = &self.state else {
+            return;
+        };
+        if next >= sel.msgs.len() {
+            return self.search_done(&tag, &found);
+        }
+        let end = (next + CHUNK).min(sel.msgs.len());
+        let uids = sel.msgs[next..end].iter().map(|m| m.uid).collect();
+        let mailbox = sel.name.clone();
+        self.request(
+            Request::Fetch {
+                mailbox,
+                uids,
+                content,
+            },
+            Then::Search {
+                tag,
+                uid,
+                key,
+                next,
+                content,
+                found,
+            },
+        );
+    }
+
+    fn search_done(&mut self, tag: &str, found: &[u32]) {
+        let mut out = b"* SEARCH".to_vec();
+        for n in found {
+            out.extend(format!(" {n}").as_bytes());
+        }
+        out.extend(b"\r\n");
+        self.write(&out);
+        self.tagged(tag, "OK", "Search completed.");
+    }
+
+    /// Sequence numbers (or UIDs) of the messages at `range` that match;
+    /// `data` holds their dates, sizes and text when the key needs them.
+    fn search_matches(&self, uid: bool, key: &SearchKey<'_>, range: std::ops::Range<usize>, data: &[MessageData]) -> Vec<u32> {
         let State::Selected(sel) = &self.state else {
             return Vec::new();
         };
         let max_seq = sel.msgs.len() as u32;
         let max_uid = sel.max_uid();
-        let mut out = b"* SEARCH".to_vec();
+        let mut out = Vec::new();
         let mut di = 0;
-        for (i, m) in sel.msgs.iter().enumerate() {
+        for i in range {
+            let Some(m) = sel.msgs.get(i) else { break };
             // `data` is in snapshot order with expunged UIDs missing.
             while di < data.len() && data[di].uid < m.uid {
                 di += 1;
@@ -1852,23 +1942,23 @@ impl Session {
             let parsed = d
                 .and_then(|d| d.content.as_deref())
                 .and_then(|c| mail_parser::MessageParser::default().parse(c));
+            let meta = crate::store::MessageMeta {
+                uid: m.uid,
+                flags: m.flags.clone(),
+                recent: m.recent,
+            };
             let c = Candidate {
                 seq: i as u32 + 1,
-                meta: &crate::store::MessageMeta {
-                    uid: m.uid,
-                    flags: m.flags.clone(),
-                    recent: m.recent,
-                },
+                meta: &meta,
                 data: d,
                 parsed: parsed.as_ref(),
                 max_seq,
                 max_uid,
             };
             if search::matches(key, &c) {
-                out.extend(format!(" {}", if uid { m.uid } else { i as u32 + 1 }).as_bytes());
+                out.push(if uid { m.uid } else { i as u32 + 1 });
             }
         }
-        out.extend(b"\r\n");
         out
     }
 
@@ -1909,6 +1999,14 @@ impl Session {
                 flags: m.flags.clone(),
                 recent: m.recent,
             });
+        }
+        let mut fresh = false;
+        for m in &kept {
+            fresh |= sel.note_keywords(&m.flags);
+        }
+        if fresh {
+            let flags = sel.flags_responses();
+            out.extend(flags.as_bytes());
         }
         sel.msgs = kept;
         sel.uidnext = snap.uidnext.max(sel.max_uid() + 1);
@@ -2040,17 +2138,41 @@ impl Session {
             }
             (
                 Then::Fetch {
-                    tag, items, idx, ..
+                    tag,
+                    items,
+                    idx,
+                    done,
+                    content,
                 },
                 Reply::Messages(data),
             ) => {
-                let lines = self.fetch_lines(&items, &idx, &data);
-                self.finish_fetch(tag, lines, &items, &idx);
+                let end = (done + CHUNK).min(idx.len());
+                let lines = self.fetch_lines(&items, &idx[done..end], &data);
+                if end < idx.len() {
+                    self.write(&lines);
+                    self.fetch_chunk(tag, items, idx, end, content);
+                } else {
+                    self.finish_fetch(tag, lines, &items, &idx);
+                }
             }
-            (Then::Search { tag, uid, key }, Reply::Messages(data)) => {
-                let lines = self.search_lines(uid, &key, &data);
-                self.write(&lines);
-                self.tagged(&tag, "OK", "Search completed.");
+            (
+                Then::Search {
+                    tag,
+                    uid,
+                    key,
+                    next,
+                    content,
+                    mut found,
+                },
+                Reply::Messages(data),
+            ) => {
+                let end = self.msg_count().min(next + CHUNK);
+                found.extend(self.search_matches(uid, &key, next..end, &data));
+                if end < self.msg_count() {
+                    self.search_chunk(tag, uid, key, end, content, found);
+                } else {
+                    self.search_done(&tag, &found);
+                }
             }
             (Then::Copy { tag, moving, to }, Reply::Copied { uidvalidity, map }) => {
                 let src: Vec<String> = map.iter().map(|(s, _)| s.to_string()).collect();
@@ -2200,6 +2322,7 @@ impl Session {
             read_only,
             uidnext: s.uidnext,
             msgs,
+            keywords,
         });
         let code = if read_only {
             "[READ-ONLY]"

@@ -102,6 +102,10 @@ impl FolderName {
         if levels.is_empty() {
             return Err(NameError::Empty);
         }
+        // A top-level "INBOX" in any case is INBOX (RFC 3501 5.1).
+        if levels.len() == 1 && levels[0].eq_ignore_ascii_case("INBOX") {
+            return Ok(FolderName::inbox());
+        }
         for l in &levels {
             check_level(l)?;
         }
@@ -241,8 +245,8 @@ pub struct Store {
 pub struct FolderInfo {
     pub name: FolderName,
     /// False for a level that only exists because of its children
-    /// (`.a.b` without `.a`): IMAP `\NoSelect`... Dovecot shows it as
-    /// `\NonExistent`.
+    /// (`.a.b` without `.a`); IMAP shows it as `\NonExistent` (RFC 5258)
+    /// with `\HasChildren`, as Dovecot does.
     pub exists: bool,
     pub has_children: bool,
     pub special_use: Option<SpecialUse>,
@@ -440,11 +444,8 @@ impl Store {
                 moves.push((f.name.clone(), FolderName::from_levels(levels)?));
             }
         }
-        for (a, b) in &moves {
-            if self.path(b).exists() {
-                return Err(FolderError::Exists);
-            }
-            let _ = a;
+        if moves.iter().any(|(_, b)| self.path(b).exists()) {
+            return Err(FolderError::Exists);
         }
         for (a, b) in moves {
             fs::rename(self.path(&a), self.path(&b))?;
@@ -659,6 +660,9 @@ mod tests {
         assert_eq!(s.subscriptions().unwrap(), [n("INBOX"), n("a/Entwürfe")]);
         // Version 1 files (older Dovecot, Courier) list storage names.
         assert_eq!(parse_subscriptions("Sent\nx.y\n"), [n("Sent"), n("x/y")]);
+        assert_eq!(parse_subscriptions("INBOX....\n"), [n("INBOX")]);
+        assert!(FolderName::from_dir_name(".INBOX").is_err());
+        assert_eq!(n("inbox/sub").levels(), ["inbox", "sub"]);
         assert_eq!(tab_unescape(&tab_escape("a\tb\x01c\n")), "a\tb\x01c\n");
     }
 }

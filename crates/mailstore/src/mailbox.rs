@@ -176,9 +176,16 @@ pub struct Mailbox {
 struct Locked(#[allow(dead_code)] File);
 
 impl Mailbox {
-    /// Opens the Maildir `dir` (creating tmp/new/cur if missing). With an
-    /// index whose directory mtimes still match, nothing else is read.
+    /// Opens the Maildir `dir`, which must exist (it has `cur/`; a missing
+    /// `new/` or `tmp/` is recreated, as Dovecot does). With an index whose
+    /// directory mtimes still match, nothing else is read.
     pub fn open(dir: &Path) -> Result<Mailbox, Error> {
+        if !dir.join("cur").is_dir() {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no such mailbox: {}", dir.display()),
+            )));
+        }
         crate::deliver::ensure_maildir(dir)?;
         let mut mb = Mailbox {
             dir: dir.to_path_buf(),
@@ -434,12 +441,15 @@ impl Mailbox {
             }
         }
         let mut list = self.read_uidlist()?;
+        // Without a dovecot-uidlist, write one now even for an empty folder,
+        // so that Dovecot adopts our UIDVALIDITY instead of making its own.
+        let missing = !self.dir.join(uidlist::FILE).exists();
         let unknown = |list: &UidList| {
             let known: std::collections::HashSet<&str> =
                 list.records.iter().map(|r| r.base.as_str()).collect();
             files.keys().filter(|b| !known.contains(b.as_str())).count()
         };
-        if unknown(&list) > 0 {
+        if missing || unknown(&list) > 0 {
             // Assign UIDs under Dovecot's lock, re-reading first: Dovecot
             // may have numbered some of them meanwhile.
             let lock = DotLock::acquire(
@@ -1133,6 +1143,19 @@ mod tests {
         let mut mb = Mailbox::open(dir).unwrap();
         assert_eq!(mb.uids(), [2]);
         assert_eq!(mb.open_message(1).unwrap().map(|_| ()), None);
+    }
+
+    #[test]
+    fn missing_folder_is_an_error_and_empty_one_gets_a_uidlist() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Mailbox::open(&d.path().join(".Nope")).unwrap_err();
+        assert!(matches!(e, Error::Io(ref e) if e.kind() == io::ErrorKind::NotFound));
+        assert!(!d.path().join(".Nope").exists());
+        fs::create_dir(d.path().join("cur")).unwrap();
+        let mb = Mailbox::open(d.path()).unwrap();
+        let l = UidList::read(d.path()).unwrap().unwrap();
+        assert_eq!((l.uidvalidity, l.next_uid), (mb.uidvalidity(), 1));
+        assert!(d.path().join("new").is_dir() && d.path().join("tmp").is_dir());
     }
 
     #[test]

@@ -148,8 +148,14 @@ impl MaildirStore {
     /// Opens (and for a new user creates) the Maildir at `root` with INBOX
     /// and the special-use folders, subscribed.
     pub fn open(root: &Path) -> Result<MaildirStore, String> {
+        // Several sessions of one user logging in at once would race to
+        // create the same folders; this process creates them one at a time.
+        static CREATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let store = Store::new(root);
-        store.ensure_defaults().map_err(|e| e.to_string())?;
+        {
+            let _g = CREATE.lock().unwrap_or_else(|p| p.into_inner());
+            store.ensure_defaults().map_err(|e| e.to_string())?;
+        }
         Ok(MaildirStore { store, open: None })
     }
 

@@ -17,7 +17,7 @@ use yubin_auth::passwd_file::{users_path, SharedUserDb};
 use yubin_conf::{Config, MasterCf};
 use yubin_imap::{Action, AuthOutcome, Credentials, Session};
 
-use super::conn::Conn;
+use yubin_conn::Conn;
 use super::imap_store::MaildirStore;
 use super::runtime::Shared;
 
@@ -206,8 +206,8 @@ fn maildir_of(shared: &Shared, user: &yubin_auth::User) -> Option<PathBuf> {
         let rt = shared.current();
         let (deliveries, _) = rt.resolver.expand(&addr);
         if let [d] = deliveries.as_slice() {
-            if let Some(m) = d.mailbox.as_deref().filter(|m| m.ends_with('/')) {
-                return Some(PathBuf::from(m));
+            if let yubin_addr::Agent::Maildir(m) = &d.agent {
+                return Some(PathBuf::from(&m.path));
             }
         }
     }

@@ -3,25 +3,19 @@
 //! the queue manager and the delivery agents, sharing one configuration that
 //! `yubin reload` / SIGHUP replaces without dropping sessions.
 
-pub mod bounce;
-pub mod bounce_template;
 pub mod cleanup;
-pub mod conn;
 pub mod control;
-pub mod deliver_one;
-pub mod dns;
 pub mod embedded;
 pub mod imap_store;
 pub mod imapd;
-pub mod internal_mail;
 pub mod listeners;
-pub mod notice;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;
 pub mod qmgr;
 pub mod runtime;
 pub mod sasl;
+pub mod settings;
 pub mod smtpd;
 pub mod tls;
 
@@ -46,8 +40,9 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM/SIGINT. Returns the exit code.
 pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
-    let dir = std::fs::canonicalize(dir)
+    let shown = std::fs::canonicalize(dir)
         .with_context(|| format!("configuration directory {}", dir.display()))?;
+    let dir = embedded::enter(&shown, embedded)?;
     let cfg = Config::load(&dir)?;
     for w in cfg.warnings() {
         eprintln!("yubin: warning: {w}");
@@ -96,7 +91,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             &format!(
                 "daemon started -- version {}, configuration {}",
                 env!("CARGO_PKG_VERSION"),
-                dir.display()
+                shown.display()
             ),
         );
         let qmgr = tokio::spawn(qmgr::run(shared.clone(), qmgr_rx));
@@ -105,7 +100,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         qmgr::recover(&shared)?;
         control::start(shared.clone())?;
         if embedded {
-            embedded::print_summary(&shared.current(), &bound, &imap_bound);
+            embedded::print_summary(&shared.current(), &bound, &imap_bound, &shown);
         } else {
             for b in &bound {
                 eprintln!("yubin: {} listening on {}", b.service, b.addr);
@@ -124,7 +119,9 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     let sh = shared.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        sh.notifier.flush_due(&sh, &sh.current())
+                        let rt = sh.current();
+                        sh.notices
+                            .flush_due(&sh.notify(&rt), yubin_maillog::clock::now_secs())
                     })
                     .await;
                 }
