@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::session::{Action, AuthOutcome, Session};
 use crate::store::{
-    Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request, Snapshot, SpecialUse,
-    StoreError,
+    Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request, Snapshot, SpecialUse, StoreError,
 };
 
 #[derive(Debug, Clone)]

@@ -91,7 +91,10 @@ fn address_texts(m: &mail_parser::Message<'_>, name: &str) -> Vec<String> {
     };
     match a {
         Some(mail_parser::Address::List(l)) => l.iter().for_each(&mut push),
-        Some(mail_parser::Address::Group(g)) => g.iter().flat_map(|g| g.addresses.iter()).for_each(&mut push),
+        Some(mail_parser::Address::Group(g)) => g
+            .iter()
+            .flat_map(|g| g.addresses.iter())
+            .for_each(&mut push),
         None => {}
     }
     out

@@ -1551,7 +1551,14 @@ impl Session {
     }
 
     /// Asks for the data of the next chunk of a FETCH.
-    fn fetch_chunk(&mut self, tag: String, items: Vec<Item>, idx: Vec<usize>, done: usize, content: bool) {
+    fn fetch_chunk(
+        &mut self,
+        tag: String,
+        items: Vec<Item>,
+        idx: Vec<usize>,
+        done: usize,
+        content: bool,
+    ) {
         let State::Selected(sel) = &self.state else {
             return;
         };
@@ -1755,7 +1762,12 @@ impl Session {
             StoreResponse::Answer => Echo::All,
         };
         self.request(
-            Request::Store { mailbox, uids, op, flags: fl },
+            Request::Store {
+                mailbox,
+                uids,
+                op,
+                flags: fl,
+            },
             Then::Stored {
                 tag,
                 lines: Vec::new(),
@@ -1767,10 +1779,20 @@ impl Session {
 
     /// Takes the store's flags after a STORE into the view and writes the
     /// FETCH responses `echo` asks for.
-    fn stored(&mut self, tag: String, mut lines: Vec<u8>, echo: Echo, text: String, flags: Vec<(u32, Flags)>) {
+    fn stored(
+        &mut self,
+        tag: String,
+        mut lines: Vec<u8>,
+        echo: Echo,
+        text: String,
+        flags: Vec<(u32, Flags)>,
+    ) {
         let mut announce = String::new();
         if let State::Selected(sel) = &mut self.state {
-            if flags.iter().fold(false, |n, (_, f)| sel.note_keywords(f) | n) {
+            if flags
+                .iter()
+                .fold(false, |n, (_, f)| sel.note_keywords(f) | n)
+            {
                 announce = sel.flags_responses();
             }
             for (uid, f) in flags {
@@ -1790,8 +1812,12 @@ impl Session {
                         String::new()
                     };
                     lines.extend(
-                        format!("* {} FETCH ({uidpart}FLAGS {})\r\n", i + 1, flags_text(&m.flags, m.recent))
-                            .as_bytes(),
+                        format!(
+                            "* {} FETCH ({uidpart}FLAGS {})\r\n",
+                            i + 1,
+                            flags_text(&m.flags, m.recent)
+                        )
+                        .as_bytes(),
                     );
                 }
             }
@@ -1827,7 +1853,11 @@ impl Session {
                 to,
                 remove_source: moving,
             },
-            Then::Copy { tag, moving, to: to_name },
+            Then::Copy {
+                tag,
+                moving,
+                to: to_name,
+            },
         );
     }
 
@@ -1885,7 +1915,15 @@ impl Session {
         }
     }
 
-    fn search_chunk(&mut self, tag: String, uid: bool, key: SearchKey<'static>, next: usize, content: bool, found: Vec<u32>) {
+    fn search_chunk(
+        &mut self,
+        tag: String,
+        uid: bool,
+        key: SearchKey<'static>,
+        next: usize,
+        content: bool,
+        found: Vec<u32>,
+    ) {
         let State::Selected(sel) = &self.state else {
             return;
         };
@@ -1924,7 +1962,13 @@ impl Session {
 
     /// Sequence numbers (or UIDs) of the messages at `range` that match;
     /// `data` holds their dates, sizes and text when the key needs them.
-    fn search_matches(&self, uid: bool, key: &SearchKey<'_>, range: std::ops::Range<usize>, data: &[MessageData]) -> Vec<u32> {
+    fn search_matches(
+        &self,
+        uid: bool,
+        key: &SearchKey<'_>,
+        range: std::ops::Range<usize>,
+        data: &[MessageData],
+    ) -> Vec<u32> {
         let State::Selected(sel) = &self.state else {
             return Vec::new();
         };
@@ -2216,9 +2260,15 @@ impl Session {
                     self.tagged(&tag, "OK", &text);
                 }
             }
-            (Then::Stored { tag, lines, echo, text }, Reply::Flags(f)) => {
-                self.stored(tag, lines, echo, text, f)
-            }
+            (
+                Then::Stored {
+                    tag,
+                    lines,
+                    echo,
+                    text,
+                },
+                Reply::Flags(f),
+            ) => self.stored(tag, lines, echo, text, f),
             (then, other) => {
                 // A driver answering the wrong request is a bug there; the
                 // client still gets a tagged answer.

@@ -65,7 +65,12 @@ fn python_imaplib_full_session_and_curl() {
     let script = common::repo().join("tests/imap/imaplib_session.py");
     let out = Command::new("python3")
         .arg(&script)
-        .args([&t.imap.to_string(), &t.s.port.to_string(), "hoge@mydomain.com", "secret"])
+        .args([
+            &t.imap.to_string(),
+            &t.s.port.to_string(),
+            "hoge@mydomain.com",
+            "secret",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -75,7 +80,9 @@ fn python_imaplib_full_session_and_curl() {
         String::from_utf8_lossy(&out.stderr),
         t.s.log()
     );
-    t.s.wait_log("]: Login: user=<hoge@mydomain.com>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, TLS");
+    t.s.wait_log(
+        "]: Login: user=<hoge@mydomain.com>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, TLS",
+    );
 
     // curl over imaps: the mailbox list and one message by UID.
     let url = format!("imaps://127.0.0.1:{}/", t.imaps);
@@ -84,16 +91,37 @@ fn python_imaplib_full_session_and_curl() {
         .output()
         .unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
-    assert!(list.contains("\\Sent) \"/\" Sent"), "{list} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        list.contains("\\Sent) \"/\" Sent"),
+        "{list} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new("curl")
-        .args(["-sS", "-k", "-u", "hoge@mydomain.com:secret", &format!("{url}Drafts;UID=1")])
+        .args([
+            "-sS",
+            "-k",
+            "-u",
+            "hoge@mydomain.com:secret",
+            &format!("{url}Drafts;UID=1"),
+        ])
         .output()
         .unwrap();
     let msg = String::from_utf8_lossy(&out.stdout);
-    assert!(msg.contains("Subject: draft") && msg.contains("unsent"), "{msg}");
+    assert!(
+        msg.contains("Subject: draft") && msg.contains("unsent"),
+        "{msg}"
+    );
     // The Maildir is Dovecot's: folders as .Name, UIDs in dovecot-uidlist.
     let root = t.s.path("vmail/mydomain.com/hoge");
-    for f in [".Sent", ".Drafts", ".Trash", ".Junk", ".Archive", "dovecot-uidlist", "subscriptions"] {
+    for f in [
+        ".Sent",
+        ".Drafts",
+        ".Trash",
+        ".Junk",
+        ".Archive",
+        "dovecot-uidlist",
+        "subscriptions",
+    ] {
         assert!(root.join(f).exists(), "{f} missing in {}", root.display());
     }
     t.s.stop();
@@ -116,7 +144,9 @@ fn failed_login_is_delayed_and_logged_like_dovecot() {
     assert!(!out.status.success());
     let log = t.s.wait_log("]: Disconnected (auth failed, 1 attempts in ");
     assert!(
-        log.contains("secs): user=<hoge@mydomain.com>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, TLS"),
+        log.contains(
+            "secs): user=<hoge@mydomain.com>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, TLS"
+        ),
         "{log}"
     );
     // Plaintext LOGIN before STARTTLS is refused (LOGINDISABLED).
@@ -125,8 +155,12 @@ fn failed_login_is_delayed_and_logged_like_dovecot() {
     let mut r = BufReader::new(c.try_clone().unwrap());
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
-    assert!(line.contains("STARTTLS") && line.contains("LOGINDISABLED"), "{line}");
-    c.write_all(b"a LOGIN hoge@mydomain.com secret\r\n").unwrap();
+    assert!(
+        line.contains("STARTTLS") && line.contains("LOGINDISABLED"),
+        "{line}"
+    );
+    c.write_all(b"a LOGIN hoge@mydomain.com secret\r\n")
+        .unwrap();
     line.clear();
     r.read_line(&mut line).unwrap();
     assert!(line.starts_with("a NO [PRIVACYREQUIRED]"), "{line}");

@@ -195,7 +195,11 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound], imap: &[super::imapd::Bound]
         eprintln!("  {what:<14} {}", b.addr);
     }
     for b in imap {
-        let what = if b.service.wrapped { "imaps (TLS)" } else { "imap" };
+        let what = if b.service.wrapped {
+            "imaps (TLS)"
+        } else {
+            "imap"
+        };
         eprintln!("  {what:<14} {}", b.addr);
     }
     eprintln!(

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use yubin_imap::store::{
-    Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request, Snapshot, SpecialUse,
-    StoreError, DELIMITER,
+    Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request,
+    Snapshot, SpecialUse, StoreError, DELIMITER,
 };
 use yubin_mailstore::folder::{self, FolderError, FolderName, Store};
 use yubin_mailstore::mailbox::{self, FlagOp, Mailbox};
@@ -115,7 +115,11 @@ fn to_maildir_flags(
                 Some(i) => out.with_keyword(i),
                 // dovecot-keywords holds 26 keywords (letters a-z); more
                 // cannot be stored in a file name.
-                None => return Err(StoreError::Refused("Too many keywords in this mailbox".into())),
+                None => {
+                    return Err(StoreError::Refused(
+                        "Too many keywords in this mailbox".into(),
+                    ))
+                }
             },
             other => match SYSTEM.iter().find(|(_, i)| i == other) {
                 Some((s, _)) => out.with(*s),
@@ -233,7 +237,9 @@ impl MaildirStore {
                 Reply::Mailboxes(out)
             }
             Request::Create { name } => {
-                self.store.create(&folder_name(&name)?).map_err(folder_err)?;
+                self.store
+                    .create(&folder_name(&name)?)
+                    .map_err(folder_err)?;
                 Reply::Done
             }
             Request::Delete { name } => {
@@ -289,7 +295,9 @@ impl MaildirStore {
                 let mb = self.mailbox(&mailbox)?;
                 let f = to_maildir_flags(mb, &flags, Default::default())?;
                 let date = internal_date.and_then(|t| {
-                    u64::try_from(t).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                    u64::try_from(t)
+                        .ok()
+                        .map(|s| UNIX_EPOCH + Duration::from_secs(s))
                 });
                 let uid = mb.append(&[&message], f, date).map_err(mb_err)?;
                 Reply::Appended {
@@ -318,7 +326,10 @@ impl MaildirStore {
                         .unwrap_or(0);
                     let data = if content {
                         let mut buf = Vec::with_capacity(meta.len().min(MAX_READ) as usize);
-                        (&mut file).take(MAX_READ).read_to_end(&mut buf).map_err(io_err)?;
+                        (&mut file)
+                            .take(MAX_READ)
+                            .read_to_end(&mut buf)
+                            .map_err(io_err)?;
                         Some(crlf(buf))
                     } else {
                         None

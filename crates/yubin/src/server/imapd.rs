@@ -17,9 +17,9 @@ use yubin_auth::passwd_file::{users_path, SharedUserDb};
 use yubin_conf::{Config, MasterCf};
 use yubin_imap::{Action, AuthOutcome, Credentials, Session};
 
-use yubin_conn::Conn;
 use super::imap_store::MaildirStore;
 use super::runtime::Shared;
+use yubin_conn::Conn;
 
 /// One `imap` service of master.cf.
 pub struct ImapService {
@@ -50,7 +50,9 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
     let mut out = Vec::new();
     for svc in master.imap_services() {
         let context = || format!("master.cf:{}: service {}", svc.line, svc.name);
-        let scfg = cfg.with_overrides(&svc.name, &svc.overrides).with_context(context)?;
+        let scfg = cfg
+            .with_overrides(&svc.name, &svc.overrides)
+            .with_context(context)?;
         let (host, port) = svc
             .listen()
             .ok_or_else(|| anyhow!("master.cf:{}: bad service address {}", svc.line, svc.name))?;
@@ -61,7 +63,10 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
             &svc.name,
             &[
                 ("smtpd_tls_security_level".into(), "may".into()),
-                ("smtpd_tls_wrappedmode".into(), if wrapped { "yes" } else { "no" }.into()),
+                (
+                    "smtpd_tls_wrappedmode".into(),
+                    if wrapped { "yes" } else { "no" }.into(),
+                ),
             ],
         )?;
         let have_cert = !scfg.get("smtpd_tls_cert_file").is_empty()
@@ -125,7 +130,9 @@ fn listen_addrs(cfg: &Config, host: Option<String>, port: u16) -> anyhow::Result
     hosts
         .iter()
         .map(|h| {
-            let ip: IpAddr = h.parse().map_err(|_| anyhow!("bad listen address \"{h}\""))?;
+            let ip: IpAddr = h
+                .parse()
+                .map_err(|_| anyhow!("bad listen address \"{h}\""))?;
             Ok(SocketAddr::new(ip, port))
         })
         .collect()
@@ -228,13 +235,24 @@ fn verify(
         Ok(false) => return Ok(None),
         Err(e) => return Err(format!("user {}: stored password unusable: {e}", user.name)),
     }
-    let dir = maildir_of(shared, &user)
-        .ok_or_else(|| format!("user {}: no mail location (no mail field, home or virtual mailbox)", user.name))?;
-    let store = MaildirStore::open(&dir).map_err(|e| format!("user {}: {}: {e}", user.name, dir.display()))?;
+    let dir = maildir_of(shared, &user).ok_or_else(|| {
+        format!(
+            "user {}: no mail location (no mail field, home or virtual mailbox)",
+            user.name
+        )
+    })?;
+    let store = MaildirStore::open(&dir)
+        .map_err(|e| format!("user {}: {}: {e}", user.name, dir.display()))?;
     Ok(Some((user.name.clone(), store)))
 }
 
-async fn handle(shared: Arc<Shared>, svc: Arc<ImapService>, tcp: TcpStream, peer: SocketAddr, local: SocketAddr) {
+async fn handle(
+    shared: Arc<Shared>,
+    svc: Arc<ImapService>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
     let started = Instant::now();
     let rip = peer.ip().to_canonical();
     let lip = local.ip().to_canonical();
@@ -269,7 +287,9 @@ async fn handle(shared: Arc<Shared>, svc: Arc<ImapService>, tcp: TcpStream, peer
                 }
                 Action::Close => break 'conn "Logged out".into(),
                 Action::StartTls => {
-                    let Some(tls) = svc.tls.clone() else { break 'conn "TLS unavailable".into() };
+                    let Some(tls) = svc.tls.clone() else {
+                        break 'conn "TLS unavailable".into();
+                    };
                     match tokio::time::timeout(svc.timeout, conn.upgrade(tls)).await {
                         Ok(Ok(_)) => session.tls_established(),
                         _ => break 'conn "TLS handshaking failed".into(),
@@ -309,7 +329,9 @@ async fn handle(shared: Arc<Shared>, svc: Arc<ImapService>, tcp: TcpStream, peer
                     }
                 }
                 Action::Store(req) => {
-                    let Some(mut st) = store.take() else { break 'conn "Internal error".into() };
+                    let Some(mut st) = store.take() else {
+                        break 'conn "Internal error".into();
+                    };
                     let (st, reply) = match tokio::task::spawn_blocking(move || {
                         let r = st.execute(req);
                         (st, r)
@@ -319,8 +341,12 @@ async fn handle(shared: Arc<Shared>, svc: Arc<ImapService>, tcp: TcpStream, peer
                         Ok(x) => x,
                         Err(_) => break 'conn "Internal error".into(),
                     };
-                    if let yubin_imap::store::Reply::Failed(yubin_imap::store::StoreError::Io(e)) = &reply {
-                        shared.log.log(&format!("imap({last_user})"), &format!("Error: {e}"));
+                    if let yubin_imap::store::Reply::Failed(yubin_imap::store::StoreError::Io(e)) =
+                        &reply
+                    {
+                        shared
+                            .log
+                            .log(&format!("imap({last_user})"), &format!("Error: {e}"));
                     }
                     store = Some(st);
                     session.store_reply(reply);
@@ -385,7 +411,9 @@ async fn handle(shared: Arc<Shared>, svc: Arc<ImapService>, tcp: TcpStream, peer
     conn.shutdown().await;
     let secs = started.elapsed().as_secs();
     match session.user() {
-        Some(u) => shared.log.log(&format!("imap({u})"), &format!("Disconnected: {reason}")),
+        Some(u) => shared
+            .log
+            .log(&format!("imap({u})"), &format!("Disconnected: {reason}")),
         None if session.auth_failures() > 0 => {
             // Dovecot's login process line, which fail2ban's dovecot filter
             // and yubin guard count.
@@ -401,7 +429,9 @@ async fn handle(shared: Arc<Shared>, svc: Arc<ImapService>, tcp: TcpStream, peer
         }
         None => shared.log.log(
             "imap-login",
-            &format!("Disconnected (no auth attempts in {secs} secs): user=<>, rip={rip}, lip={lip}"),
+            &format!(
+                "Disconnected (no auth attempts in {secs} secs): user=<>, rip={rip}, lip={lip}"
+            ),
         ),
     }
 }
