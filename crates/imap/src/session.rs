@@ -750,7 +750,7 @@ impl Session {
         }
         let parsed = CommandCodec::default().decode(&cmd);
         let command = match parsed {
-            Ok((rest, c)) if rest.is_empty() => c,
+            Ok((b"", c)) => c,
             _ => {
                 let name = crate::framing::command_name(&cmd);
                 let known = [
