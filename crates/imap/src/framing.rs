@@ -193,7 +193,9 @@ impl Framer {
             let (a, b) = (self.start, self.start + i);
             self.cmd.extend_from_slice(&self.buf[a..b]);
             self.start = b + 1;
-            if self.cmd.last() == Some(&b'\r') {
+            // The CR of this line's CRLF, never the last byte of a literal
+            // that precedes an empty line (found by the fuzzer).
+            if self.cmd.len() > line_start && self.cmd.last() == Some(&b'\r') {
                 self.cmd.pop();
             }
             // A line is bounded, and so is a whole command's non-literal text.
@@ -271,6 +273,16 @@ mod tests {
         );
         f.push(b"x APPEND INBOX {500}\r\n");
         assert_eq!(f.next_command(&L), Some(Frame::Continue));
+    }
+
+    #[test]
+    fn literal_ending_in_cr_then_bare_lf() {
+        let mut f = Framer::default();
+        f.push(b"a LOGIN {2+}\r\nx\r\n");
+        assert_eq!(
+            f.next_command(&L),
+            Some(Frame::Command(b"a LOGIN {2+}\r\nx\r\r\n".to_vec()))
+        );
     }
 
     #[test]
