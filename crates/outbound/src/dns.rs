@@ -295,9 +295,11 @@ pub fn build_resolver(servers: Option<&[SocketAddr]>) -> TokioResolver {
     }
 }
 
-/// Lookups for the SMTP client.
+/// Lookups for the SMTP client. The resolver is made at the first lookup,
+/// inside the caller's tokio runtime.
 pub struct Dns {
-    resolver: TokioResolver,
+    servers: Option<Vec<SocketAddr>>,
+    resolver: std::sync::OnceLock<TokioResolver>,
 }
 
 fn fqdn(name: &str) -> String {
@@ -309,19 +311,23 @@ fn absent(e: &ResolveError) -> bool {
 }
 
 impl Dns {
+    /// `None`: /etc/resolv.conf; `Some`: `dns_servers`.
     pub fn new(servers: Option<&[SocketAddr]>) -> Dns {
         Dns {
-            resolver: build_resolver(servers),
+            servers: servers.map(<[SocketAddr]>::to_vec),
+            resolver: std::sync::OnceLock::new(),
         }
     }
 
-    pub fn from_resolver(resolver: TokioResolver) -> Dns {
-        Dns { resolver }
+    /// The resolver (built on first use).
+    pub fn resolver(&self) -> &TokioResolver {
+        self.resolver
+            .get_or_init(|| build_resolver(self.servers.as_deref()))
     }
 
     /// The MX records; `Ok(None)` when the domain exists without MX.
     pub async fn mx(&self, domain: &str) -> Result<Option<Vec<Mx>>, RouteError> {
-        match self.resolver.mx_lookup(fqdn(domain)).await {
+        match self.resolver().mx_lookup(fqdn(domain)).await {
             Ok(l) => {
                 let v: Vec<Mx> = l
                     .iter()
@@ -360,7 +366,7 @@ impl Dns {
         let mut tried = "A";
         if protocols.ipv6 {
             tried = "AAAA";
-            match self.resolver.ipv6_lookup(fqdn(name)).await {
+            match self.resolver().ipv6_lookup(fqdn(name)).await {
                 Ok(l) => out.extend(l.iter().map(|a| IpAddr::V6(a.0))),
                 Err(e) if absent(&e) => {}
                 Err(e) => last_err = Some(e.to_string()),
@@ -368,7 +374,7 @@ impl Dns {
         }
         if protocols.ipv4 {
             tried = "A";
-            match self.resolver.ipv4_lookup(fqdn(name)).await {
+            match self.resolver().ipv4_lookup(fqdn(name)).await {
                 Ok(l) => out.extend(l.iter().map(|a| IpAddr::V4(a.0))),
                 Err(e) if absent(&e) => {}
                 Err(e) => last_err = Some(e.to_string()),
@@ -393,7 +399,7 @@ impl Dns {
     /// TXT records (for `yubin trace` and DKIM checks); empty when none.
     pub async fn txt(&self, name: &str) -> Vec<String> {
         match self
-            .resolver
+            .resolver()
             .lookup(fqdn(name), hickory_resolver::proto::rr::RecordType::TXT)
             .await
         {

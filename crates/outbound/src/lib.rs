@@ -8,11 +8,13 @@ pub mod agent;
 pub mod dns;
 pub mod log;
 pub mod nexthop;
+pub mod outbound;
 pub mod settings;
 pub mod tls;
 
 pub use agent::{deliver, Delivery, Job, RcptResult, Status};
 pub use dns::Dns;
 pub use nexthop::{Host, Nexthop};
+pub use outbound::Outbound;
 pub use settings::{Settings, Timeouts};
 pub use tls::{TlsClient, TlsLevel};

@@ -74,7 +74,9 @@ async fn accept_all(c: TcpStream, seen: Seen, offer_starttls: bool) {
                     }
                     body.push_str(&line);
                 }
-                seen.lock().unwrap().push(format!("BODY {} bytes", body.len()));
+                seen.lock()
+                    .unwrap()
+                    .push(format!("BODY {} bytes", body.len()));
                 b"250 2.0.0 Ok: queued as PEER1\r\n"
             }
             "QUIT" => {
@@ -131,7 +133,9 @@ async fn broken_starttls_falls_back_to_plaintext_under_may() {
     let r = &d.results[0];
     assert_eq!(r.status, Status::Sent, "{r:?}");
     assert!(
-        d.notes.iter().any(|n| n.contains("(trying again without TLS)")),
+        d.notes
+            .iter()
+            .any(|n| n.contains("(trying again without TLS)")),
         "{:?}",
         d.notes
     );
@@ -148,7 +152,12 @@ async fn broken_starttls_defers_under_encrypt() {
     let r = &d.results[0];
     assert_eq!(r.status, Status::Deferred, "{r:?}");
     assert_eq!(r.dsn.to_string(), "4.7.5");
-    assert!(r.text.starts_with("Cannot start TLS: handshake failure with 127.0.0.1[127.0.0.1]"), "{}", r.text);
+    assert!(
+        r.text
+            .starts_with("Cannot start TLS: handshake failure with 127.0.0.1[127.0.0.1]"),
+        "{}",
+        r.text
+    );
     let seen = seen.lock().unwrap().clone();
     assert!(!seen.iter().any(|c| c.starts_with("MAIL")), "{seen:?}");
     // And encrypt with a peer that offers no STARTTLS.
@@ -205,14 +214,20 @@ async fn peer_talking_before_the_greeting_is_not_trusted() {
             if n == 0 {
                 break;
             }
-            seen.lock().unwrap().push(String::from_utf8_lossy(&b[..n]).into());
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&b[..n]).into());
         }
     })
     .await;
     let d = send(&settings(TlsLevel::None), addr).await;
     let r = &d.results[0];
     assert_eq!(r.status, Status::Deferred);
-    assert!(r.text.contains("server sent data before EHLO"), "{}", r.text);
+    assert!(
+        r.text.contains("server sent data before EHLO"),
+        "{}",
+        r.text
+    );
     assert!(!seen.lock().unwrap().iter().any(|c| c.contains("MAIL")));
 }
 

@@ -51,7 +51,10 @@ impl Lab {
                 .output()
                 .map(|o| o.status.success())
                 .unwrap_or(false);
-            assert!(found, "{tool} is needed for the lab tests (.ci/packages.txt)");
+            assert!(
+                found,
+                "{tool} is needed for the lab tests (.ci/packages.txt)"
+            );
         }
         let id = format!(
             "yo{}_{}",
@@ -214,12 +217,9 @@ fn send(
                 envid: None,
                 smtputf8: false,
             };
-            tokio::time::timeout(
-                Duration::from_secs(90),
-                deliver(&s, &dns, &nexthop, &job),
-            )
-            .await
-            .expect("a delivery attempt is bounded by its timeouts")
+            tokio::time::timeout(Duration::from_secs(90), deliver(&s, &dns, &nexthop, &job))
+                .await
+                .expect("a delivery attempt is bounded by its timeouts")
         })
     })
 }
@@ -266,13 +266,25 @@ fn relay_by_mx_to_smtp_peer() {
 
     // Implicit MX: no MX record, the domain's own A record (mx2's address).
     let log2 = lab.peer("mx2", &format!("{NET}.11"), &[]);
-    let d = send(&lab, |_| {}, "implicit.test", &["c@implicit.test"], message("imp"));
+    let d = send(
+        &lab,
+        |_| {},
+        "implicit.test",
+        &["c@implicit.test"],
+        message("imp"),
+    );
     assert_eq!(d.results[0].status, Status::Sent, "{:?}", d.results[0]);
     assert_eq!(d.results[0].relay, format!("implicit.test[{NET}.11]:25"));
     assert_eq!(events(&log2, "accepted").len(), 1);
 
     // Null MX (RFC 7505): bounced without a connection, Postfix's words.
-    let d = send(&lab, |_| {}, "nullmx.test", &["d@nullmx.test"], message("null"));
+    let d = send(
+        &lab,
+        |_| {},
+        "nullmx.test",
+        &["d@nullmx.test"],
+        message("null"),
+    );
     let r = &d.results[0];
     assert_eq!(r.status, Status::Bounced);
     assert_eq!(r.dsn.to_string(), "5.1.10");
@@ -280,7 +292,13 @@ fn relay_by_mx_to_smtp_peer() {
     assert_eq!(r.relay, "none");
 
     // A domain that does not exist.
-    let d = send(&lab, |_| {}, "nowhere.test", &["e@nowhere.test"], message("nx"));
+    let d = send(
+        &lab,
+        |_| {},
+        "nowhere.test",
+        &["e@nowhere.test"],
+        message("nx"),
+    );
     assert_eq!(d.results[0].status, Status::Bounced);
     assert_eq!(
         d.results[0].text,
@@ -323,7 +341,13 @@ fn first_mx_refuses_second_accepts_delivered_once() {
     ]);
     // mx1 exists but listens nowhere: connection refused.
     let log2 = lab.peer("mx2", &format!("{NET}.11"), &[]);
-    let d = send(&lab, |_| {}, "example.test", &["a@example.test"], message("fallback"));
+    let d = send(
+        &lab,
+        |_| {},
+        "example.test",
+        &["a@example.test"],
+        message("fallback"),
+    );
     let r = &d.results[0];
     assert_eq!(r.status, Status::Sent, "{r:?}");
     assert_eq!(r.relay, format!("mx2.lab.test[{NET}.11]:25"));
@@ -338,7 +362,13 @@ fn first_mx_refuses_second_accepts_delivered_once() {
 
     // Both down: deferred with the last reason, relay=none.
     let lab2 = Lab::new(&["example.test. MX 10 mx1.lab.test."]);
-    let d = send(&lab2, |_| {}, "example.test", &["a@example.test"], message("down"));
+    let d = send(
+        &lab2,
+        |_| {},
+        "example.test",
+        &["a@example.test"],
+        message("down"),
+    );
     assert_eq!(d.results[0].status, Status::Deferred);
     assert_eq!(d.results[0].relay, "none");
     assert_eq!(
@@ -351,19 +381,31 @@ fn first_mx_refuses_second_accepts_delivered_once() {
 fn tempfail_then_accept_is_delivered_exactly_once() {
     let lab = Lab::new(&["example.test. MX 10 mx1.lab.test."]);
     let log = lab.peer("mx1", &format!("{NET}.10"), &["--tempfail-first", "1"]);
-    let d = send(&lab, |_| {}, "example.test", &["a@example.test"], message("once"));
+    let d = send(
+        &lab,
+        |_| {},
+        "example.test",
+        &["a@example.test"],
+        message("once"),
+    );
     let r = &d.results[0];
     assert_eq!(r.status, Status::Deferred, "{r:?}");
     assert_eq!(r.dsn.to_string(), "4.3.0");
     assert!(
-        r.text.starts_with(&format!(
-            "host mx1.lab.test[{NET}.10] said: 451 4.3.0"
-        )) && r.text.ends_with("(in reply to end of DATA command)"),
+        r.text
+            .starts_with(&format!("host mx1.lab.test[{NET}.10] said: 451 4.3.0"))
+            && r.text.ends_with("(in reply to end of DATA command)"),
         "{}",
         r.text
     );
     // The queue retries later: the second attempt is accepted.
-    let d = send(&lab, |_| {}, "example.test", &["a@example.test"], message("once"));
+    let d = send(
+        &lab,
+        |_| {},
+        "example.test",
+        &["a@example.test"],
+        message("once"),
+    );
     assert_eq!(d.results[0].status, Status::Sent, "{:?}", d.results[0]);
     let acc = events(&log, "accepted");
     assert_eq!(acc.len(), 1, "{acc:?}");
@@ -376,7 +418,12 @@ fn permanent_failure_keeps_the_remote_reply() {
     let log = lab.peer(
         "mx1",
         &format!("{NET}.10"),
-        &["--rcpt-reply", "550 5.1.1 User unknown", "--rcpt-match", "bad"],
+        &[
+            "--rcpt-reply",
+            "550 5.1.1 User unknown",
+            "--rcpt-match",
+            "bad",
+        ],
     );
     let d = send(
         &lab,
@@ -405,7 +452,8 @@ fn lab_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "yubin lab CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "yubin lab CA");
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let leaf = CertificateParams::new(vec!["mx1.lab.test".to_string()]).unwrap();
@@ -425,7 +473,13 @@ fn tls_may_encrypts_and_verify_needs_the_lab_ca() {
     let log = lab.peer(
         "mx1",
         &format!("{NET}.10"),
-        &["--tls", "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        &[
+            "--tls",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
     );
     // may: encrypted, certificate not checked.
     let d = send(
@@ -456,7 +510,10 @@ fn tls_may_encrypts_and_verify_needs_the_lab_ca() {
         message("verify"),
     );
     assert_eq!(d.results[0].status, Status::Sent, "{:?}", d.results[0]);
-    assert!(d.notes.iter().any(|n| n.starts_with("Verified TLS connection")));
+    assert!(d
+        .notes
+        .iter()
+        .any(|n| n.starts_with("Verified TLS connection")));
     // verify without it: deferred with the reason, nothing sent in clear.
     let d = send(
         &lab,
@@ -492,7 +549,13 @@ fn relay_to_a_real_postfix() {
     }
     let lab = Lab::new(&["other.test. MX 10 mx2.lab.test."]);
     let dir = lab.path("pf-mx2");
-    lab.sh(&["postfix", "mx2", dir.to_str().unwrap(), "--domain", "other.test"]);
+    lab.sh(&[
+        "postfix",
+        "mx2",
+        dir.to_str().unwrap(),
+        "--domain",
+        "other.test",
+    ]);
     lab.sh(&["wait", "client", &format!("{NET}.11"), "25", "20"]);
     let d = send(
         &lab,
@@ -528,7 +591,10 @@ fn relay_to_a_real_postfix() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let body = std::fs::read_to_string(file).unwrap();
-    assert!(body.contains("Message-Id: <postfix@client.lab.test>"), "{body}");
+    assert!(
+        body.contains("Message-Id: <postfix@client.lab.test>"),
+        "{body}"
+    );
     // Dot-stuffing undone by the receiver: the line is as sent.
     assert!(body.contains("\n.leading dot\n"), "{body}");
 }

@@ -8,9 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::TokioResolver;
 use yubin_conf::Config;
 use yubin_smtp::session::DomainStatus;
@@ -39,28 +36,9 @@ impl Dns {
         if !uses_dns {
             return Ok(None);
         }
-        let list = cfg.list("dns_servers");
-        let servers = if list.is_empty() {
-            None
-        } else {
-            let mut v = Vec::new();
-            for s in &list {
-                let addr: SocketAddr = s
-                    .parse()
-                    .or_else(|_| {
-                        s.parse::<std::net::IpAddr>()
-                            .map(|ip| SocketAddr::new(ip, 53))
-                    })
-                    .map_err(|_| {
-                        anyhow!(
-                            "{}: dns_servers: bad address {s}",
-                            cfg.origin_text("dns_servers")
-                        )
-                    })?;
-                v.push(addr);
-            }
-            Some(v)
-        };
+        // One parser and one resolver builder for smtpd and the SMTP client.
+        let servers = yubin_outbound::dns::parse_servers(&cfg.list("dns_servers"))
+            .map_err(|e| anyhow!("{}: {e}", cfg.origin_text("dns_servers")))?;
         Ok(Some(Arc::new(Dns {
             servers,
             resolver: Default::default(),
@@ -73,24 +51,9 @@ impl Dns {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return DomainStatus::TempFail("no DNS outside the server".into());
         };
-        let resolver = self.resolver.get_or_init(|| match &self.servers {
-            None => TokioResolver::builder_tokio()
-                .map(|b| b.build())
-                .unwrap_or_else(|_| {
-                    TokioResolver::builder_with_config(
-                        ResolverConfig::default(),
-                        TokioConnectionProvider::default(),
-                    )
-                    .build()
-                }),
-            Some(list) => {
-                let mut rc = ResolverConfig::new();
-                for addr in list {
-                    rc.add_name_server(NameServerConfig::new(*addr, Protocol::Udp));
-                }
-                TokioResolver::builder_with_config(rc, TokioConnectionProvider::default()).build()
-            }
-        });
+        let resolver = self
+            .resolver
+            .get_or_init(|| yubin_outbound::dns::build_resolver(self.servers.as_deref()));
         let name = format!("{}.", domain.trim_end_matches('.'));
         handle.block_on(async {
             match resolver.mx_lookup(name.as_str()).await {
