@@ -508,3 +508,85 @@ fn misuse_never_panics() {
     assert!(c.message_sent().is_empty());
     assert!(c.tls_established().is_empty());
 }
+
+/// The fuzz target's driving loop over pseudo-random mixes of reply
+/// fragments (cargo-fuzz is not part of `cargo test`): no panic, at most one
+/// outcome per recipient, always an end.
+#[test]
+fn random_reply_mixes_never_panic() {
+    const PIECES: &[&[u8]] = &[
+        b"220 mx\r\n",
+        b"250-mx\r\n",
+        b"250-PIPELINING\r\n",
+        b"250-CHUNKING\r\n",
+        b"250-STARTTLS\r\n",
+        b"250-AUTH PLAIN LOGIN\r\n",
+        b"250-SIZE 10\r\n",
+        b"250 ok\r\n",
+        b"354 go\r\n",
+        b"334 x\r\n",
+        b"235 ok\r\n",
+        b"220 go\r\n",
+        b"451 4.3.0 later\r\n",
+        b"550 5.1.1 no\r\n",
+        b"502 no\r\n",
+        b"\r\n",
+        b"25",
+        b"0 x\r\n",
+        b"\xff\xfe\r\n",
+    ];
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..3000 {
+        let mut cf = cfg();
+        cf.pipelining = round % 2 == 0;
+        cf.chunking = round % 3 == 0;
+        cf.starttls = [StartTls::Never, StartTls::IfOffered, StartTls::Required][round % 3];
+        if round % 5 == 0 {
+            cf.auth = Some(Credentials {
+                user: "u".into(),
+                password: "p".into(),
+            });
+            cf.auth_plaintext = true;
+        }
+        let mut c = Client::new(cf);
+        let mut results = 0;
+        let mut begun = 0;
+        let mut closed = false;
+        for _ in 0..40 {
+            let piece = PIECES[(next() % PIECES.len() as u64) as usize];
+            let mut acts = c.feed(piece);
+            if next() % 50 == 0 {
+                acts.extend(c.timeout());
+            }
+            let mut i = 0;
+            while i < acts.len() {
+                match acts[i].clone() {
+                    Action::Ready | Action::TransactionDone if begun < 2 => {
+                        begun += 1;
+                        acts.extend(c.begin(tx(&["a@x", "b@x"])));
+                    }
+                    Action::SendMessage(_) => acts.extend(c.message_sent()),
+                    Action::StartTls => acts.extend(c.tls_established()),
+                    Action::Recipient { index, .. } => {
+                        assert!(index < 2);
+                        results += 1;
+                    }
+                    Action::Close(_) => closed = true,
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        if !closed {
+            let acts = c.closed();
+            assert!(acts.iter().any(|a| matches!(a, Action::Close(_))));
+        }
+        assert!(results <= 2 * begun.max(1) + 2, "round {round}: {results}");
+    }
+}
