@@ -145,6 +145,7 @@ params! {
     "virtual_maps" => "",
     "virtual_minimum_uid" => "100",
     "virtual_uid_maps" => "",
+    "yubin_dkim_signing_maps" => "",
     "yubin_notice_interval" => "10m",
 }
 

@@ -16,8 +16,8 @@ use tokio::time::timeout_at;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use yubin_smtp::client::{
-    bdat_bytes, data_bytes, is_eight_bit, Action, BodyMode, Client, ClientConfig, Credentials,
-    Failure, Outcome, Rcpt, Ret, Stage, Transaction,
+    bdat_bytes, crlf, data_bytes, is_eight_bit, Action, BodyMode, Client, ClientConfig,
+    Credentials, Failure, Outcome, Rcpt, Ret, Stage, Transaction,
 };
 use yubin_smtp::{Enhanced, Reply};
 
@@ -116,14 +116,34 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
         Ok(s) => s,
         Err(e) => return route_failure(&e, n, started.elapsed()),
     };
+    // DKIM (RFC 6376) over the message exactly as it will be sent.
+    let signed;
+    let message: &[u8] = match settings.dkim.for_sender(job.sender) {
+        Some(signer) => {
+            let body = crlf(job.message);
+            match signer.sign(&body) {
+                Ok(header) => {
+                    let mut m = header.into_bytes();
+                    m.extend_from_slice(&body);
+                    signed = m;
+                    &signed
+                }
+                Err(e) => {
+                    notes.push(format!("warning: {}: {e}; sent unsigned", job.queue_id));
+                    job.message
+                }
+            }
+        }
+        None => job.message,
+    };
     let (level, _why) = settings.tls_level_for(nexthop);
     let port = nexthop.port();
-    let size = job.message.len() as u64;
+    let size = message.len() as u64;
     let tx_template = Transaction {
         sender: job.sender.to_string(),
         recipients: Vec::new(),
         size,
-        eight_bit: is_eight_bit(job.message),
+        eight_bit: is_eight_bit(message),
         smtputf8: job.smtputf8
             || !job.sender.is_ascii()
             || job.recipients.iter().any(|r| !r.address.is_ascii()),
@@ -208,7 +228,7 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
                     level: tls_level,
                     tls_name: &tls_name,
                     relay: &relay,
-                    message: job.message,
+                    message,
                 };
                 let out = s.run(tcp, cfg, tx, conn_start).await;
                 notes.extend(out.notes);

@@ -5,6 +5,7 @@
 //! per-recipient results and the caller (the queue manager) does the rest.
 
 pub mod agent;
+pub mod dkim;
 pub mod dns;
 pub mod log;
 pub mod nexthop;

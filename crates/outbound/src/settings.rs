@@ -8,6 +8,7 @@ use std::time::Duration;
 use yubin_conf::Config;
 use yubin_table::Maps;
 
+use crate::dkim::SigningTable;
 use crate::dns::{AddressPreference, Protocols};
 use crate::nexthop::Nexthop;
 use crate::tls::{TlsClient, TlsLevel};
@@ -73,6 +74,8 @@ pub struct Settings {
     pub my_addresses: Vec<IpAddr>,
     /// BDAT when the server offers CHUNKING.
     pub chunking: bool,
+    /// `yubin_dkim_signing_maps`: sender domain -> `selector:keyfile`.
+    pub dkim: SigningTable,
 }
 
 impl Settings {
@@ -96,6 +99,7 @@ impl Settings {
             relayhost: None,
             my_addresses: Vec::new(),
             chunking: true,
+            dkim: SigningTable::default(),
         }
     }
 
@@ -175,6 +179,8 @@ impl Settings {
             relayhost,
             my_addresses,
             chunking: true,
+            dkim: SigningTable::load(&open("yubin_dkim_signing_maps")?)
+                .map_err(|e| at("yubin_dkim_signing_maps", e))?,
         })
     }
 
