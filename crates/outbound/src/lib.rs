@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod dkim;
 pub mod dns;
+pub mod explain;
 pub mod log;
 pub mod nexthop;
 pub mod outbound;

@@ -49,7 +49,10 @@ fn signer(alg: Algorithm, dir: &std::path::Path) -> (Signer, String) {
     let key = keygen(alg).unwrap();
     let path = dir.join("key.pem");
     std::fs::write(&path, &key.private_pem).unwrap();
-    (Signer::load("Example.TEST", "sel1", &path).unwrap(), key.txt)
+    (
+        Signer::load("Example.TEST", "sel1", &path).unwrap(),
+        key.txt,
+    )
 }
 
 #[test]
@@ -60,7 +63,10 @@ fn rsa_and_ed25519_signatures_verify_with_dkimpy() {
         let body = crlf(MESSAGE.as_bytes());
         let header = s.sign(&body).unwrap();
         assert!(header.starts_with("DKIM-Signature: "), "{header}");
-        assert!(header.contains("d=example.test") && header.contains("s=sel1"), "{header}");
+        assert!(
+            header.contains("d=example.test") && header.contains("s=sel1"),
+            "{header}"
+        );
         let mut signed = header.clone().into_bytes();
         signed.extend_from_slice(&body);
         let (ok, why) = dkimpy_verify(&signed, &txt);
@@ -82,7 +88,10 @@ fn keys_and_table_errors_are_clear() {
     assert!(e.contains("no PEM private key"), "{e}");
     let (s, _) = signer(Algorithm::Ed25519, dir.path());
     let t = SigningTable::from_signers(vec![s]);
-    assert!(t.for_sender("a@mail.example.test").is_some(), "parent domain");
+    assert!(
+        t.for_sender("a@mail.example.test").is_some(),
+        "parent domain"
+    );
     assert!(t.for_sender("a@other.test").is_none());
     assert!(t.for_sender("").is_none());
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use yubin_outbound::agent::{deliver, Delivery, Job, Status};
 use yubin_outbound::log::{delivery_line, QueueTimes};
-use yubin_outbound::{Dns, Nexthop, Settings, TlsClient, TlsLevel};
+use yubin_outbound::{Dns, Nexthop, Outbound, Settings, TlsClient, TlsLevel};
 use yubin_smtp::client::Rcpt;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/tools");
@@ -333,12 +333,43 @@ fn relay_by_mx_to_smtp_peer() {
     assert_eq!(events(&log1, "accepted").len(), 1);
 }
 
+/// `yubin trace`'s view of a remote address, from the lab's client.
+fn explain(lab: &Lab, rcpt: &str) -> String {
+    let rcpt = rcpt.to_string();
+    in_ns(lab.ns("client"), move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let dns_addr: SocketAddr = format!("{NET}.53:53").parse().unwrap();
+            let mut settings = settings();
+            settings.tls_level = TlsLevel::May;
+            let ob = Outbound {
+                settings,
+                dns: Dns::new(Some(&[dns_addr])),
+            };
+            ob.explain("s@client.lab.test", &rcpt).await.to_string()
+        })
+    })
+}
+
 #[test]
 fn first_mx_refuses_second_accepts_delivered_once() {
     let lab = Lab::new(&[
         "example.test. MX 10 mx1.lab.test.",
         "example.test. MX 20 mx2.lab.test.",
     ]);
+    assert_eq!(
+        explain(&lab, "a@example.test"),
+        format!(
+            "transport: smtp, nexthop example.test (no relayhost: the recipient domain's MX hosts)\n  \
+             1. mx1.lab.test (preference 10) {NET}.10\n  \
+             2. mx2.lab.test (preference 20) {NET}.11\n\
+             TLS: may (from smtp_tls_security_level)\n\
+             DKIM: not signed (sender domain not in yubin_dkim_signing_maps)\n"
+        )
+    );
     // mx1 exists but listens nowhere: connection refused.
     let log2 = lab.peer("mx2", &format!("{NET}.11"), &[]);
     let d = send(

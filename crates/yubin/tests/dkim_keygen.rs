@@ -33,7 +33,10 @@ fn keygen_record_and_signing_table() {
     assert_eq!(code, 0, "{err}");
     let key = d.join("dkim/example.test.mail2026.key");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let record = out
         .lines()
         .find(|l| l.starts_with("mail2026._domainkey.example.test. IN TXT ( \""))

@@ -25,7 +25,9 @@ fn smarthost() -> Server {
     let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
     std::fs::write(
         d.join("users"),
-        format!("hoge@mydomain.com:{{SHA512-CRYPT}}{hash}:5000:5000::/home/vmail/mydomain.com/hoge::\n"),
+        format!(
+            "hoge@mydomain.com:{{SHA512-CRYPT}}{hash}:5000:5000::/home/vmail/mydomain.com/hoge::\n"
+        ),
     )
     .unwrap();
     let mut main = std::fs::read_to_string(d.join("main.cf")).unwrap();

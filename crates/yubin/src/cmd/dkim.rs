@@ -52,7 +52,8 @@ fn valid_label(s: &str) -> bool {
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -93,15 +94,20 @@ pub fn run(config_dir: &Path, a: DkimArgs) -> i32 {
         Alg::Rsa => Algorithm::Rsa { bits: k.bits },
         Alg::Ed25519 => Algorithm::Ed25519,
     };
-    let path = k
-        .key_file
-        .unwrap_or_else(|| config_dir.join("dkim").join(format!("{domain}.{}.key", k.selector)));
+    let path = k.key_file.unwrap_or_else(|| {
+        config_dir
+            .join("dkim")
+            .join(format!("{domain}.{}.key", k.selector))
+    });
     if path.exists() {
         // Checked first too (create_new below is the real guard): a new
         // key would orphan the published record.
         return fatal(
             "dkim",
-            format!("{}: File exists; remove it first to replace the key", path.display()),
+            format!(
+                "{}: File exists; remove it first to replace the key",
+                path.display()
+            ),
         );
     }
     let key = match keygen(alg) {
@@ -122,7 +128,9 @@ pub fn run(config_dir: &Path, a: DkimArgs) -> i32 {
         k.selector,
         txt_strings(&key.txt)
     );
-    println!("# 2. add this line to the table named by yubin_dkim_signing_maps, then yubin reload:");
+    println!(
+        "# 2. add this line to the table named by yubin_dkim_signing_maps, then yubin reload:"
+    );
     println!("{domain}    {}:{}", k.selector, path.display());
     0
 }
