@@ -71,6 +71,7 @@ params! {
     "propagate_unmatched_extensions" => "canonical, virtual",
     "proxy_interfaces" => "",
     "queue_directory" => "/var/spool/yubin",
+    "queue_minfree" => "0",
     "queue_run_delay" => "300s",
     "readme_directory" => "no",
     "recipient_delimiter" => "",

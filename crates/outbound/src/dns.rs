@@ -5,16 +5,15 @@
 //! would loop back to this host (`5.4.6`).
 //!
 //! The ordering and checks are pure functions; [`Dns`] does the lookups with
-//! hickory. `dns_servers` (yubin's parameter) replaces /etc/resolv.conf, so
-//! tests and labs can point yubin at a DNS server of their own.
+//! hickory, on the resolver of the `yubin-dns` crate (where `dns_servers`
+//! replaces /etc/resolv.conf, so tests and labs can name their own DNS).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::name_server::TokioConnectionProvider;
+use std::sync::Arc;
+
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::proto::xfer::Protocol;
 use hickory_resolver::{ResolveError, TokioResolver};
 use yubin_smtp::Enhanced;
 
@@ -255,51 +254,10 @@ pub fn order_addrs(
     }
 }
 
-/// Parses `dns_servers` (`ip`, `ip:port`, `[v6]:port`).
-pub fn parse_servers(list: &[String]) -> Result<Option<Vec<SocketAddr>>, String> {
-    if list.is_empty() {
-        return Ok(None);
-    }
-    let mut v = Vec::new();
-    for s in list {
-        let addr: SocketAddr = s
-            .parse()
-            .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-            .map_err(|_| format!("dns_servers: bad address {s}"))?;
-        v.push(addr);
-    }
-    Ok(Some(v))
-}
-
-/// A resolver: the system's (/etc/resolv.conf) or the `dns_servers` list.
-/// Must be called inside a tokio runtime.
-pub fn build_resolver(servers: Option<&[SocketAddr]>) -> TokioResolver {
-    match servers {
-        None => TokioResolver::builder_tokio()
-            .map(|b| b.build())
-            .unwrap_or_else(|_| {
-                TokioResolver::builder_with_config(
-                    ResolverConfig::default(),
-                    TokioConnectionProvider::default(),
-                )
-                .build()
-            }),
-        Some(list) => {
-            let mut rc = ResolverConfig::new();
-            for addr in list {
-                rc.add_name_server(NameServerConfig::new(*addr, Protocol::Udp));
-                rc.add_name_server(NameServerConfig::new(*addr, Protocol::Tcp));
-            }
-            TokioResolver::builder_with_config(rc, TokioConnectionProvider::default()).build()
-        }
-    }
-}
-
-/// Lookups for the SMTP client. The resolver is made at the first lookup,
-/// inside the caller's tokio runtime.
+/// Lookups for the SMTP client, on the server's one resolver
+/// (`yubin-dns`: /etc/resolv.conf or `dns_servers`).
 pub struct Dns {
-    servers: Option<Vec<SocketAddr>>,
-    resolver: std::sync::OnceLock<TokioResolver>,
+    shared: Arc<yubin_dns::Dns>,
 }
 
 fn fqdn(name: &str) -> String {
@@ -311,18 +269,21 @@ fn absent(e: &ResolveError) -> bool {
 }
 
 impl Dns {
-    /// `None`: /etc/resolv.conf; `Some`: `dns_servers`.
-    pub fn new(servers: Option<&[SocketAddr]>) -> Dns {
-        Dns {
-            servers: servers.map(<[SocketAddr]>::to_vec),
-            resolver: std::sync::OnceLock::new(),
-        }
+    /// Shares the server's resolver.
+    pub fn shared(shared: Arc<yubin_dns::Dns>) -> Dns {
+        Dns { shared }
     }
 
-    /// The resolver (built on first use).
+    /// A resolver of its own: `None` is /etc/resolv.conf, `Some` the
+    /// `dns_servers` list (tests and labs).
+    pub fn new(servers: Option<&[SocketAddr]>) -> Dns {
+        Dns::shared(Arc::new(yubin_dns::Dns::new(
+            servers.map(<[SocketAddr]>::to_vec).unwrap_or_default(),
+        )))
+    }
+
     pub fn resolver(&self) -> &TokioResolver {
-        self.resolver
-            .get_or_init(|| build_resolver(self.servers.as_deref()))
+        self.shared.resolver()
     }
 
     /// The MX records; `Ok(None)` when the domain exists without MX.
@@ -591,20 +552,5 @@ mod tests {
             order_addrs(a.clone(), all, AddressPreference::Ipv6),
             vec![a[1], a[0]]
         );
-    }
-
-    #[test]
-    fn dns_servers_parse() {
-        assert_eq!(parse_servers(&[]).unwrap(), None);
-        assert_eq!(
-            parse_servers(&["10.0.0.53".into(), "127.0.0.1:5353".into()])
-                .unwrap()
-                .unwrap(),
-            vec![
-                "10.0.0.53:53".parse().unwrap(),
-                "127.0.0.1:5353".parse().unwrap()
-            ]
-        );
-        assert!(parse_servers(&["nope".into()]).is_err());
     }
 }

@@ -4,7 +4,7 @@
 use yubin_conf::Config;
 
 use crate::agent::{deliver, Delivery, Job};
-use crate::dns::{parse_servers, Dns};
+use crate::dns::Dns;
 use crate::nexthop::Nexthop;
 use crate::settings::Settings;
 
@@ -17,11 +17,22 @@ impl Outbound {
     /// Reads `smtp_*`, `relayhost`, `inet_protocols`, `dns_servers`, ...
     /// An error names the parameter and where it was set.
     pub fn from_config(cfg: &Config) -> Result<Outbound, String> {
-        let servers = parse_servers(&cfg.list("dns_servers"))
-            .map_err(|e| format!("{}: {e}", cfg.origin_text("dns_servers")))?;
+        let servers = yubin_dns::parse_servers(&cfg.list("dns_servers"))
+            .map_err(|e| format!("{}: dns_servers: {e}", cfg.origin_text("dns_servers")))?;
         Ok(Outbound {
             settings: Settings::from_config(cfg)?,
-            dns: Dns::new(servers.as_deref()),
+            dns: Dns::new(Some(&servers)),
+        })
+    }
+
+    /// As [`Outbound::from_config`], sharing the server's resolver.
+    pub fn with_resolver(
+        cfg: &Config,
+        dns: std::sync::Arc<yubin_dns::Dns>,
+    ) -> Result<Outbound, String> {
+        Ok(Outbound {
+            settings: Settings::from_config(cfg)?,
+            dns: Dns::shared(dns),
         })
     }
 

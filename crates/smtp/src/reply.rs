@@ -117,7 +117,6 @@ impl Reply {
                 let text = self.text.get(i).map(String::as_str).unwrap_or("");
                 match (i, &self.enhanced) {
                     (0, Some(e)) => format!("{}{sep}{e} {text}", self.code),
-                    _ if text.is_empty() => format!("{}{sep}", self.code).trim_end().to_string(),
                     _ => format!("{}{sep}{text}", self.code),
                 }
             })

@@ -6,10 +6,8 @@
 pub mod bounce;
 pub mod bounce_template;
 pub mod cleanup;
-pub mod conn;
 pub mod control;
 pub mod deliver_one;
-pub mod dns;
 pub mod embedded;
 pub mod internal_mail;
 pub mod listeners;
