@@ -49,3 +49,32 @@ impl Outbound {
         deliver(&self.settings, &self.dns, nexthop, job).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The queue manager keeps one Outbound behind an Arc and runs
+    /// deliveries as tokio tasks: both must be possible.
+    #[test]
+    fn shareable_and_spawnable() {
+        fn sync_send<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: &T) {}
+        let ob = Outbound {
+            settings: Settings::new("me.test"),
+            dns: Dns::new(None),
+        };
+        sync_send(&ob);
+        let nh = Nexthop::parse("example.test").unwrap();
+        let job = Job {
+            queue_id: "X",
+            sender: "",
+            recipients: Vec::new(),
+            message: b"",
+            ret: None,
+            envid: None,
+            smtputf8: false,
+        };
+        send(&ob.deliver(&nh, &job));
+    }
+}

@@ -212,3 +212,62 @@ impl Settings {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps(dir: &Path, name: &str, text: &str) -> Maps {
+        std::fs::write(dir.join(name), text).unwrap();
+        Maps::open(&[format!("texthash:{name}")], "hash", dir).unwrap()
+    }
+
+    #[test]
+    fn tls_policy_by_nexthop_then_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::new("me.test");
+        s.tls_level = TlsLevel::May;
+        s.tls_policy = maps(
+            dir.path(),
+            "policy",
+            "[smart.test]:587 encrypt\nexample.org verify match=hostname\n",
+        );
+        let (l, why) = s.tls_level_for(&Nexthop::parse("[smart.test]:587").unwrap());
+        assert_eq!(l, TlsLevel::Encrypt);
+        assert!(why.contains("[smart.test]:587"), "{why}");
+        // `example.org:2525` falls back to the bare name.
+        let (l, _) = s.tls_level_for(&Nexthop::parse("example.org:2525").unwrap());
+        assert_eq!(l, TlsLevel::Verify);
+        let (l, why) = s.tls_level_for(&Nexthop::parse("other.test").unwrap());
+        assert_eq!(
+            (l, why.as_str()),
+            (TlsLevel::May, "smtp_tls_security_level")
+        );
+    }
+
+    #[test]
+    fn sasl_credentials_by_host_then_nexthop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::new("me.test");
+        let nh = Nexthop::parse("[smtp.provider.test]:587").unwrap();
+        assert_eq!(s.credentials("smtp.provider.test", &nh), None, "disabled");
+        s.sasl_passwords = Some(maps(
+            dir.path(),
+            "sasl",
+            "[smtp.provider.test]:587 user@provider.test:pa:ss\n",
+        ));
+        assert_eq!(
+            s.credentials("smtp.provider.test", &nh),
+            Some(("user@provider.test".into(), "pa:ss".into()))
+        );
+        s.sasl_passwords = Some(maps(
+            dir.path(),
+            "sasl2",
+            "smtp.provider.test host:first\n[smtp.provider.test]:587 nexthop:second\n",
+        ));
+        assert_eq!(
+            s.credentials("smtp.provider.test", &nh),
+            Some(("host".into(), "first".into()))
+        );
+    }
+}
