@@ -17,7 +17,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use yubin_smtp::client::{
     bdat_bytes, crlf, data_bytes, is_eight_bit, Action, BodyMode, Client, ClientConfig,
-    Credentials, Failure, Outcome, Rcpt, Ret, Stage, Transaction,
+    Credentials, Failure, LocalReason, Outcome, Rcpt, Ret, Stage, Transaction,
 };
 use yubin_smtp::{Enhanced, Reply};
 
@@ -217,6 +217,7 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
                 cfg.auth = creds;
                 cfg.auth_plaintext = settings.sasl_plaintext;
                 cfg.chunking = settings.chunking;
+                cfg.my_hostname = Some(settings.my_hostname.clone());
                 let tls_name = match (tls_level, nexthop) {
                     (TlsLevel::Secure, Nexthop::Mx { domain, .. }) => domain.clone(),
                     _ => server.name.clone(),
@@ -253,7 +254,7 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
                     // STARTTLS, AUTH) applies to every pending recipient;
                     // one during a transaction was already given to each.
                     Some(f) if !had_outcomes => {
-                        let r = rcpt_result(
+                        let mut r = rcpt_result(
                             Outcome::Failed(f.clone()),
                             &relay,
                             &hostaddr,
@@ -261,6 +262,16 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
                             out.setup,
                             out.xfer,
                         );
+                        if let Failure::Local {
+                            reason: LocalReason::LoopsBack { .. },
+                            ..
+                        } = &f
+                        {
+                            // Postfix: a warning naming the host, and the
+                            // status text naming the destination.
+                            notes.push(format!("warning: {}", f.describe(&hostaddr)));
+                            r.text = format!("mail for {} loops back to myself", nexthop.name());
+                        }
                         for &i in &pending {
                             if r.status == Status::Bounced {
                                 results[i] = Some(r.clone());

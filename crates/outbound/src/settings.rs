@@ -52,6 +52,8 @@ impl Default for Timeouts {
 pub struct Settings {
     /// `smtp_helo_name`.
     pub helo_name: String,
+    /// `myhostname`: a server greeting with it is this host (a loop).
+    pub my_hostname: String,
     pub timeouts: Timeouts,
     pub protocols: Protocols,
     pub address_preference: AddressPreference,
@@ -83,6 +85,7 @@ impl Settings {
     pub fn new(helo_name: &str) -> Settings {
         Settings {
             helo_name: helo_name.to_string(),
+            my_hostname: helo_name.to_string(),
             timeouts: Timeouts::default(),
             protocols: Protocols {
                 ipv4: true,
@@ -163,6 +166,7 @@ impl Settings {
         }
         Ok(Settings {
             helo_name: cfg.get("smtp_helo_name").to_string(),
+            my_hostname: cfg.get("myhostname").to_string(),
             timeouts,
             protocols: Protocols::parse(&cfg.list("inet_protocols"))
                 .map_err(|e| at("inet_protocols", e))?,

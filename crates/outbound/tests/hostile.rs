@@ -289,3 +289,33 @@ async fn peer_dying_after_354_defers_the_message() {
         "lost connection with 127.0.0.1[127.0.0.1] while sending end of data -- message may be sent more than once"
     );
 }
+
+#[tokio::test]
+async fn a_peer_greeting_with_my_hostname_is_a_loop() {
+    let (addr, seen) = peer(|mut c, _, seen| async move {
+        let _ = c.write_all(b"220 client.test ESMTP\r\n").await;
+        let mut b = [0u8; 512];
+        use tokio::io::AsyncReadExt;
+        while let Ok(n) = c.read(&mut b).await {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&b[..n]).into());
+        }
+    })
+    .await;
+    let d = send(&settings(TlsLevel::None), addr).await;
+    let r = &d.results[0];
+    assert_eq!(r.status, Status::Bounced, "{r:?}");
+    assert_eq!(r.dsn.to_string(), "5.4.6");
+    assert_eq!(r.text, "mail for 127.0.0.1 loops back to myself");
+    assert!(
+        d.notes.iter().any(|n| n
+            == "warning: host 127.0.0.1[127.0.0.1] greeted me with my own hostname client.test"),
+        "{:?}",
+        d.notes
+    );
+    assert!(!seen.lock().unwrap().iter().any(|c| c.contains("MAIL")));
+}

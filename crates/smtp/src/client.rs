@@ -68,6 +68,10 @@ pub struct ClientConfig {
     /// Use BDAT when the server offers CHUNKING (Postfix never does; yubin
     /// does by default because it avoids dot-stuffing the body).
     pub chunking: bool,
+    /// `$myhostname`: a server that greets with it is this host, and the
+    /// mail would loop (Postfix smtp_proto.c: "host ... greeted me with my
+    /// own hostname").
+    pub my_hostname: Option<String>,
 }
 
 impl ClientConfig {
@@ -79,6 +83,7 @@ impl ClientConfig {
             auth_plaintext: false,
             pipelining: true,
             chunking: true,
+            my_hostname: None,
         }
     }
 }
@@ -196,6 +201,10 @@ pub enum LocalReason {
     TlsFailed(String),
     /// Credentials are configured but no usable mechanism is offered.
     NoAuthMechanism,
+    /// The server greeted with this host's own name: the mail would loop.
+    LoopsBack {
+        server_name: String,
+    },
 }
 
 /// A failure of one recipient or of the whole session.
@@ -223,7 +232,9 @@ impl Failure {
             }
             Failure::Local { reason, .. } => matches!(
                 reason,
-                LocalReason::TooBig { .. } | LocalReason::Smtputf8NotOffered
+                LocalReason::TooBig { .. }
+                    | LocalReason::Smtputf8NotOffered
+                    | LocalReason::LoopsBack { .. }
             ),
         }
     }
@@ -253,6 +264,7 @@ impl Failure {
                 LocalReason::TlsNotOffered => Enhanced::new(4, 7, 4),
                 LocalReason::TlsRefused(_) | LocalReason::TlsFailed(_) => Enhanced::new(4, 7, 5),
                 LocalReason::NoAuthMechanism => Enhanced::new(4, 7, 0),
+                LocalReason::LoopsBack { .. } => Enhanced::new(5, 4, 6),
             },
         }
     }
@@ -324,6 +336,12 @@ impl Failure {
                 LocalReason::NoAuthMechanism => format!(
                     "SASL authentication failed: cannot authenticate to server {server}: no mechanism available"
                 ),
+                // The delivery agent replaces this with Postfix's status
+                // text, "mail for NEXTHOP loops back to myself", which
+                // needs the nexthop the core does not know.
+                LocalReason::LoopsBack { server_name } => {
+                    format!("host {server} greeted me with my own hostname {server_name}")
+                }
             },
         }
     }
@@ -929,6 +947,17 @@ impl Client {
                     );
                     return;
                 }
+                if self.is_me(reply.text.first().map(String::as_str)) {
+                    let server_name = first_word(reply.text.first().map(String::as_str));
+                    self.fail(
+                        out,
+                        Failure::Local {
+                            stage: Stage::Greeting,
+                            reason: LocalReason::LoopsBack { server_name },
+                        },
+                    );
+                    return;
+                }
                 // A server that speaks before it is spoken to (pregreeting,
                 // or replies to commands not yet sent) is not trusted.
                 if !self.buf.is_empty() {
@@ -944,7 +973,16 @@ impl Client {
                 self.send_ehlo(out);
             }
             Expect::Ehlo => {
-                if reply.code == 250 {
+                if reply.code == 250 && self.is_me(reply.text.first().map(String::as_str)) {
+                    let server_name = first_word(reply.text.first().map(String::as_str));
+                    self.fail(
+                        out,
+                        Failure::Local {
+                            stage: Stage::Ehlo,
+                            reason: LocalReason::LoopsBack { server_name },
+                        },
+                    );
+                } else if reply.code == 250 {
                     self.ext = Extensions::from_ehlo(&reply);
                     self.after_hello(out);
                 } else if reply.code >= 500 && !self.tls {
@@ -1255,10 +1293,27 @@ impl Client {
         }
     }
 
+    /// Whether a greeting or EHLO line names this host.
+    fn is_me(&self, line: Option<&str>) -> bool {
+        match (&self.cfg.my_hostname, line) {
+            (Some(me), Some(l)) => {
+                let name = first_word(Some(l));
+                !me.is_empty() && name.trim_end_matches('.').eq_ignore_ascii_case(me)
+            }
+            _ => false,
+        }
+    }
+
     fn ready(&mut self, out: &mut Vec<Action>) {
         self.idle = true;
         out.push(Action::Ready);
     }
+}
+
+fn first_word(line: Option<&str>) -> String {
+    line.and_then(|l| l.split_whitespace().next())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// A parameter value as it may appear in a command: no spaces, no control

@@ -590,3 +590,34 @@ fn random_reply_mixes_never_panic() {
         assert!(results <= 2 * begun.max(1) + 2, "round {round}: {results}");
     }
 }
+
+#[test]
+fn a_server_greeting_with_my_own_name_is_a_loop() {
+    let mut cf = cfg();
+    cf.my_hostname = Some("client.test".into());
+    let mut c = Client::new(cf.clone());
+    let a = c.feed(b"220 CLIENT.test ESMTP\r\n");
+    match &a[..] {
+        [Action::Close(Some(f))] => {
+            assert!(f.is_permanent());
+            assert_eq!(f.enhanced(), Enhanced::new(5, 4, 6));
+            assert_eq!(
+                f.describe("mx[1.2.3.4]"),
+                "host mx[1.2.3.4] greeted me with my own hostname CLIENT.test"
+            );
+        }
+        a => panic!("{a:?}"),
+    }
+    // In the EHLO reply (behind a load balancer whose banner differs).
+    let mut c = Client::new(cf.clone());
+    c.feed(b"220 lb.test ESMTP\r\n");
+    let a = c.feed(b"250-client.test\r\n250 PIPELINING\r\n");
+    assert!(
+        matches!(&a[..], [Action::Close(Some(f))] if f.enhanced() == Enhanced::new(5, 4, 6)),
+        "{a:?}"
+    );
+    // Another name is fine.
+    let mut c = Client::new(cf);
+    c.feed(b"220 mx.test ESMTP\r\n");
+    assert_eq!(c.feed(b"250 mx.test\r\n"), vec![Action::Ready]);
+}
