@@ -109,9 +109,7 @@ impl DirSync {
                 st.covered = st.covered.max(start);
             }
             d.cv.notify_all();
-            if let Err(e) = r {
-                return Err(e);
-            }
+            r?;
         }
     }
 
