@@ -245,12 +245,11 @@ struct Submitter {
 
 impl Submitter {
     fn current() -> Submitter {
-        // SAFETY: getuid and getppid have no preconditions.
-        let (uid, ppid) = unsafe { (libc::getuid(), libc::getppid()) };
+        let (uid, ppid) = (yubin_sys::getuid(), yubin_sys::getppid());
         Submitter {
             uid,
             user: maildrop::user_name(uid),
-            via: parent_command(ppid as u32),
+            via: parent_command(ppid),
         }
     }
 
@@ -732,22 +731,22 @@ fn verify(cfg: &Config, spool: &Spool, o: &Opts) -> i32 {
                     report.push_str(&format!("<{}>: no deliveries\n\n", res.canonical));
                 }
                 for d in &res.deliveries {
-                    let what = if let Some(e) = &d.error {
+                    let what = if let Some(e) = d.error() {
                         format!(
                             "{}: {e}",
-                            if d.temporary {
+                            if d.temporary() {
                                 "deferred"
                             } else {
                                 "undeliverable"
                             }
                         )
-                    } else if let Some(m) = &d.mailbox {
+                    } else if let Some(m) = d.mailbox().map(|m| &m.path) {
                         if m.ends_with('/') {
                             format!("delivered to maildir {m}")
                         } else {
                             format!("delivered to mailbox {m}")
                         }
-                    } else if let Some(t) = &d.target {
+                    } else if let Some(t) = d.target() {
                         format!("delivered to {t}")
                     } else {
                         format!("relayed to {}", d.recipient)
@@ -759,7 +758,8 @@ fn verify(cfg: &Config, spool: &Spool, o: &Opts) -> i32 {
                     };
                     report.push_str(&format!(
                         "<{}>{orig}: delivery via {}: {what}\n\n",
-                        d.recipient, d.transport
+                        d.recipient,
+                        d.transport()
                     ));
                 }
             }

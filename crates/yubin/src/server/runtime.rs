@@ -49,18 +49,8 @@ pub struct Runtime {
     pub mail_name: String,
     pub tls_received_header: bool,
     pub sasl_authenticated_header: bool,
-    /// notify_classes, and yubin_notice_interval in seconds.
-    pub notify_classes: Vec<String>,
-    pub notice_interval: u64,
-    pub virtual_mailbox_limit: u64,
-    pub mailbox_size_limit: u64,
-    pub minimal_backoff: u64,
-    pub maximal_backoff: u64,
-    pub maximal_queue_lifetime: u64,
-    /// delay_warning_time in seconds; 0 = no delay warnings.
-    pub delay_warning_time: u64,
-    /// bounce(5) templates (bounce_template_file or Postfix's defaults).
-    pub templates: super::bounce_template::Templates,
+    /// Queue manager, delivery agents and notifications (typed, built once).
+    pub queue: super::settings::QueueSettings,
 }
 
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -240,15 +230,7 @@ impl Runtime {
             mail_name: cfg.get("mail_name").to_string(),
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
-            notify_classes: cfg.list("notify_classes"),
-            notice_interval: cfg.time("yubin_notice_interval", 's')?,
-            virtual_mailbox_limit: cfg.u64("virtual_mailbox_limit")?,
-            mailbox_size_limit: cfg.u64("mailbox_size_limit")?,
-            minimal_backoff: cfg.time("minimal_backoff_time", 's')?,
-            maximal_backoff: cfg.time("maximal_backoff_time", 's')?,
-            maximal_queue_lifetime: cfg.time("maximal_queue_lifetime", 'd')?,
-            delay_warning_time: cfg.time("delay_warning_time", 'h')?,
-            templates: super::bounce_template::Templates::load(cfg).map_err(|e| anyhow!(e))?,
+            queue: super::settings::QueueSettings::from_config(cfg)?,
             cfg: cfg.clone(),
         })
     }
@@ -271,6 +253,8 @@ pub enum QmgrMsg {
     Schedule(String, i64),
     /// Try every deferred message now (`postqueue -f`).
     Flush,
+    /// Try the messages waiting for this destination now (`postqueue -s`).
+    FlushSite(String),
     Stop,
 }
 
@@ -286,7 +270,8 @@ pub struct Shared {
     pub shutdown: Arc<tokio::sync::Notify>,
     pub stop_request: tokio::sync::Notify,
     pub stopping: AtomicBool,
-    pub notifier: super::notice::Notifier,
+    /// Grouping of postmaster notices (yubin_notice_interval).
+    pub notices: yubin_notify::Notices,
     /// Runs alias command/file targets as default_privs (started as root).
     pub privsep: Option<super::privsep::PrivSep>,
 }
@@ -313,7 +298,7 @@ impl Shared {
             shutdown: Arc::new(tokio::sync::Notify::new()),
             stop_request: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
-            notifier: Default::default(),
+            notices: Default::default(),
             privsep,
         }
     }
