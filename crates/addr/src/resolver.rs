@@ -897,32 +897,9 @@ fn interface_addresses(cfg: &Config) -> Vec<IpAddr> {
 }
 
 fn all_interface_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we walk read-only and free once.
-    unsafe {
-        if libc::getifaddrs(&mut ifap) != 0 {
-            return vec!["127.0.0.1".parse().expect("literal")];
-        }
-        let mut p = ifap;
-        while !p.is_null() {
-            let a = (*p).ifa_addr;
-            if !a.is_null() {
-                match (*a).sa_family as i32 {
-                    libc::AF_INET => {
-                        let sin = &*(a as *const libc::sockaddr_in);
-                        out.push(IpAddr::V4(u32::from_be(sin.sin_addr.s_addr).into()));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(a as *const libc::sockaddr_in6);
-                        out.push(IpAddr::V6(sin6.sin6_addr.s6_addr.into()));
-                    }
-                    _ => {}
-                }
-            }
-            p = (*p).ifa_next;
-        }
-        libc::freeifaddrs(ifap);
+    let out = yubin_sys::interface_addresses();
+    if out.is_empty() {
+        return vec!["127.0.0.1".parse().expect("literal")];
     }
     out
 }

@@ -145,15 +145,7 @@ pub fn find(name: &str) -> Option<&'static Param> {
 /// `myhostname`'s default: the host name, made fully qualified with
 /// `.localdomain` when it has no dot (postconf(5) myhostname/mydomain).
 pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase()
-    } else {
-        String::new()
-    };
+    let name = yubin_sys::hostname();
     match name.as_str() {
         "" => "localhost.localdomain".into(),
         n if n.contains('.') => name,
