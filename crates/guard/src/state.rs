@@ -182,12 +182,7 @@ impl State {
             for (h, s) in &hosts {
                 let c = s.counter(cat);
                 if c.count > 0 {
-                    let _ = writeln!(
-                        out,
-                        "{h}:{}:{}",
-                        c.count,
-                        crate::timeutil::asctime(c.last)
-                    );
+                    let _ = writeln!(out, "{h}:{}:{}", c.count, crate::timeutil::asctime(c.last));
                 }
             }
             write_atomic(&work_dir.join(name), out.as_bytes())?;
@@ -248,14 +243,10 @@ impl StateLock {
 
 /// `flock(LOCK_EX)`, waiting.
 pub fn flock(f: &std::fs::File) -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd;
     loop {
-        // SAFETY: plain syscall on an fd we own.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-        if r == 0 {
+        let Err(e) = yubin_sys::lock_exclusive(f, true) else {
             return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
+        };
         if e.kind() != std::io::ErrorKind::Interrupted {
             anyhow::bail!("flock: {e}");
         }
