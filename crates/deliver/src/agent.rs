@@ -23,6 +23,15 @@ pub struct Settings {
     pub alias_files: bool,
     /// How long a `|command` may run (command_time_limit).
     pub command_time_limit: Duration,
+    /// enable_original_recipient: duplicates are eliminated per (original
+    /// recipient, final recipient) pair, so two addresses that lead to one
+    /// mailbox each get their copy with its own X-Original-To (postconf(5));
+    /// with `no`, per final recipient.
+    pub original_recipient: bool,
+    /// duplicate_filter_limit: how many addresses the duplicate filter
+    /// remembers per message (0 = no limit); past it, copies are no
+    /// longer filtered, as in Postfix.
+    pub duplicate_filter_limit: usize,
 }
 
 impl Default for Settings {
@@ -34,6 +43,8 @@ impl Default for Settings {
             alias_commands: true,
             alias_files: true,
             command_time_limit: Duration::from_secs(1000),
+            original_recipient: true,
+            duplicate_filter_limit: 1000,
         }
     }
 }

@@ -191,11 +191,9 @@ impl Attempt<'_> {
 
     /// One queued recipient: expanded, each final copy delivered once.
     fn recipient(&self, idx: usize, r: &QueuedRecipient, t: &mut Tally) {
-        let started = Instant::now();
         // The queue file keeps the internal form ("quoted local@x", no
         // quotes): split it, never re-parse it, so an acknowledged recipient
         // cannot turn into a syntax bounce later (issue 16 item 8).
-        let _ = started;
         let deliveries = self
             .env
             .resolver
@@ -203,14 +201,21 @@ impl Attempt<'_> {
             .0;
         t.expanded.push(idx);
         for d in deliveries {
+            let settings = self.env.agents;
+            let orig = if settings.original_recipient {
+                r.address.to_lowercase()
+            } else {
+                String::new()
+            };
             let key = format!(
-                "{}|{}|{}",
+                "{}|{}|{}|{orig}",
                 d.recipient.to_lowercase(),
                 d.transport(),
                 d.target().unwrap_or_default()
             );
-            if !t.seen.insert(key) {
-                continue; // duplicate final recipient: one copy, as Postfix
+            let limit = settings.duplicate_filter_limit;
+            if (limit == 0 || t.seen.len() < limit) && !t.seen.insert(key) {
+                continue; // a duplicate: one copy, as Postfix's cleanup
             }
             if agent::is_relay(&d.agent) {
                 t.relay.entry(destination(&d)).or_default().push((idx, d));
