@@ -283,8 +283,9 @@ impl Attempt<'_> {
             }
             Err(f) => {
                 self.log(&route, &f.dsn, "bounced", &f.text, started);
-                t.bounced
-                    .push(Bounced::new(r, &d.recipient, &f.dsn, &f.text));
+                t.bounced.push(
+                    Bounced::new(r, &d.recipient, &f.dsn, &f.text).with_remote(f.remote.clone()),
+                );
             }
         }
     }

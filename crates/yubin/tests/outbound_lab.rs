@@ -133,6 +133,30 @@ fn yubin_serve_relays_by_mx_and_bounces_a_5xx() {
     assert_eq!(acc[0]["rcpt"], serde_json::json!(["bob@example.test"]));
     // The bounce reaches the sender's mailbox and quotes the remote reply.
     let mails = s.wait_mail(1);
-    let report = std::fs::read_to_string(&mails[0]).unwrap();
-    assert!(report.contains("550 5.1.1 User unknown"), "{report}");
+    // RFC 3464, read by Python's email package: the remote reply as an
+    // `smtp;` Diagnostic-Code and the server as Remote-MTA, as Postfix.
+    let script = r#"
+import email, sys
+from email import policy
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
+assert m.get_content_type() == 'multipart/report', m.get_content_type()
+parts = list(m.iter_parts())
+fields = {k.lower(): str(v) for block in parts[1].get_payload() for k, v in block.items()}
+assert fields['action'] == 'failed', fields
+assert fields['status'] == '5.1.1', fields
+assert fields['remote-mta'] == 'dns; mx1.lab.test', fields
+assert fields['diagnostic-code'] == 'smtp; 550 5.1.1 User unknown', fields
+assert fields['final-recipient'] == 'rfc822; nobody@example.test', fields
+print('ok')
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, mails[0].to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -63,7 +63,14 @@ impl Relay for SmtpRelay<'_> {
                 result: match r.status {
                     Status::Sent => Ok(r.text),
                     Status::Deferred => Err(Failure::temp(&r.dsn.to_string(), r.text)),
-                    Status::Bounced => Err(Failure::perm(&r.dsn.to_string(), r.text)),
+                    Status::Bounced => {
+                        let diagnostic = r.diagnostic_code();
+                        let f = Failure::perm(&r.dsn.to_string(), r.text);
+                        Err(match (r.remote_mta, r.reply.is_some()) {
+                            (Some(mta), true) => f.with_remote(mta, diagnostic),
+                            _ => f,
+                        })
+                    }
                 },
                 relay: r.relay,
             })
