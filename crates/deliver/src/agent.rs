@@ -70,7 +70,24 @@ pub struct Relayed {
 /// yubin-outbound, so that this crate stays free of sockets and async.
 pub trait Relay: Sync {
     /// `nexthop` as the resolver gave it; one result per copy, in order.
-    fn relay(&self, nexthop: &str, copies: &[(&Delivery, Message<'_>)]) -> Vec<Relayed>;
+    fn relay(
+        &self,
+        nexthop: &str,
+        copies: &[(&Delivery, Message<'_>)],
+        envelope: &Envelope<'_>,
+    ) -> Vec<Relayed>;
+}
+
+/// What a relay passes on from the queued envelope: RFC 3461 DSN
+/// parameters and the RFC 6531 SMTPUTF8 request.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope<'a> {
+    /// RET=FULL|HDRS.
+    pub ret: Option<&'a str>,
+    pub envid: Option<&'a str>,
+    pub smtputf8: bool,
+    /// Per copy, in order: NOTIFY and ORCPT as received.
+    pub dsn: Vec<(Option<&'a str>, Option<&'a str>)>,
 }
 
 /// The daemon name and `relay=` value Postfix logs for this agent.
@@ -107,10 +124,14 @@ pub fn deliver(d: &Delivery, m: &Message<'_>, cx: &Context<'_>) -> Result<String
         Agent::Command(cmd) => command(cmd, m, cx),
         Agent::File(path) => file(path, m, cx),
         Agent::Discard(text) => Ok(text.clone()),
-        Agent::Smtp { .. } | Agent::Lmtp { .. } => relay(std::slice::from_ref(&(d, m.clone())), cx)
-            .pop()
-            .map(|r| r.result)
-            .unwrap_or_else(|| Err(Failure::temp("4.3.0", "no delivery"))),
+        Agent::Smtp { .. } | Agent::Lmtp { .. } => relay(
+            std::slice::from_ref(&(d, m.clone())),
+            &Envelope::default(),
+            cx,
+        )
+        .pop()
+        .map(|r| r.result)
+        .unwrap_or_else(|| Err(Failure::temp("4.3.0", "no delivery"))),
     }
 }
 
@@ -123,7 +144,11 @@ pub fn is_relay(agent: &Agent) -> bool {
 /// One relay delivery: copies of one message for one destination (same
 /// transport and next hop), at most the destination's recipient limit, as
 /// one SMTP/LMTP transaction would carry them. One result per copy, in order.
-pub fn relay(copies: &[(&Delivery, Message<'_>)], cx: &Context<'_>) -> Vec<Relayed> {
+pub fn relay(
+    copies: &[(&Delivery, Message<'_>)],
+    envelope: &Envelope<'_>,
+    cx: &Context<'_>,
+) -> Vec<Relayed> {
     let nexthop = copies
         .first()
         .and_then(|(d, _)| d.target())
@@ -132,7 +157,7 @@ pub fn relay(copies: &[(&Delivery, Message<'_>)], cx: &Context<'_>) -> Vec<Relay
         .first()
         .is_some_and(|(d, _)| matches!(d.agent, Agent::Lmtp { .. }));
     match cx.relay {
-        Some(agent) if !lmtp => agent.relay(&nexthop, copies),
+        Some(agent) if !lmtp => agent.relay(&nexthop, copies, envelope),
         _ => copies
             .iter()
             .map(|_| Relayed {

@@ -184,7 +184,20 @@ impl Attempt<'_> {
                             .iter()
                             .map(|(idx, d)| (d, self.message(d, &self.q.recipients[*idx].address)))
                             .collect();
-                        agent::relay(&msgs, &self.context())
+                        let q = self.q;
+                        let envelope = agent::Envelope {
+                            ret: q.ret.as_deref(),
+                            envid: q.envid.as_deref(),
+                            smtputf8: q.smtputf8,
+                            dsn: batch
+                                .iter()
+                                .map(|(idx, _)| {
+                                    let r = &q.recipients[*idx];
+                                    (r.notify.as_deref(), r.orcpt.as_deref())
+                                })
+                                .collect(),
+                        };
+                        agent::relay(&msgs, &envelope, &self.context())
                     }
                 };
                 // A copy the agent gave no answer for stays queued, never lost.

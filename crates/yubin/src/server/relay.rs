@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 use yubin_addr::Delivery;
-use yubin_deliver::agent::{Relay, Relayed};
+use yubin_deliver::agent::{Envelope, Relay, Relayed};
 use yubin_deliver::{Failure, Message};
 use yubin_maillog::MailLog;
 use yubin_outbound::agent::{Job, Status};
 use yubin_outbound::Outbound;
-use yubin_smtp::client::Rcpt;
+use yubin_smtp::client::{Rcpt, Ret};
 
 pub struct SmtpRelay<'a> {
     pub outbound: Arc<Outbound>,
@@ -20,7 +20,12 @@ pub struct SmtpRelay<'a> {
 }
 
 impl Relay for SmtpRelay<'_> {
-    fn relay(&self, nexthop: &str, copies: &[(&Delivery, Message<'_>)]) -> Vec<Relayed> {
+    fn relay(
+        &self,
+        nexthop: &str,
+        copies: &[(&Delivery, Message<'_>)],
+        envelope: &Envelope<'_>,
+    ) -> Vec<Relayed> {
         let Some((_, first)) = copies.first() else {
             return Vec::new();
         };
@@ -46,12 +51,24 @@ impl Relay for SmtpRelay<'_> {
             sender: first.sender,
             recipients: copies
                 .iter()
-                .map(|(d, _)| Rcpt::new(d.recipient.clone()))
+                .enumerate()
+                .map(|(i, (d, _))| {
+                    let (notify, orcpt) = envelope.dsn.get(i).copied().unwrap_or_default();
+                    Rcpt {
+                        address: d.recipient.clone(),
+                        notify: notify.map(str::to_string),
+                        orcpt: orcpt.map(str::to_string),
+                    }
+                })
                 .collect(),
             message: first.content,
-            ret: None,
-            envid: None,
-            smtputf8: false,
+            ret: match envelope.ret.map(str::to_ascii_uppercase).as_deref() {
+                Some("FULL") => Some(Ret::Full),
+                Some("HDRS") => Some(Ret::Hdrs),
+                _ => None,
+            },
+            envid: envelope.envid.map(str::to_string),
+            smtputf8: envelope.smtputf8,
         };
         let done = self.handle.block_on(self.outbound.deliver(&nexthop, &job));
         for note in &done.notes {
