@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use yubin_addr::{parse_address, Delivery, Resolver};
+use yubin_addr::{Address, Delivery, Resolver};
 use yubin_maillog::{clock, MailLog};
 use yubin_notify::{Bounced, Notify, Submit};
 use yubin_queue::schedule::{Destination, Finished, Job, Policy};
@@ -218,22 +218,15 @@ impl Attempt<'_> {
     /// One queued recipient: expanded, each final copy delivered once.
     fn recipient(&self, idx: usize, r: &QueuedRecipient, t: &mut Tally) {
         let started = Instant::now();
-        let deliveries = match parse_address(&r.address, true) {
-            Ok(a) => self.env.resolver.expand(&a).0,
-            Err(e) => {
-                let f = Failure::perm("5.1.3", format!("bad address syntax: {e}"));
-                let route = Route {
-                    daemon: "qmgr",
-                    to: &r.address,
-                    orig: &r.address,
-                    relay: "none",
-                };
-                self.log(&route, &f.dsn, "bounced", &f.text, started);
-                t.bounced.push(Bounced::new(r, &r.address, &f.dsn, &f.text));
-                t.done_now.push((idx, "bounced"));
-                return;
-            }
-        };
+        // The queue file keeps the internal form ("quoted local@x", no
+        // quotes): split it, never re-parse it, so an acknowledged recipient
+        // cannot turn into a syntax bounce later (issue 16 item 8).
+        let _ = started;
+        let deliveries = self
+            .env
+            .resolver
+            .expand(&Address::from_internal(&r.address))
+            .0;
         t.expanded.push(idx);
         for d in deliveries {
             let key = format!(

@@ -391,7 +391,9 @@ fn check_recipients(list: &[String]) -> Result<(Vec<String>, bool), String> {
     for r in list {
         let a = parse_address(r, true)
             .map_err(|e| format!("bad recipient address {:?}: {e}", sanitize(r, 100)))?;
-        let s = a.internal();
+        // The maildrop file keeps the external (quoted) form: pickup parses
+        // it again, and `"john smith"@x` in internal form would not parse.
+        let s = a.external();
         utf8 |= !s.is_ascii();
         if !out.contains(&s) {
             out.push(s);
@@ -414,7 +416,7 @@ fn envelope_sender(o: &Opts, who: &Submitter) -> Result<String, String> {
                 return Ok(String::new());
             }
             parse_address(t, true)
-                .map(|a| a.internal())
+                .map(|a| a.external())
                 .map_err(|e| format!("bad sender address {:?}: {e}", sanitize(s, 100)))
         }
     }

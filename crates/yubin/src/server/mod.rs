@@ -39,8 +39,9 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM/SIGINT. Returns the exit code.
 pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
-    let dir = std::fs::canonicalize(dir)
+    let shown = std::fs::canonicalize(dir)
         .with_context(|| format!("configuration directory {}", dir.display()))?;
+    let dir = embedded::enter(&shown, embedded)?;
     let cfg = Config::load(&dir)?;
     for w in cfg.warnings() {
         eprintln!("yubin: warning: {w}");
@@ -88,7 +89,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             &format!(
                 "daemon started -- version {}, configuration {}",
                 env!("CARGO_PKG_VERSION"),
-                dir.display()
+                shown.display()
             ),
         );
         let qmgr = tokio::spawn(qmgr::run(shared.clone(), qmgr_rx));
@@ -97,7 +98,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         qmgr::recover(&shared)?;
         control::start(shared.clone())?;
         if embedded {
-            embedded::print_summary(&shared.current(), &bound);
+            embedded::print_summary(&shared.current(), &bound, &shown);
         } else {
             for b in &bound {
                 eprintln!("yubin: {} listening on {}", b.service, b.addr);

@@ -34,7 +34,8 @@ pub struct Service {
     /// smtpd_timeout.
     pub timeout: Duration,
     pub queue_space: super::smtpd::QueueSpace,
-    pub process_limit: usize,
+    /// (sessions at once, listen backlog): master.cf maxproc.
+    pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
 }
 
@@ -153,6 +154,19 @@ fn session_config(
     })
 }
 
+/// master(5) maxproc: `-` is default_process_limit, 0 is no limit.
+/// Returns (sessions at once, listen backlog); the backlog is Postfix's
+/// `max(maxproc, default_process_limit)` (master_listen.c).
+fn process_limit(cfg: &Config, maxproc: Option<usize>) -> (usize, u32) {
+    let default = cfg.u64("default_process_limit").unwrap_or(100).max(1) as usize;
+    let limit = match maxproc {
+        None => default,
+        Some(0) => tokio::sync::Semaphore::MAX_PERMITS,
+        Some(n) => n,
+    };
+    (limit, maxproc.unwrap_or(0).max(default).min(65535) as u32)
+}
+
 impl Runtime {
     /// Builds and validates everything; any error means "do not serve".
     pub fn build(cfg: &Config) -> anyhow::Result<Runtime> {
@@ -188,6 +202,7 @@ impl Runtime {
                 command: "smtpd".into(),
                 args: vec![],
                 overrides: vec![],
+                maxproc: None,
                 line: 0,
             }]
         } else {
@@ -219,7 +234,7 @@ impl Runtime {
                     queue_minfree: scfg.u64("queue_minfree")?,
                     message_size_limit: scfg.u64("message_size_limit")?,
                 },
-                process_limit: scfg.u64("default_process_limit").unwrap_or(100).max(1) as usize,
+                process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
             }));
         }
