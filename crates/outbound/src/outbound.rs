@@ -42,6 +42,23 @@ impl Outbound {
         Nexthop::route(recipient_domain, self.settings.relayhost.as_ref())
     }
 
+    /// The nexthop for a relay copy, from the target the address resolver
+    /// gave (`[domain]` or `domain` for the recipient's own domain, as
+    /// trivial-rewrite gives for the default and relay classes) : that is
+    /// routed by `relayhost` or MX; any other target (a transport_maps-style
+    /// nexthop) is used as written.
+    pub fn nexthop_for_target(
+        &self,
+        target: &str,
+        recipient_domain: &str,
+    ) -> Result<Nexthop, crate::nexthop::NexthopError> {
+        let bare = target.trim_start_matches('[').trim_end_matches(']');
+        if target.is_empty() || bare.eq_ignore_ascii_case(recipient_domain) {
+            return Ok(self.nexthop_for(recipient_domain));
+        }
+        Nexthop::parse(target)
+    }
+
     /// Delivers one message to one nexthop (all its recipients for that
     /// nexthop in one transaction). Call from a tokio runtime; from a
     /// blocking worker use `Handle::block_on`.
@@ -76,5 +93,35 @@ mod tests {
             smtputf8: false,
         };
         send(&ob.deliver(&nh, &job));
+    }
+
+    #[test]
+    fn resolver_targets() {
+        let mut ob = Outbound {
+            settings: Settings::new("me.test"),
+            dns: Dns::new(None),
+        };
+        let mx = Nexthop::parse("example.org").unwrap();
+        assert_eq!(
+            ob.nexthop_for_target("[example.org]", "example.org")
+                .unwrap(),
+            mx
+        );
+        assert_eq!(
+            ob.nexthop_for_target("example.org", "example.org").unwrap(),
+            mx
+        );
+        assert_eq!(
+            ob.nexthop_for_target("[relay.test]:2525", "example.org")
+                .unwrap(),
+            Nexthop::parse("[relay.test]:2525").unwrap()
+        );
+        ob.settings.relayhost = Some(Nexthop::parse("[smart.test]:587").unwrap());
+        assert_eq!(
+            ob.nexthop_for_target("[example.org]", "example.org")
+                .unwrap()
+                .to_string(),
+            "[smart.test]:587"
+        );
     }
 }
