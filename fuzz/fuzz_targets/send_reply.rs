@@ -3,14 +3,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use yubin_send::reply::{parse_reply, queue_id, MAX_LINE, MAX_LINES};
+use yubin_smtp::reply::{parse_reply, queue_id, MAX_LINE, MAX_LINES};
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;
     while let Ok(Some((reply, used))) = parse_reply(rest) {
         assert!(used > 0 && used <= rest.len());
-        assert!(reply.lines.len() <= MAX_LINES);
-        assert!(reply.lines.iter().all(|l| l.len() <= 3 * MAX_LINE));
+        assert!(reply.raw.len() <= MAX_LINES);
+        assert!(reply.raw.iter().all(|l| l.len() <= 3 * MAX_LINE));
         let _ = (reply.text(), reply.ehlo_keywords(), queue_id(&reply));
         rest = &rest[used..];
     }

@@ -11,7 +11,8 @@ pub mod conn;
 pub mod expect;
 pub mod load;
 pub mod message;
-pub mod reply;
+/// The reply parser is the smtp crate's, shared with the outbound client.
+pub use yubin_smtp::reply;
 pub mod session;
 pub mod submit;
 pub mod sysinfo;

@@ -1,6 +1,6 @@
 //! What a finished SMTP transaction hands to the queue.
 
-use yubin_addr::Address;
+use yubin_address::Address;
 
 /// One accepted recipient with its DSN parameters (RFC 3461).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,12 +9,15 @@
 pub mod command;
 pub mod envelope;
 pub mod params;
-pub mod restrict;
+pub mod reply;
 pub mod sasl;
 pub mod session;
 pub mod stats;
 
 pub use envelope::{Envelope, Recipient};
-pub use restrict::{Restriction, RestrictionError};
+pub use reply::{parse_reply, Enhanced, Reply, ReplyError};
 pub use sasl::{Authenticator, SaslExchange, SaslStep};
-pub use session::{Action, ClientInfo, DomainStatus, Notice, Policy, Session, SessionConfig};
+pub use session::{
+    Action, Answer, AuthRequest, ClientInfo, MailQuery, Notice, RecipientQuery, Request, Session,
+    SessionConfig,
+};

@@ -15,7 +15,7 @@ pub enum SaslStep {
 }
 
 /// An exchange in progress.
-pub trait SaslExchange: Send {
+pub trait SaslExchange: Send + Sync {
     fn step(&mut self, response: &[u8]) -> SaslStep;
 }
 

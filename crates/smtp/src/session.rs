@@ -9,13 +9,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use yubin_addr::{parse_address, AddrError, Address, Class, Verdict};
+use yubin_address::{parse_address, AddrError, Address};
 
 use crate::command::{split_path, PathText, Verb};
 use crate::envelope::{Envelope, Recipient};
-use crate::params::{parse_mail, parse_rcpt};
-use crate::restrict::{is_fqdn_address, Restriction};
-use crate::sasl::{b64_decode, b64_encode, Authenticator, SaslExchange, SaslStep};
+use crate::params::{parse_mail, parse_rcpt, RcptParams};
+use crate::reply::Reply;
+use crate::sasl::{b64_decode, b64_encode, SaslStep};
 use crate::stats::Stats;
 
 /// Who is connected.
@@ -34,27 +34,72 @@ impl ClientInfo {
     }
 }
 
-/// Recipient validation, provided by the server (the address resolver).
-pub trait Policy: Send + Sync {
-    fn check_recipient(&self, addr: &Address) -> (Class, Verdict);
-    /// smtpd_sender_login_maps: the SASL logins that own this sender
-    /// address, `None` when the map does not list it.
-    fn sender_owners(&self, _sender: &Address) -> Option<Vec<String>> {
-        None
-    }
-    /// DNS: does the domain exist (MX or address record)? For
-    /// reject_unknown_recipient_domain.
-    fn recipient_domain(&self, _domain: &str) -> DomainStatus {
-        DomainStatus::Exists
-    }
+/// What the session asks the server before it answers a command. The
+/// session waits (buffering pipelined input) until [`Session::answer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// MAIL FROM: may a transaction start (queue space, queue_minfree)?
+    /// Answer with [`Answer::Verdict`]: `None` accepts.
+    Mail(MailQuery),
+    /// RCPT TO: the smtpd_*_restrictions verdict. `None` accepts.
+    Recipient(RecipientQuery),
+    /// VRFY: is the address deliverable? `None`: 252 with the address.
+    Verify(Address),
+    /// AUTH: start a SASL exchange, or go on with the client's response.
+    /// Answer with [`Answer::Sasl`].
+    Auth(AuthRequest),
 }
 
-/// The DNS answer for a domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DomainStatus {
-    Exists,
-    NotFound,
-    TempFail(String),
+pub struct MailQuery {
+    pub sender: Option<Address>,
+    /// The SIZE= parameter.
+    pub size: Option<u64>,
+}
+
+/// Everything the restrictions need to judge one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientQuery {
+    pub recipient: Address,
+    /// `None` for the null sender.
+    pub sender: Option<Address>,
+    pub sasl_user: Option<String>,
+    pub helo: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRequest {
+    /// Start `mechanism` (one of [`SessionConfig::auth_mechanisms`]) with
+    /// an optional initial response (RFC 4954 section 4).
+    Start {
+        mechanism: String,
+        initial: Option<Vec<u8>>,
+    },
+    /// The client's next response in the exchange.
+    Response(Vec<u8>),
+}
+
+/// The server's answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `None`: go on; `Some(reply)`: refuse with this reply.
+    Verdict(Option<Reply>),
+    Sasl(SaslStep),
+}
+
+/// The command a request was made for, kept until the answer comes.
+#[derive(Debug, Clone)]
+enum Pending {
+    Mail {
+        sender: Option<Address>,
+        params: crate::params::MailParams,
+    },
+    Rcpt {
+        addr: Address,
+        params: RcptParams,
+    },
+    Vrfy(Address),
+    Auth,
 }
 
 /// Settings derived from main.cf (and master.cf `-o` overrides).
@@ -71,9 +116,6 @@ pub struct SessionConfig {
     pub disable_vrfy: bool,
     pub smtputf8_enable: bool,
     pub helo_required: bool,
-    pub relay_restrictions: Vec<Restriction>,
-    pub recipient_restrictions: Vec<Restriction>,
-    pub sender_restrictions: Vec<Restriction>,
     /// Longest command line; Postfix's line_length_limit (2048).
     pub line_limit: usize,
     /// Makes a new queue id for a transaction (the first accepted RCPT).
@@ -83,8 +125,9 @@ pub struct SessionConfig {
     pub tls_offered: bool,
     /// smtpd_tls_security_level = encrypt: mail only after STARTTLS.
     pub tls_required: bool,
-    /// SMTP AUTH (smtpd_sasl_auth_enable); `None` when disabled.
-    pub auth: Option<Arc<dyn Authenticator>>,
+    /// SMTP AUTH (smtpd_sasl_auth_enable): the mechanisms to offer;
+    /// `None` when disabled.
+    pub auth_mechanisms: Option<Vec<String>>,
     /// smtpd_tls_auth_only: AUTH only after STARTTLS.
     pub auth_requires_tls: bool,
     /// broken_sasl_auth_clients: also advertise `AUTH=` for old Outlook.
@@ -94,8 +137,11 @@ pub struct SessionConfig {
 /// What the I/O layer must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Write these bytes (one or more complete reply lines).
-    Send(Vec<u8>),
+    /// Write this reply.
+    Reply(Reply),
+    /// Answer this with [`Session::answer`]; nothing more is read from the
+    /// client's buffered input until then.
+    Request(Request),
     /// Wait before going on (the error tarpit).
     Delay(Duration),
     /// A mail.log message from smtpd (without the `postfix/smtpd[pid]: ` prefix).
@@ -129,13 +175,15 @@ enum Mode {
     StartingTls,
     /// Reading SASL responses (`334` sent).
     Auth,
+    /// Waiting for the answer to a [`Request`].
+    Waiting,
     Closed,
 }
 
 pub struct Session {
     cfg: SessionConfig,
-    policy: Arc<dyn Policy>,
     client: ClientInfo,
+    pending: Option<Pending>,
     mode: Mode,
     buf: Vec<u8>,
     skip_to_lf: bool,
@@ -156,8 +204,9 @@ pub struct Session {
     stats: Stats,
     /// The TLS summary once a handshake has completed (`TLSv1.3 with cipher ...`).
     tls: Option<String>,
-    /// The SASL exchange in progress: mechanism and state.
-    sasl: Option<(String, Box<dyn SaslExchange>)>,
+    /// The mechanism of the SASL exchange in progress (the server holds
+    /// the exchange's state).
+    sasl: Option<String>,
     /// (login, mechanism) after a successful AUTH.
     authenticated: Option<(String, String)>,
     auth_failures: u32,
@@ -183,20 +232,12 @@ pub struct Notice {
 const TRANSCRIPT_LINES: usize = 200;
 const TRANSCRIPT_BYTES: usize = 32 * 1024;
 
-fn reply(code: u16, enhanced: &str, text: &str) -> String {
-    if enhanced.is_empty() {
-        format!("{code} {text}")
-    } else {
-        format!("{code} {enhanced} {text}")
-    }
-}
-
 impl Session {
-    pub fn new(cfg: SessionConfig, policy: Arc<dyn Policy>, client: ClientInfo) -> Session {
+    pub fn new(cfg: SessionConfig, client: ClientInfo) -> Session {
         Session {
             cfg,
-            policy,
             client,
+            pending: None,
             mode: Mode::Command,
             buf: Vec::new(),
             skip_to_lf: false,
@@ -237,8 +278,8 @@ impl Session {
     /// Records every reply line of `actions` as `Out:`.
     fn record_out(&mut self, actions: &[Action]) {
         for a in actions {
-            if let Action::Send(bytes) = a {
-                for l in String::from_utf8_lossy(bytes).lines() {
+            if let Action::Reply(r) = a {
+                for l in r.wire_lines() {
                     self.record(format!("Out: {l}"));
                 }
             }
@@ -256,7 +297,7 @@ impl Session {
 
     /// AUTH is offered now (enabled, and TLS active if required for it).
     fn auth_offered(&self) -> bool {
-        self.cfg.auth.is_some() && (self.tls.is_some() || !self.cfg.auth_requires_tls)
+        self.cfg.auth_mechanisms.is_some() && (self.tls.is_some() || !self.cfg.auth_requires_tls)
     }
 
     /// The TLS handshake finished (STARTTLS, or a wrapped-mode port before
@@ -295,11 +336,14 @@ impl Session {
 
     /// The greeting (RFC 5321 section 4.3.1).
     pub fn start(&mut self) -> Vec<Action> {
-        let out = vec![Action::Send(
-            format!("220 {}\r\n", self.cfg.banner).into_bytes(),
-        )];
+        let out = vec![Action::Reply(Reply::new(220, "", self.cfg.banner.clone()))];
         self.record_out(&out);
         out
+    }
+
+    /// Who is connected.
+    pub fn client(&self) -> &ClientInfo {
+        &self.client
     }
 
     pub fn is_closed(&self) -> bool {
@@ -312,6 +356,14 @@ impl Session {
             Mode::Data | Mode::Queueing => "DATA",
             Mode::StartingTls => "STARTTLS",
             Mode::Auth => "AUTH",
+            Mode::Waiting
+                if self
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| matches!(p, Pending::Auth)) =>
+            {
+                "AUTH"
+            }
             Mode::Bdat { .. } => "BDAT",
             _ => match self.last_verb {
                 Verb::Unknown => "CONNECT",
@@ -348,13 +400,11 @@ impl Session {
     pub fn timeout(&mut self) -> Vec<Action> {
         self.mode = Mode::Closed;
         vec![
-            Action::Send(
-                format!(
-                    "421 4.4.2 {} Error: timeout exceeded\r\n",
-                    self.cfg.hostname
-                )
-                .into_bytes(),
-            ),
+            Action::Reply(Reply::new(
+                421,
+                "4.4.2",
+                format!("{} Error: timeout exceeded", self.cfg.hostname),
+            )),
             Action::Log(format!(
                 "timeout after {} from {}",
                 self.last_verb(),
@@ -376,7 +426,7 @@ impl Session {
     /// syntax and sequence errors (RFC 3463 X.5.x) are "protocol", queue
     /// trouble (X.3.0) "resource", every other refusal "policy".
     fn classify(code: u16, enhanced: &str) -> &'static str {
-        if enhanced.starts_with("4.3.0") {
+        if enhanced.starts_with("4.3.") {
             "resource"
         } else if enhanced.is_empty() && (500..=504).contains(&code)
             || ["5.5.1", "5.5.2", "5.5.4", "5.7.0"].contains(&enhanced)
@@ -428,9 +478,14 @@ impl Session {
     }
 
     fn send(&mut self, out: &mut Vec<Action>, code: u16, enhanced: &str, text: &str) {
-        out.push(Action::Send(
-            format!("{}\r\n", reply(code, enhanced, text)).into_bytes(),
-        ));
+        out.push(Action::Reply(Reply::new(code, enhanced, text)));
+    }
+
+    /// A refusal the server decided (a [`Request`]'s answer).
+    fn refuse(&mut self, out: &mut Vec<Action>, r: &Reply) {
+        let enhanced = r.enhanced.map(|e| e.to_string()).unwrap_or_default();
+        let text = r.text.join(" ");
+        self.error(out, r.code, &enhanced, &text);
     }
 
     /// An error reply: counted, and delayed past the soft limit.
@@ -457,7 +512,7 @@ impl Session {
     fn process(&mut self, out: &mut Vec<Action>) {
         loop {
             match self.mode {
-                Mode::Closed | Mode::Queueing | Mode::StartingTls => return,
+                Mode::Closed | Mode::Queueing | Mode::StartingTls | Mode::Waiting => return,
                 Mode::Auth => {
                     let Some(line) = self.take_command_line() else {
                         return;
@@ -657,6 +712,9 @@ impl Session {
                 false
             }
         };
+        if self.mode == Mode::Waiting {
+            return; // counted when the answer comes
+        }
         self.stats.record(verb, ok);
     }
 
@@ -681,35 +739,6 @@ impl Session {
         self.mode = Mode::StartingTls;
         out.push(Action::StartTls);
         true
-    }
-
-    /// reject_sender_login_mismatch (postconf(5)): the sender must be owned
-    /// by the SASL login according to smtpd_sender_login_maps; an address
-    /// the map lists needs a login.
-    fn sender_login_mismatch(&self) -> Option<Option<(u16, String, String)>> {
-        let Some(Some(sender)) = &self.sender else {
-            return None;
-        };
-        let owners = self.policy.sender_owners(sender);
-        let s = sender.internal();
-        match (&self.authenticated, owners) {
-            (Some((user, _)), Some(owners))
-                if owners.iter().any(|o| o.eq_ignore_ascii_case(user)) =>
-            {
-                None
-            }
-            (Some((user, _)), _) => Some(Some((
-                553,
-                "5.7.1".into(),
-                format!("<{s}>: Sender address rejected: not owned by user {user}"),
-            ))),
-            (None, Some(_)) => Some(Some((
-                553,
-                "5.7.1".into(),
-                format!("<{s}>: Sender address rejected: not logged in"),
-            ))),
-            (None, None) => None,
-        }
     }
 
     /// RFC 4954 AUTH, with Postfix's replies.
@@ -745,10 +774,12 @@ impl Session {
                 None => return refuse(self, out, 501, "5.5.2", "Cannot decode response"),
             },
         };
-        let Some(auth) = self.cfg.auth.clone() else {
-            return;
-        };
-        let Some((exchange, step)) = auth.start(&mech, initial.as_deref()) else {
+        let offered = self
+            .cfg
+            .auth_mechanisms
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|m| m.eq_ignore_ascii_case(&mech)));
+        if !offered {
             return refuse(
                 self,
                 out,
@@ -756,9 +787,54 @@ impl Session {
                 "5.7.8",
                 "Error: authentication failed: Invalid authentication mechanism",
             );
-        };
-        self.sasl = Some((mech, exchange));
-        self.auth_step(step, out);
+        }
+        self.sasl = Some(mech.clone());
+        self.wait(
+            out,
+            Pending::Auth,
+            Request::Auth(AuthRequest::Start {
+                mechanism: mech,
+                initial,
+            }),
+        );
+    }
+
+    /// Asks the server; input stays buffered until [`Session::answer`].
+    fn wait(&mut self, out: &mut Vec<Action>, pending: Pending, request: Request) {
+        self.pending = Some(pending);
+        self.mode = Mode::Waiting;
+        out.push(Action::Request(request));
+    }
+
+    /// The server's answer to the last [`Action::Request`]: the reply, then
+    /// the rest of any pipelined input.
+    pub fn answer(&mut self, answer: Answer) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Waiting {
+            return out;
+        }
+        self.mode = Mode::Command;
+        let before = out.len();
+        match (self.pending.take(), answer) {
+            (Some(Pending::Auth), Answer::Sasl(step)) => self.auth_step(step, &mut out),
+            (Some(Pending::Mail { sender, params }), Answer::Verdict(v)) => {
+                self.mail_answer(sender, params, v, &mut out)
+            }
+            (Some(Pending::Rcpt { addr, params }), Answer::Verdict(v)) => {
+                self.rcpt_answer(addr, params, v, &mut out)
+            }
+            (Some(Pending::Vrfy(addr)), Answer::Verdict(v)) => self.vrfy_answer(addr, v, &mut out),
+            // An answer of the wrong kind is the server's bug: fail safe.
+            (pending, _) => {
+                self.sasl = None;
+                self.stats.record(self.last_verb, false);
+                let _ = pending;
+                self.error(&mut out, 451, "4.3.0", "Error: internal error");
+            }
+        }
+        self.record_out(&out[before..]);
+        self.process(&mut out);
+        out
     }
 
     fn auth_response(&mut self, line: &str, out: &mut Vec<Action>) {
@@ -776,25 +852,23 @@ impl Session {
             self.error(out, 501, "5.5.2", "Cannot decode response");
             return;
         };
-        let Some((_, exchange)) = self.sasl.as_mut() else {
+        if self.sasl.is_none() {
             self.mode = Mode::Command;
             return;
-        };
-        let step = exchange.step(&bytes);
-        self.auth_step(step, out);
+        }
+        self.wait(
+            out,
+            Pending::Auth,
+            Request::Auth(AuthRequest::Response(bytes)),
+        );
     }
 
     fn auth_step(&mut self, step: SaslStep, out: &mut Vec<Action>) {
-        let mech = self
-            .sasl
-            .as_ref()
-            .map(|(m, _)| m.clone())
-            .unwrap_or_default();
+        let mech = self.sasl.clone().unwrap_or_default();
         match step {
             SaslStep::Challenge(c) => {
                 self.mode = Mode::Auth;
-                let text = b64_encode(&c);
-                out.push(Action::Send(format!("334 {text}\r\n").into_bytes()));
+                out.push(Action::Reply(Reply::new(334, "", b64_encode(&c))));
             }
             SaslStep::Success(user) => {
                 self.mode = Mode::Command;
@@ -856,8 +930,8 @@ impl Session {
             lines.push("STARTTLS".into());
         }
         if self.auth_offered() {
-            if let Some(auth) = &self.cfg.auth {
-                let mechs = auth.mechanisms().join(" ");
+            if let Some(mechanisms) = &self.cfg.auth_mechanisms {
+                let mechs = mechanisms.join(" ");
                 lines.push(format!("AUTH {mechs}"));
                 if self.cfg.broken_sasl_auth_clients {
                     lines.push(format!("AUTH={mechs}"));
@@ -871,12 +945,7 @@ impl Session {
             lines.push("SMTPUTF8".into());
         }
         lines.push("CHUNKING".into());
-        let mut text = String::new();
-        for (i, l) in lines.iter().enumerate() {
-            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-            text.push_str(&format!("250{sep}{l}\r\n"));
-        }
-        out.push(Action::Send(text.into_bytes()));
+        out.push(Action::Reply(Reply::lines(250, lines)));
         true
     }
 
@@ -914,10 +983,34 @@ impl Session {
                 return false;
             }
         };
-        self.sender = Some(sender);
-        self.mail_params = p;
-        self.send(out, 250, "2.1.0", "Ok");
+        let size = p.size;
+        self.wait(
+            out,
+            Pending::Mail {
+                sender: sender.clone(),
+                params: p,
+            },
+            Request::Mail(MailQuery { sender, size }),
+        );
         true
+    }
+
+    fn mail_answer(
+        &mut self,
+        sender: Option<Address>,
+        params: crate::params::MailParams,
+        verdict: Option<Reply>,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(r) = verdict {
+            self.stats.record(Verb::Mail, false);
+            self.refuse(out, &r);
+            return;
+        }
+        self.sender = Some(sender);
+        self.mail_params = params;
+        self.stats.record(Verb::Mail, true);
+        self.send(out, 250, "2.1.0", "Ok");
     }
 
     fn log_reject(
@@ -984,15 +1077,32 @@ impl Session {
                 return false;
             }
         };
-        if let Some((code, enh, text)) = self.recipient_decision(&addr) {
-            self.log_reject(
-                out,
-                "RCPT",
-                &reply(code, &enh, &text),
-                Some(&addr.internal()),
-            );
-            self.error(out, code, &enh, &text);
-            return false;
+        let query = RecipientQuery {
+            recipient: addr.clone(),
+            sender: self.sender.clone().flatten(),
+            sasl_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
+            helo: self.helo.clone(),
+        };
+        self.wait(
+            out,
+            Pending::Rcpt { addr, params: p },
+            Request::Recipient(query),
+        );
+        true
+    }
+
+    fn rcpt_answer(
+        &mut self,
+        addr: Address,
+        p: RcptParams,
+        verdict: Option<Reply>,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(r) = verdict {
+            self.stats.record(Verb::Rcpt, false);
+            self.log_reject(out, "RCPT", &r.raw(), Some(&addr.internal()));
+            self.refuse(out, &r);
+            return;
         }
         if self.queue_id.is_none() {
             let id = (self.cfg.new_queue_id)();
@@ -1011,76 +1121,8 @@ impl Session {
             notify: p.notify,
             orcpt: p.orcpt,
         });
+        self.stats.record(Verb::Rcpt, true);
         self.send(out, 250, "2.1.5", "Ok");
-        true
-    }
-
-    /// smtpd_relay_restrictions, then smtpd_recipient_restrictions, then the
-    /// implicit unlisted-recipient check (smtpd_reject_unlisted_recipient).
-    fn recipient_decision(&self, addr: &Address) -> Option<(u16, String, String)> {
-        let (class, verdict) = self.policy.check_recipient(addr);
-        let given = addr.internal();
-        let unlisted = || match &verdict {
-            Verdict::Reject {
-                code,
-                enhanced,
-                text,
-                ..
-            } => Some((*code, enhanced.clone(), text.clone())),
-            Verdict::Accept => None,
-        };
-        let sender_domain = match &self.sender {
-            Some(Some(a)) => Some(a.domain.clone()),
-            _ => None,
-        };
-        for list in [
-            &self.cfg.sender_restrictions,
-            &self.cfg.relay_restrictions,
-            &self.cfg.recipient_restrictions,
-        ] {
-            for r in list.iter() {
-                let decision = match r {
-                    Restriction::Permit => Some(None),
-                    Restriction::Reject => Some(Some((554, "5.7.1".into(), format!("<{given}>: Recipient address rejected: Access denied")))),
-                    Restriction::Defer => Some(Some((450, "4.7.1".into(), format!("<{given}>: Recipient address rejected: Access denied")))),
-                    Restriction::PermitMynetworks => self.client.in_mynetworks.then_some(None),
-                    Restriction::PermitSaslAuthenticated => self.authenticated.is_some().then_some(None),
-                    Restriction::RejectSenderLoginMismatch => self.sender_login_mismatch(),
-                    // Only where this server is not the final destination (postconf(5)).
-                    Restriction::RejectUnknownRecipientDomain if !class.is_final_destination() => {
-                        match self.policy.recipient_domain(&addr.domain) {
-                            DomainStatus::Exists => None,
-                            DomainStatus::NotFound => Some(Some((450, "4.1.2".into(), format!("<{given}>: Recipient address rejected: Domain not found")))),
-                            DomainStatus::TempFail(_) => Some(Some((450, "4.4.3".into(), format!("<{given}>: Recipient address rejected: Temporary DNS lookup failure")))),
-                        }
-                    }
-                    Restriction::RejectUnknownRecipientDomain => None,
-                    Restriction::RejectUnauthDestination => (!class.is_authorized_destination())
-                        .then(|| Some((554, "5.7.1".into(), format!("<{given}>: Relay access denied")))),
-                    Restriction::DeferUnauthDestination => (!class.is_authorized_destination())
-                        .then(|| Some((454, "4.7.1".into(), format!("<{given}>: Relay access denied")))),
-                    Restriction::RejectUnlistedRecipient => unlisted().map(Some),
-                    Restriction::RejectNonFqdnRecipient => (!addr.domain.is_empty() && !is_fqdn_address(&addr.domain) || addr.domain.is_empty())
-                        .then(|| Some((504, "5.5.2".into(), format!("<{given}>: Recipient address rejected: need fully-qualified address")))),
-                    Restriction::RejectNonFqdnSender => match &sender_domain {
-                        Some(d) if d.is_empty() || !is_fqdn_address(d) => {
-                            let s = match &self.sender {
-                                Some(Some(a)) => a.internal(),
-                                _ => String::new(),
-                            };
-                            Some(Some((504, "5.5.2".into(), format!("<{s}>: Sender address rejected: need fully-qualified address"))))
-                        }
-                        _ => None,
-                    },
-                };
-                match decision {
-                    Some(Some(reject)) => return Some(reject),
-                    Some(None) => break, // permit ends this list
-                    None => {}
-                }
-            }
-        }
-        unlisted()
     }
 
     fn data_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
@@ -1272,25 +1314,20 @@ impl Session {
                 return false;
             }
         };
-        match self.policy.check_recipient(&addr).1 {
-            Verdict::Accept => {
+        self.wait(out, Pending::Vrfy(addr.clone()), Request::Verify(addr));
+        true
+    }
+
+    fn vrfy_answer(&mut self, addr: Address, verdict: Option<Reply>, out: &mut Vec<Action>) {
+        match verdict {
+            None => {
+                self.stats.record(Verb::Vrfy, true);
                 self.send(out, 252, "2.0.0", &addr.internal());
-                true
             }
-            Verdict::Reject {
-                code,
-                enhanced,
-                text,
-                ..
-            } => {
-                self.log_reject(
-                    out,
-                    "VRFY",
-                    &reply(code, &enhanced, &text),
-                    Some(&addr.internal()),
-                );
-                self.error(out, code, &enhanced, &text);
-                false
+            Some(r) => {
+                self.stats.record(Verb::Vrfy, false);
+                self.log_reject(out, "VRFY", &r.raw(), Some(&addr.internal()));
+                self.refuse(out, &r);
             }
         }
     }

@@ -1,35 +1,73 @@
 //! The session core driven by byte strings: replies, pipelining, DATA
 //! framing (smuggling), limits.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use yubin_addr::{Address, Class, Verdict};
-use yubin_smtp::{Action, ClientInfo, Policy, Restriction, Session, SessionConfig};
+use yubin_address::Address;
+use yubin_smtp::{
+    Action, Answer, AuthRequest, Authenticator, ClientInfo, Reply, Request, SaslExchange, Session,
+    SessionConfig,
+};
 
-struct Seed;
-
-impl Policy for Seed {
-    fn check_recipient(&self, a: &Address) -> (Class, Verdict) {
-        let reject = |table: &str| Verdict::Reject {
-            code: 550,
-            enhanced: "5.1.1".into(),
-            text: format!(
+/// The seed's recipient verdicts (the resolver's part of the policy; the
+/// real evaluation is the policy crate's, tested there and end to end).
+fn seed_verdict(a: &Address) -> (bool, Option<Reply>) {
+    let reject = |table: &str| {
+        Some(Reply::new(
+            550,
+            "5.1.1",
+            format!(
                 "<{}>: Recipient address rejected: User unknown in {table}",
                 a.internal()
             ),
-            hint: String::new(),
-        };
-        match a.domain.as_str() {
-            "localhost" if a.local == "root" => (Class::Local, reject("local recipient table")),
-            "localhost" => (Class::Local, Verdict::Accept),
-            "mydomain.com" if a.local.starts_with("hoge") => {
-                (Class::VirtualMailbox, Verdict::Accept)
+        ))
+    };
+    match a.domain.as_str() {
+        "localhost" if a.local == "root" => (true, reject("local recipient table")),
+        "localhost" => (true, None),
+        "mydomain.com" if a.local.starts_with("hoge") => (true, None),
+        "mydomain.com" => (true, reject("virtual mailbox table")),
+        _ => (false, None),
+    }
+}
+
+thread_local! {
+    static EXCHANGE: RefCell<Option<Box<dyn SaslExchange>>> = const { RefCell::new(None) };
+}
+
+/// The server's side of the requests: the seed's verdicts behind
+/// `permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination`,
+/// and the PLAIN authenticator below.
+fn answer(s: &Session, r: Request) -> Answer {
+    match r {
+        Request::Mail(_) => Answer::Verdict(None),
+        Request::Verify(a) => Answer::Verdict(seed_verdict(&a).1),
+        Request::Recipient(q) => {
+            let (authorized, unlisted) = seed_verdict(&q.recipient);
+            if !authorized && !s.client().in_mynetworks && q.sasl_user.is_none() {
+                let given = q.recipient.internal();
+                return Answer::Verdict(Some(Reply::new(
+                    554,
+                    "5.7.1",
+                    format!("<{given}>: Relay access denied"),
+                )));
             }
-            "mydomain.com" => (Class::VirtualMailbox, reject("virtual mailbox table")),
-            _ => (Class::Default, Verdict::Accept),
+            Answer::Verdict(unlisted)
         }
+        Request::Auth(AuthRequest::Start { mechanism, initial }) => {
+            let (x, step) = Plain.start(&mechanism, initial.as_deref()).unwrap();
+            EXCHANGE.with(|e| *e.borrow_mut() = Some(x));
+            Answer::Sasl(step)
+        }
+        Request::Auth(AuthRequest::Response(bytes)) => Answer::Sasl(EXCHANGE.with(|e| {
+            e.borrow_mut()
+                .as_mut()
+                .expect("an exchange in progress")
+                .step(&bytes)
+        })),
     }
 }
 
@@ -46,57 +84,73 @@ fn config() -> SessionConfig {
         disable_vrfy: false,
         smtputf8_enable: true,
         helo_required: false,
-        relay_restrictions: Restriction::parse_list(&[
-            "permit_mynetworks".into(),
-            "reject_unauth_destination".into(),
-        ])
-        .unwrap(),
-        recipient_restrictions: vec![],
-        sender_restrictions: vec![],
         line_limit: 2048,
         tls_offered: false,
         tls_required: false,
-        auth: None,
+        auth_mechanisms: None,
         auth_requires_tls: false,
         broken_sasl_auth_clients: false,
         new_queue_id: Arc::new(move || format!("ID{}", n.fetch_add(1, Ordering::SeqCst))),
     }
 }
 
-fn session(in_mynetworks: bool) -> Session {
-    Session::new(
-        config(),
-        Arc::new(Seed),
+fn client(in_mynetworks: bool) -> ClientInfo {
+    if in_mynetworks {
         ClientInfo {
             name: "localhost".into(),
             addr: "127.0.0.1".parse().unwrap(),
             in_mynetworks,
-        },
-    )
+        }
+    } else {
+        ClientInfo {
+            name: "unknown".into(),
+            addr: "192.0.2.9".parse().unwrap(),
+            in_mynetworks,
+        }
+    }
 }
 
-/// Runs input through the session, queueing every message, and returns the
-/// replies (one string per reply line) and the queued messages.
-fn run(s: &mut Session, input: &[u8]) -> (Vec<String>, Vec<Vec<u8>>) {
-    let mut replies = Vec::new();
+fn session(in_mynetworks: bool) -> Session {
+    Session::new(config(), client(in_mynetworks))
+}
+
+/// Feeds input, answers every request and queues every message; returns
+/// every other action in order, and the queued messages.
+fn drive(s: &mut Session, input: &[u8]) -> (Vec<Action>, Vec<Vec<u8>>) {
+    let mut actions = Vec::new();
     let mut messages = Vec::new();
     let mut pending = s.feed(input);
     while !pending.is_empty() {
         let mut next = Vec::new();
         for a in pending {
             match a {
-                Action::Send(b) => {
-                    replies.extend(String::from_utf8(b).unwrap().lines().map(str::to_string))
+                Action::Request(r) => {
+                    let ans = answer(s, r);
+                    next.extend(s.answer(ans));
                 }
                 Action::Deliver { envelope, data } => {
                     messages.push(data);
                     next.extend(s.queued(Ok(envelope.queue_id)));
                 }
-                _ => {}
+                other => actions.push(other),
             }
         }
         pending = next;
     }
+    (actions, messages)
+}
+
+/// Like [`drive`], returning the replies (one string per reply line).
+fn run(s: &mut Session, input: &[u8]) -> (Vec<String>, Vec<Vec<u8>>) {
+    let (actions, messages) = drive(s, input);
+    let replies = actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Reply(r) => Some(r.wire_lines()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
     (replies, messages)
 }
 
@@ -105,7 +159,11 @@ fn seed_transcript_replies() {
     let mut s = session(true);
     assert_eq!(
         s.start(),
-        vec![Action::Send(b"220 mail.mydomain.com ESMTP\r\n".to_vec())]
+        vec![Action::Reply(Reply::new(
+            220,
+            "",
+            "mail.mydomain.com ESMTP"
+        ))]
     );
     let (r, _) = run(&mut s, b"ehlo myhost.mydomain.com\r\nmail FROM:<nobody@localhost> size=286\r\nrcpt TO:<root@localhost>\r\nrset\r\nquit\r\n");
     assert_eq!(
@@ -266,22 +324,16 @@ fn arbitrary_bytes_never_panic() {
 fn starttls_discards_injected_commands_and_resets() {
     let mut cfg = config();
     cfg.tls_offered = true;
-    let mut s = Session::new(
-        cfg,
-        Arc::new(Seed),
-        ClientInfo {
-            name: "localhost".into(),
-            addr: "127.0.0.1".parse().unwrap(),
-            in_mynetworks: true,
-        },
-    );
+    let mut s = Session::new(cfg, client(true));
     s.start();
-    let a =
-        s.feed(b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<injected@evil>\r\n");
+    let (a, _) = drive(
+        &mut s,
+        b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nSTARTTLS\r\nRSET\r\nMAIL FROM:<injected@evil>\r\n",
+    );
     let sends: Vec<String> = a
         .iter()
         .filter_map(|x| match x {
-            Action::Send(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            Action::Reply(r) => Some(String::from_utf8_lossy(&r.to_wire()).into_owned()),
             _ => None,
         })
         .collect();
@@ -307,15 +359,7 @@ fn encrypt_level_requires_starttls() {
     let mut cfg = config();
     cfg.tls_offered = true;
     cfg.tls_required = true;
-    let mut s = Session::new(
-        cfg,
-        Arc::new(Seed),
-        ClientInfo {
-            name: "localhost".into(),
-            addr: "127.0.0.1".parse().unwrap(),
-            in_mynetworks: true,
-        },
-    );
+    let mut s = Session::new(cfg, client(true));
     let (r, _) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
     assert_eq!(
         r.last().unwrap(),
@@ -337,7 +381,7 @@ impl yubin_smtp::SaslExchange for PlainExchange {
     }
 }
 
-impl yubin_smtp::Authenticator for Plain {
+impl Authenticator for Plain {
     fn mechanisms(&self) -> Vec<String> {
         vec!["PLAIN".into()]
     }
@@ -360,21 +404,8 @@ impl yubin_smtp::Authenticator for Plain {
 #[test]
 fn auth_plain_enables_relaying() {
     let mut cfg = config();
-    cfg.auth = Some(Arc::new(Plain));
-    cfg.relay_restrictions = Restriction::parse_list(&[
-        "permit_sasl_authenticated".into(),
-        "reject_unauth_destination".into(),
-    ])
-    .unwrap();
-    let mut s = Session::new(
-        cfg,
-        Arc::new(Seed),
-        ClientInfo {
-            name: "unknown".into(),
-            addr: "192.0.2.9".parse().unwrap(),
-            in_mynetworks: false,
-        },
-    );
+    cfg.auth_mechanisms = Some(Plain.mechanisms());
+    let mut s = Session::new(cfg, client(false));
     let (r, _) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@example.org>\r\nRSET\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN\r\nAGhvZ2UAc2VjcmV0\r\nAUTH PLAIN AGhvZ2UAc2VjcmV0\r\nMAIL FROM:<a@b.c> AUTH=<>\r\nRCPT TO:<x@example.org>\r\n");
     assert!(r.contains(&"250-AUTH PLAIN".to_string()), "{r:?}");
     let tail: Vec<&str> = r
@@ -439,19 +470,11 @@ fn seed_session_yields_a_policy_notice_with_transcript() {
 #[test]
 fn failed_auth_costs_a_growing_delay() {
     let mut cfg = config();
-    cfg.auth = Some(Arc::new(Plain));
+    cfg.auth_mechanisms = Some(Plain.mechanisms());
     cfg.error_sleep = Duration::from_secs(1);
-    let mut s = Session::new(
-        cfg,
-        Arc::new(Seed),
-        ClientInfo {
-            name: "unknown".into(),
-            addr: "192.0.2.9".parse().unwrap(),
-            in_mynetworks: false,
-        },
-    );
-    let delays: Vec<Duration> = s
-        .feed(b"EHLO x\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\n")
+    let mut s = Session::new(cfg, client(false));
+    let delays: Vec<Duration> = drive(&mut s, b"EHLO x\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\nAUTH PLAIN AGhvZ2UAd3Jvbmc=\r\n")
+        .0
         .into_iter()
         .filter_map(|a| match a {
             Action::Delay(d) => Some(d),

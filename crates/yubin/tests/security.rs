@@ -128,3 +128,35 @@ fn slowloris_times_out() {
     let _ = c.r.read_to_end(&mut rest);
     s.wait_log("timeout after CONNECT from localhost[127.0.0.1]");
 }
+
+/// Postfix's smtpd refuses MAIL when the queue's file system is short of
+/// space (smtpd_check_queue: less than queue_minfree, or less than 1.5 x
+/// message_size_limit), before the client sends anything big; a SIZE=
+/// larger than what is free is refused the same way.
+#[test]
+fn mail_is_refused_when_the_queue_is_short_of_space() {
+    // No real disk is that big: the free space is always short of 1.5 x this.
+    let mut s = Server::seed(VIRTUAL_AFTER, "message_size_limit = 1000000000000000000\n");
+    s.start();
+    let mut c = Client::connect(s.port);
+    c.cmd("EHLO x");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@example.org>"),
+        "452 4.3.1 Insufficient system storage"
+    );
+    assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+    s.wait_log("warning: not enough free space in mail queue");
+    drop(c);
+    let mut s = Server::seed(VIRTUAL_AFTER, "queue_minfree = 1000\n");
+    s.start();
+    let mut c = Client::connect(s.port);
+    c.cmd("EHLO x");
+    assert_eq!(c.cmd("MAIL FROM:<a@example.org> SIZE=1000"), "250 2.1.0 Ok");
+    c.cmd("RSET");
+    let free = 1u64 << 62; // more than any file system here has free
+    assert_eq!(
+        c.cmd(&format!("MAIL FROM:<a@example.org> SIZE={free}")),
+        "552 5.3.4 Message size exceeds fixed limit"
+    );
+    assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+}

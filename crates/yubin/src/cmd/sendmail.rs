@@ -11,17 +11,20 @@
 //! answer in the message and in the log.
 
 use std::ffi::OsString;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use yubin_addr::{parse_address, Resolver, Verdict};
 use yubin_conf::Config;
+use yubin_conn::smtp::{SmtpAsk, SmtpCore};
+use yubin_conn::{drive, Conn, Handler, Options, Step};
+use yubin_policy::Policy;
 use yubin_queue::maildrop::header::{header_value, split_message, without_header};
 use yubin_queue::maildrop::{self, sanitize, SUBMITTER_HEADER};
 use yubin_queue::{listing, QueueFile, QueuedRecipient, Spool};
-use yubin_smtp::{Action, ClientInfo, Session, SessionConfig};
+use yubin_smtp::{Answer, ClientInfo, Request, SaslStep, Session, SessionConfig};
 
 use crate::server::control;
 
@@ -242,12 +245,11 @@ struct Submitter {
 
 impl Submitter {
     fn current() -> Submitter {
-        // SAFETY: getuid and getppid have no preconditions.
-        let (uid, ppid) = unsafe { (libc::getuid(), libc::getppid()) };
+        let (uid, ppid) = (yubin_sys::getuid(), yubin_sys::getppid());
         Submitter {
             uid,
             user: maildrop::user_name(uid),
-            via: parent_command(ppid as u32),
+            via: parent_command(ppid),
         }
     }
 
@@ -540,8 +542,10 @@ fn resolver(cfg: &Config) -> Result<Resolver, i32> {
 
 /// The SMTP server settings for `-bs`: those of the first smtpd service
 /// in master.cf, built by the server's own code, with TLS off (the dialog
-/// is local, and an unprivileged user cannot read the key anyway).
-fn session_setup(cfg: &Config) -> Result<(SessionConfig, Arc<Resolver>), String> {
+/// is local, and an unprivileged user cannot read the key anyway), no AUTH
+/// (the local user is known), and a policy without smtpd_sender_login_maps
+/// and DNS (the client is this machine).
+fn session_setup(cfg: &Config) -> Result<(SessionConfig, Policy, Duration), String> {
     let off = [
         ("smtpd_tls_security_level".to_string(), "none".to_string()),
         ("smtpd_tls_wrappedmode".to_string(), "no".to_string()),
@@ -559,93 +563,121 @@ fn session_setup(cfg: &Config) -> Result<(SessionConfig, Arc<Resolver>), String>
     let mut scfg = svc.session.clone();
     scfg.tls_offered = false;
     scfg.tls_required = false;
+    scfg.auth_mechanisms = None;
     scfg.error_sleep = Duration::ZERO;
-    Ok((scfg, rt.resolver.clone()))
+    let policy = Policy {
+        resolver: rt.resolver.clone(),
+        sender_login_maps: Arc::new(yubin_table::Maps::default()),
+        dns: None,
+        restrictions: svc.policy.restrictions.clone(),
+    };
+    Ok((scfg, policy, svc.timeout))
+}
+
+/// `-bs`'s answers: the policy for recipients, the maildrop for messages.
+struct LocalSmtp<'a> {
+    spool: &'a Spool,
+    who: &'a Submitter,
+    policy: Policy,
+    client: ClientInfo,
+    dropped: bool,
+}
+
+impl Handler<SmtpCore> for LocalSmtp<'_> {
+    async fn answer(&mut self, core: &mut SmtpCore, ask: SmtpAsk) -> Vec<Step<SmtpAsk>> {
+        match ask {
+            SmtpAsk::Request(Request::Mail(_)) => core.answer(Answer::Verdict(None)),
+            SmtpAsk::Request(Request::Recipient(q)) => {
+                let verdict = self.policy.recipient(&self.client, &q).await;
+                core.answer(Answer::Verdict(verdict))
+            }
+            SmtpAsk::Request(Request::Verify(a)) => {
+                core.answer(Answer::Verdict(self.policy.verify(&a)))
+            }
+            // AUTH is never offered here.
+            SmtpAsk::Request(Request::Auth(_)) => {
+                core.answer(Answer::Sasl(SaslStep::Failure("not offered".into())))
+            }
+            SmtpAsk::Deliver { envelope, data } => {
+                let mut message = self.who.header().into_bytes();
+                let (head, body) = split_message(&data);
+                message.extend_from_slice(&without_header(head, SUBMITTER_HEADER));
+                message.extend_from_slice(body);
+                let q = QueueFile {
+                    sender: envelope
+                        .sender
+                        .as_ref()
+                        .map(|a| a.internal())
+                        .unwrap_or_default(),
+                    helo: envelope.helo.clone(),
+                    ret: envelope.ret.clone(),
+                    envid: envelope.envid.clone(),
+                    smtputf8: envelope.smtputf8,
+                    recipients: crate::server::cleanup::queued_recipients(&envelope),
+                    message,
+                    ..Default::default()
+                };
+                let result = match write_maildrop(self.spool, q) {
+                    Ok(id) => {
+                        self.dropped = true;
+                        Ok(id)
+                    }
+                    Err(_) => Err("cannot write to the maildrop".to_string()),
+                };
+                core.queued(result)
+            }
+        }
+    }
+
+    /// Postfix's sendmail -bs logs nothing of the dialog itself.
+    fn log(&self, _text: &str) {}
 }
 
 /// `-bs`: Postfix runs smtpd on stdin/stdout; here the same session engine
-/// smtpd uses, with each accepted message dropped into the maildrop.
+/// and the same driver smtpd uses, with each accepted message dropped into
+/// the maildrop.
 fn smtp(cfg: &Config, spool: &Spool, _o: &Opts) -> i32 {
-    let (scfg, resolver) = match session_setup(cfg) {
+    let (scfg, policy, timeout) = match session_setup(cfg) {
         Ok(v) => v,
         Err(e) => return fatal(EX_TEMPFAIL, e),
     };
     let who = Submitter::current();
-    let policy = Arc::new(crate::server::runtime::ResolverPolicy(
-        resolver,
-        Arc::new(yubin_table::Maps::default()),
-        None,
-    ));
     let client = ClientInfo {
         name: "localhost".into(),
         addr: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         in_mynetworks: true,
     };
-    let mut session = Session::new(scfg, policy, client);
-    let mut out = io::stdout().lock();
-    let mut input = io::stdin().lock();
-    let mut pending = session.start();
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut dropped = false;
-    loop {
-        while !pending.is_empty() {
-            let mut next = Vec::new();
-            for action in std::mem::take(&mut pending) {
-                match action {
-                    Action::Send(bytes) => {
-                        if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
-                            return EX_SOFTWARE;
-                        }
-                    }
-                    Action::Delay(d) => std::thread::sleep(d.min(Duration::from_secs(5))),
-                    Action::Log(_) | Action::StartTls => {}
-                    Action::Deliver { envelope, data } => {
-                        let mut message = who.header().into_bytes();
-                        let (head, body) = split_message(&data);
-                        message.extend_from_slice(&without_header(head, SUBMITTER_HEADER));
-                        message.extend_from_slice(body);
-                        let q = QueueFile {
-                            sender: envelope
-                                .sender
-                                .as_ref()
-                                .map(|a| a.internal())
-                                .unwrap_or_default(),
-                            helo: envelope.helo.clone(),
-                            ret: envelope.ret.clone(),
-                            envid: envelope.envid.clone(),
-                            smtputf8: envelope.smtputf8,
-                            recipients: crate::server::cleanup::queued_recipients(&envelope),
-                            message,
-                            ..Default::default()
-                        };
-                        let result = match write_maildrop(spool, q) {
-                            Ok(id) => {
-                                dropped = true;
-                                Ok(id)
-                            }
-                            Err(_) => Err("cannot write to the maildrop".to_string()),
-                        };
-                        next.extend(session.queued(result));
-                    }
-                    Action::Close => {
-                        if dropped {
-                            poke(spool);
-                        }
-                        return 0;
-                    }
-                }
-            }
-            pending = next;
-        }
-        if session.is_closed() {
-            break;
-        }
-        match input.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => pending = session.feed(&buf[..n]),
-        }
-    }
-    if dropped {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fatal(EX_SOFTWARE, e),
+    };
+    let mut core = SmtpCore(Session::new(scfg, client.clone()));
+    let mut handler = LocalSmtp {
+        spool,
+        who: &who,
+        policy,
+        client,
+        dropped: false,
+    };
+    let opts = Options {
+        timeout,
+        tls: None,
+        label: "localhost[127.0.0.1]".into(),
+        log_tls: false,
+        shutdown: None,
+        shutdown_reply: Vec::new(),
+        read_size: 16 * 1024,
+    };
+    rt.block_on(async {
+        let mut conn = Conn::Stdio(tokio::io::stdin(), tokio::io::stdout());
+        let first = core.start();
+        drive(&mut conn, &mut core, &mut handler, first, &opts).await;
+        conn.shutdown().await;
+    });
+    if handler.dropped {
         poke(spool);
     }
     0
@@ -701,22 +733,22 @@ fn verify(cfg: &Config, spool: &Spool, o: &Opts) -> i32 {
                     report.push_str(&format!("<{}>: no deliveries\n\n", res.canonical));
                 }
                 for d in &res.deliveries {
-                    let what = if let Some(e) = &d.error {
+                    let what = if let Some(e) = d.error() {
                         format!(
                             "{}: {e}",
-                            if d.temporary {
+                            if d.temporary() {
                                 "deferred"
                             } else {
                                 "undeliverable"
                             }
                         )
-                    } else if let Some(m) = &d.mailbox {
+                    } else if let Some(m) = d.mailbox().map(|m| &m.path) {
                         if m.ends_with('/') {
                             format!("delivered to maildir {m}")
                         } else {
                             format!("delivered to mailbox {m}")
                         }
-                    } else if let Some(t) = &d.target {
+                    } else if let Some(t) = d.target() {
                         format!("delivered to {t}")
                     } else {
                         format!("relayed to {}", d.recipient)
@@ -728,7 +760,8 @@ fn verify(cfg: &Config, spool: &Spool, o: &Opts) -> i32 {
                     };
                     report.push_str(&format!(
                         "<{}>{orig}: delivery via {}: {what}\n\n",
-                        d.recipient, d.transport
+                        d.recipient,
+                        d.transport()
                     ));
                 }
             }

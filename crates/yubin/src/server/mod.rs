@@ -3,23 +3,17 @@
 //! the queue manager and the delivery agents, sharing one configuration that
 //! `yubin reload` / SIGHUP replaces without dropping sessions.
 
-pub mod bounce;
-pub mod bounce_template;
 pub mod cleanup;
-pub mod conn;
 pub mod control;
-pub mod deliver_one;
-pub mod dns;
 pub mod embedded;
-pub mod internal_mail;
 pub mod listeners;
-pub mod notice;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;
 pub mod qmgr;
 pub mod runtime;
 pub mod sasl;
+pub mod settings;
 pub mod smtpd;
 pub mod tls;
 
@@ -118,7 +112,9 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     let sh = shared.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        sh.notifier.flush_due(&sh, &sh.current())
+                        let rt = sh.current();
+                        sh.notices
+                            .flush_due(&sh.notify(&rt), yubin_maillog::clock::now_secs())
                     })
                     .await;
                 }

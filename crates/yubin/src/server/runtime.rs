@@ -9,12 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
-use yubin_addr::{Address, Class, Resolver, Verdict};
+use anyhow::{anyhow, Context};
+use yubin_addr::Resolver;
 use yubin_conf::{Config, MasterCf};
+use yubin_dns::Dns;
 use yubin_maillog::MailLog;
+use yubin_policy::{Policy, Restriction, Restrictions};
 use yubin_queue::{Committer, Spool};
-use yubin_smtp::{Policy, Restriction, SessionConfig};
+use yubin_smtp::{Authenticator, SessionConfig};
 use yubin_table::cidr::{contains, parse_network};
 use yubin_table::Maps;
 
@@ -24,6 +26,14 @@ pub struct Service {
     pub name: String,
     pub addrs: Vec<SocketAddr>,
     pub session: SessionConfig,
+    /// The restrictions of this service (master.cf -o may change them)
+    /// with the lookups they need.
+    pub policy: Arc<Policy>,
+    /// SMTP AUTH's user database; `None` when AUTH is off.
+    pub auth: Option<Arc<dyn Authenticator>>,
+    /// smtpd_timeout.
+    pub timeout: Duration,
+    pub queue_space: super::smtpd::QueueSpace,
     /// (sessions at once, listen backlog): master.cf maxproc.
     pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
@@ -33,9 +43,6 @@ pub struct Service {
 pub struct Runtime {
     pub cfg: Config,
     pub resolver: Arc<Resolver>,
-    pub sender_login_maps: Arc<Maps>,
-    /// DNS for reject_unknown_recipient_domain, when a list uses it.
-    pub dns: Option<Arc<super::dns::Dns>>,
     pub services: Vec<Arc<Service>>,
     pub mynetworks: Vec<(IpAddr, u8)>,
     pub client_connection_limit: usize,
@@ -43,58 +50,8 @@ pub struct Runtime {
     pub mail_name: String,
     pub tls_received_header: bool,
     pub sasl_authenticated_header: bool,
-    /// notify_classes, and yubin_notice_interval in seconds.
-    pub notify_classes: Vec<String>,
-    pub notice_interval: u64,
-    pub virtual_mailbox_limit: u64,
-    pub mailbox_size_limit: u64,
-    pub minimal_backoff: u64,
-    pub maximal_backoff: u64,
-    pub maximal_queue_lifetime: u64,
-    /// delay_warning_time in seconds; 0 = no delay warnings.
-    pub delay_warning_time: u64,
-    /// bounce(5) templates (bounce_template_file or Postfix's defaults).
-    pub templates: super::bounce_template::Templates,
-}
-
-/// What smtpd asks about addresses: the resolver, and the owners of
-/// sender addresses (smtpd_sender_login_maps).
-pub struct ResolverPolicy(
-    pub Arc<Resolver>,
-    pub Arc<Maps>,
-    pub Option<Arc<super::dns::Dns>>,
-);
-
-impl Policy for ResolverPolicy {
-    fn check_recipient(&self, addr: &Address) -> (Class, Verdict) {
-        self.0.check(addr)
-    }
-
-    fn recipient_domain(&self, domain: &str) -> yubin_smtp::DomainStatus {
-        match &self.2 {
-            Some(dns) => dns.domain(domain),
-            None => yubin_smtp::DomainStatus::Exists,
-        }
-    }
-
-    /// Postfix's search order for the sender: `user@domain`, then `@domain`;
-    /// the value lists the owning logins, separated by commas or spaces.
-    fn sender_owners(&self, sender: &Address) -> Option<Vec<String>> {
-        if self.1.is_empty() {
-            return None;
-        }
-        let hit = self
-            .1
-            .lookup(&sender.key())
-            .or_else(|| self.1.lookup(&format!("@{}", sender.domain)))?;
-        Some(
-            hit.value
-                .split([',', ' ', '\t'])
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        )
-    }
+    /// Queue manager, delivery agents and notifications (typed, built once).
+    pub queue: super::settings::QueueSettings,
 }
 
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -140,7 +97,7 @@ fn service_addrs(cfg: &Config, svc: &yubin_conf::Service) -> anyhow::Result<Vec<
         .collect()
 }
 
-fn session_config(cfg: &Config, tls: &super::tls::TlsPolicy) -> anyhow::Result<SessionConfig> {
+fn restrictions(cfg: &Config) -> anyhow::Result<Restrictions> {
     let relay = Restriction::parse_list(&cfg.list("smtpd_relay_restrictions")).map_err(|e| {
         anyhow!(
             "{}: smtpd_relay_restrictions: {e}",
@@ -161,20 +118,14 @@ fn session_config(cfg: &Config, tls: &super::tls::TlsPolicy) -> anyhow::Result<S
         )
     })?;
     // Postfix refuses to run as an open relay by accident (smtpd_check.c).
-    let guards = |l: &[Restriction]| {
-        l.iter().any(|r| {
-            matches!(
-                r,
-                Restriction::RejectUnauthDestination
-                    | Restriction::DeferUnauthDestination
-                    | Restriction::Reject
-                    | Restriction::Defer
-            )
-        })
-    };
-    if !guards(&relay) && !guards(&recipient) {
-        bail!("parameters smtpd_relay_restrictions and smtpd_recipient_restrictions: specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer");
-    }
+    Restrictions::new(sender, relay, recipient).map_err(|e| anyhow!("{e}"))
+}
+
+fn session_config(
+    cfg: &Config,
+    tls: &super::tls::TlsPolicy,
+    auth: Option<&Arc<dyn Authenticator>>,
+) -> anyhow::Result<SessionConfig> {
     let long_ids = cfg.bool("enable_long_queue_ids")?;
     Ok(SessionConfig {
         hostname: cfg.get("myhostname").to_string(),
@@ -187,9 +138,6 @@ fn session_config(cfg: &Config, tls: &super::tls::TlsPolicy) -> anyhow::Result<S
         disable_vrfy: cfg.bool("disable_vrfy_command")?,
         smtputf8_enable: cfg.bool("smtputf8_enable")?,
         helo_required: cfg.bool("smtpd_helo_required")?,
-        relay_restrictions: relay,
-        recipient_restrictions: recipient,
-        sender_restrictions: sender,
         line_limit: 2048,
         new_queue_id: if long_ids {
             Arc::new(yubin_queue::id::long)
@@ -198,7 +146,7 @@ fn session_config(cfg: &Config, tls: &super::tls::TlsPolicy) -> anyhow::Result<S
         },
         tls_offered: tls.offered,
         tls_required: tls.required,
-        auth: super::sasl::authenticator(cfg)?,
+        auth_mechanisms: auth.map(|a| a.mechanisms()),
         auth_requires_tls: cfg.bool("smtpd_tls_auth_only")?,
         broken_sasl_auth_clients: cfg.bool("broken_sasl_auth_clients")?,
     })
@@ -221,6 +169,23 @@ impl Runtime {
     /// Builds and validates everything; any error means "do not serve".
     pub fn build(cfg: &Config) -> anyhow::Result<Runtime> {
         let resolver = Arc::new(Resolver::new(cfg)?);
+        let dns = Arc::new(Dns::new(
+            yubin_dns::parse_servers(&cfg.list("dns_servers"))
+                .map_err(|e| anyhow!("{}: dns_servers: {e}", cfg.origin_text("dns_servers")))?,
+        ));
+        let sender_login_maps = Arc::new(
+            Maps::open(
+                &cfg.list("smtpd_sender_login_maps"),
+                cfg.get("default_database_type"),
+                cfg.dir(),
+            )
+            .map_err(|e| {
+                anyhow!(
+                    "{}: smtpd_sender_login_maps: {e}",
+                    cfg.origin_text("smtpd_sender_login_maps")
+                )
+            })?,
+        );
         let master = MasterCf::load(cfg.dir())?;
         for w in &master.warnings {
             eprintln!("yubin: warning: {w}");
@@ -247,32 +212,32 @@ impl Runtime {
                 .with_context(|| format!("master.cf:{}: service {}", svc.line, svc.name))?;
             let context = || format!("service {} (master.cf:{})", svc.name, svc.line);
             let tls = super::tls::policy(&scfg).with_context(context)?;
-            let session = session_config(&scfg, &tls).with_context(context)?;
+            let auth = super::sasl::authenticator(&scfg).with_context(context)?;
+            let session = session_config(&scfg, &tls, auth.as_ref()).with_context(context)?;
+            let restrictions = restrictions(&scfg).with_context(context)?;
+            let policy = Arc::new(Policy {
+                resolver: resolver.clone(),
+                sender_login_maps: sender_login_maps.clone(),
+                dns: restrictions.uses_dns().then(|| dns.clone()),
+                restrictions,
+            });
             services.push(Arc::new(Service {
                 name: svc.name.clone(),
                 addrs: service_addrs(cfg, &svc)?,
                 session,
+                policy,
+                auth,
+                timeout: Duration::from_secs(scfg.time("smtpd_timeout", 's')?),
+                queue_space: super::smtpd::QueueSpace {
+                    queue_minfree: scfg.u64("queue_minfree")?,
+                    message_size_limit: scfg.u64("message_size_limit")?,
+                },
                 process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
             }));
         }
-        let sender_login_maps = Arc::new(
-            Maps::open(
-                &cfg.list("smtpd_sender_login_maps"),
-                cfg.get("default_database_type"),
-                cfg.dir(),
-            )
-            .map_err(|e| {
-                anyhow!(
-                    "{}: smtpd_sender_login_maps: {e}",
-                    cfg.origin_text("smtpd_sender_login_maps")
-                )
-            })?,
-        );
         Ok(Runtime {
             resolver,
-            sender_login_maps,
-            dns: super::dns::Dns::new(cfg)?,
             services,
             mynetworks: parse_mynetworks(cfg)?,
             client_connection_limit: cfg.u64("smtpd_client_connection_count_limit")? as usize,
@@ -280,15 +245,7 @@ impl Runtime {
             mail_name: cfg.get("mail_name").to_string(),
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
-            notify_classes: cfg.list("notify_classes"),
-            notice_interval: cfg.time("yubin_notice_interval", 's')?,
-            virtual_mailbox_limit: cfg.u64("virtual_mailbox_limit")?,
-            mailbox_size_limit: cfg.u64("mailbox_size_limit")?,
-            minimal_backoff: cfg.time("minimal_backoff_time", 's')?,
-            maximal_backoff: cfg.time("maximal_backoff_time", 's')?,
-            maximal_queue_lifetime: cfg.time("maximal_queue_lifetime", 'd')?,
-            delay_warning_time: cfg.time("delay_warning_time", 'h')?,
-            templates: super::bounce_template::Templates::load(cfg).map_err(|e| anyhow!(e))?,
+            queue: super::settings::QueueSettings::from_config(cfg)?,
             cfg: cfg.clone(),
         })
     }
@@ -311,6 +268,8 @@ pub enum QmgrMsg {
     Schedule(String, i64),
     /// Try every deferred message now (`postqueue -f`).
     Flush,
+    /// Try the messages waiting for this destination now (`postqueue -s`).
+    FlushSite(String),
     Stop,
 }
 
@@ -323,10 +282,11 @@ pub struct Shared {
     pub config_dir: PathBuf,
     sessions: AtomicUsize,
     per_client: Mutex<HashMap<IpAddr, usize>>,
-    pub shutdown: tokio::sync::Notify,
+    pub shutdown: Arc<tokio::sync::Notify>,
     pub stop_request: tokio::sync::Notify,
     pub stopping: AtomicBool,
-    pub notifier: super::notice::Notifier,
+    /// Grouping of postmaster notices (yubin_notice_interval).
+    pub notices: yubin_notify::Notices,
     /// Runs alias command/file targets as default_privs (started as root).
     pub privsep: Option<super::privsep::PrivSep>,
 }
@@ -350,10 +310,10 @@ impl Shared {
             config_dir,
             sessions: AtomicUsize::new(0),
             per_client: Mutex::new(HashMap::new()),
-            shutdown: tokio::sync::Notify::new(),
+            shutdown: Arc::new(tokio::sync::Notify::new()),
             stop_request: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
-            notifier: Default::default(),
+            notices: Default::default(),
             privsep,
         }
     }

@@ -1,18 +1,19 @@
-//! One SMTP connection: the I/O around the sans-I/O session. Reads with
-//! `smtpd_timeout`, writes replies, sleeps where the session asks, hands
-//! finished messages to cleanup and feeds the queue's answer back.
+//! One SMTP connection: wiring only. The session core (yubin-smtp) speaks
+//! the protocol, the driver (yubin-conn) does the I/O, the policy
+//! (yubin-policy) judges recipients; this file answers the core's requests
+//! with them, with SASL, the queue's free space and cleanup.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use yubin_conn::smtp::{SmtpAsk, SmtpCore};
+use yubin_conn::{drive, Conn, End, Handler, Options, Step};
+use yubin_smtp::{
+    Answer, AuthRequest, ClientInfo, Reply, Request, SaslExchange, SaslStep, Session,
+};
 
-use super::conn::Conn;
-use yubin_smtp::{Action, ClientInfo, Session};
-
-use super::runtime::Shared;
+use super::runtime::{Runtime, Service, Shared};
 
 /// The client's name: `localhost` for loopback, otherwise `unknown` (no
 /// reverse lookup yet; Postfix prints the same word when a name does not
@@ -25,180 +26,202 @@ fn client_name(ip: IpAddr) -> String {
     }
 }
 
-pub async fn handle(
+/// Answers the session's requests for one connection.
+struct Smtpd {
     shared: Arc<Shared>,
-    service_index: usize,
-    mut tcp: TcpStream,
-    peer: SocketAddr,
-) {
+    rt: Arc<Runtime>,
+    svc: Arc<Service>,
+    client: ClientInfo,
+    /// The SASL exchange in progress (its state: SCRAM's nonces, ...).
+    exchange: Option<Box<dyn SaslExchange>>,
+}
+
+impl Smtpd {
+    /// Runs a SASL step where blocking is allowed: password schemes
+    /// (SHA512-CRYPT, bcrypt, Argon2) take milliseconds of CPU.
+    async fn sasl(&mut self, req: AuthRequest) -> SaslStep {
+        let Some(auth) = self.svc.auth.clone() else {
+            return SaslStep::Failure("authentication not enabled".into());
+        };
+        let exchange = self.exchange.take();
+        let done = tokio::task::spawn_blocking(move || match req {
+            AuthRequest::Start { mechanism, initial } => {
+                match auth.start(&mechanism, initial.as_deref()) {
+                    Some((x, step)) => (Some(x), step),
+                    None => (None, SaslStep::Failure("authentication failure".into())),
+                }
+            }
+            AuthRequest::Response(bytes) => match exchange {
+                Some(mut x) => {
+                    let step = x.step(&bytes);
+                    (Some(x), step)
+                }
+                None => (None, SaslStep::Failure("authentication failure".into())),
+            },
+        })
+        .await;
+        match done {
+            Ok((x, step)) => {
+                if matches!(step, SaslStep::Challenge(_)) {
+                    self.exchange = x;
+                }
+                step
+            }
+            Err(_) => SaslStep::Failure("authentication failure".into()),
+        }
+    }
+}
+
+impl Handler<SmtpCore> for Smtpd {
+    async fn answer(&mut self, core: &mut SmtpCore, ask: SmtpAsk) -> Vec<Step<SmtpAsk>> {
+        match ask {
+            SmtpAsk::Request(Request::Mail(q)) => {
+                let verdict = self.svc.queue_space.check(&self.shared, q.size);
+                core.answer(Answer::Verdict(verdict))
+            }
+            SmtpAsk::Request(Request::Recipient(q)) => {
+                let verdict = self.svc.policy.recipient(&self.client, &q).await;
+                core.answer(Answer::Verdict(verdict))
+            }
+            SmtpAsk::Request(Request::Verify(addr)) => {
+                core.answer(Answer::Verdict(self.svc.policy.verify(&addr)))
+            }
+            SmtpAsk::Request(Request::Auth(req)) => {
+                let step = self.sasl(req).await;
+                core.answer(Answer::Sasl(step))
+            }
+            SmtpAsk::Deliver { envelope, data } => {
+                let result =
+                    super::cleanup::enqueue(&self.shared, &self.rt, &self.client, *envelope, data)
+                        .await;
+                core.queued(result)
+            }
+        }
+    }
+
+    fn log(&self, text: &str) {
+        self.shared.log.log("smtpd", text);
+    }
+}
+
+/// queue_minfree and the free-space check Postfix's smtpd makes at MAIL
+/// FROM (smtpd_check.c smtpd_check_queue and smtpd_check_size): refuse when
+/// the queue's file system has less than queue_minfree plus the announced
+/// SIZE free, or less than 1.5 times message_size_limit.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSpace {
+    pub queue_minfree: u64,
+    pub message_size_limit: u64,
+}
+
+impl QueueSpace {
+    pub fn check(&self, shared: &Shared, size: Option<u64>) -> Option<Reply> {
+        let free = yubin_sys::free_bytes(&shared.spool.dir(yubin_queue::State::Incoming))?;
+        let need_min = self.queue_minfree.saturating_add(size.unwrap_or(0));
+        let need_limit = (self.message_size_limit as f64 * 1.5) as u64;
+        if free <= need_min || (self.message_size_limit > 0 && free <= need_limit) {
+            shared.log.log(
+                "smtpd",
+                &format!(
+                    "warning: not enough free space in mail queue: {free} bytes < 1.5*message_size_limit"
+                ),
+            );
+            return Some(Reply::new(452, "4.3.1", "Insufficient system storage"));
+        }
+        None
+    }
+}
+
+pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, peer: SocketAddr) {
     let rt = shared.current();
     let Some(svc) = rt.services.get(service_index).cloned() else {
         return;
     };
     let ip = peer.ip().to_canonical();
-    let in_mynetworks = rt.in_mynetworks(ip);
     let client = ClientInfo {
         name: client_name(ip),
         addr: ip,
-        in_mynetworks,
+        in_mynetworks: rt.in_mynetworks(ip),
     };
     let label = client.label();
     let count = shared.session_started(ip);
     shared.log.log("smtpd", &format!("connect from {label}"));
     let _ = tcp.set_nodelay(true);
-    if !in_mynetworks && rt.client_connection_limit > 0 && count > rt.client_connection_limit {
+    let mut conn = Conn::Plain(tcp);
+    if !client.in_mynetworks && rt.client_connection_limit > 0 && count > rt.client_connection_limit
+    {
         shared.log.log(
             "smtpd",
             &format!("warning: Connection concurrency limit exceeded: {count} from {label} for service {}", svc.name),
         );
-        let _ = tcp
-            .write_all(
-                format!(
-                    "421 4.7.0 {} Error: too many connections from {ip}\r\n",
-                    rt.hostname
-                )
-                .as_bytes(),
-            )
-            .await;
+        let reply = Reply::new(
+            421,
+            "4.7.0",
+            format!("{} Error: too many connections from {ip}", rt.hostname),
+        );
+        let _ = conn.write_all(&reply.to_wire()).await;
         shared
             .log
             .log("smtpd", &format!("disconnect from {label} commands=0/0"));
         shared.session_ended(ip);
         return;
     }
-    let policy = Arc::new(super::runtime::ResolverPolicy(
-        rt.resolver.clone(),
-        rt.sender_login_maps.clone(),
-        rt.dns.clone(),
-    ));
-    // Password checks (SHA512-CRYPT, bcrypt, Argon2) take milliseconds of
-    // CPU: with AUTH on, the session runs where blocking is allowed.
-    let blocking = svc.session.auth.is_some() || rt.dns.is_some();
-    let timeout = Duration::from_secs(rt.cfg.time("smtpd_timeout", 's').unwrap_or(300));
-    let mut session = Session::new(svc.session.clone(), policy, client.clone());
-    let mut stream = Conn::Plain(tcp);
-    if let (true, Some(config)) = (svc.tls.wrapped, svc.tls.config.clone()) {
-        match tokio::time::timeout(timeout, stream.upgrade(config)).await {
-            Ok(Ok(summary)) => {
-                log_tls(&shared, &svc.tls, &label, &summary);
-                session.tls_started(summary);
-            }
-            _ => {
-                shared.log.log(
-                    "smtpd",
-                    &format!("SSL_accept error from {label}: lost connection"),
-                );
-                shared.log.log(
-                    "smtpd",
-                    &format!("lost connection after CONNECT from {label}"),
-                );
-                shared.log.log("smtpd", &session.disconnect_log());
-                shared.session_ended(ip);
-                return;
-            }
-        }
+    let opts = Options {
+        timeout: svc.timeout,
+        tls: svc.tls.config.clone(),
+        label: label.clone(),
+        log_tls: svc.tls.loglevel >= 1,
+        shutdown: Some(shared.shutdown.clone()),
+        shutdown_reply: Reply::new(
+            421,
+            "4.3.2",
+            format!(
+                "{} Service shutting down, closing transmission channel",
+                rt.hostname
+            ),
+        )
+        .to_wire(),
+        read_size: 16 * 1024,
+    };
+    let mut core = SmtpCore(Session::new(svc.session.clone(), client.clone()));
+    let mut handler = Smtpd {
+        shared: shared.clone(),
+        rt: rt.clone(),
+        svc: svc.clone(),
+        client,
+        exchange: None,
+    };
+    if svc.tls.wrapped
+        && yubin_conn::driver::wrapped_handshake(&mut conn, &mut core, &handler, &opts)
+            .await
+            .is_err()
+    {
+        shared.log.log("smtpd", &core.0.disconnect_log());
+        shared.session_ended(ip);
+        return;
     }
-    let mut pending = session.start();
-    let mut buf = vec![0u8; 16 * 1024];
-    'conn: loop {
-        while !pending.is_empty() {
-            let mut next = Vec::new();
-            for action in std::mem::take(&mut pending) {
-                match action {
-                    Action::Send(bytes) => {
-                        if stream.write_all(&bytes).await.is_err() {
-                            shared.log.log(
-                                "smtpd",
-                                &format!(
-                                    "lost connection after {} from {label}",
-                                    session.last_verb()
-                                ),
-                            );
-                            break 'conn;
-                        }
-                    }
-                    Action::Delay(d) => tokio::time::sleep(d).await,
-                    Action::Log(text) => shared.log.log("smtpd", &text),
-                    Action::Deliver { envelope, data } => {
-                        let result =
-                            super::cleanup::enqueue(&shared, &rt, &client, *envelope, data).await;
-                        next.extend(session.queued(result));
-                    }
-                    Action::Close => break 'conn,
-                    Action::StartTls => {
-                        let Some(config) = svc.tls.config.clone() else {
-                            break 'conn;
-                        };
-                        match tokio::time::timeout(timeout, stream.upgrade(config)).await {
-                            Ok(Ok(summary)) => {
-                                log_tls(&shared, &svc.tls, &label, &summary);
-                                next.extend(session.tls_started(summary));
-                            }
-                            Ok(Err(e)) => {
-                                shared
-                                    .log
-                                    .log("smtpd", &format!("SSL_accept error from {label}: {e}"));
-                                shared.log.log(
-                                    "smtpd",
-                                    &format!("lost connection after STARTTLS from {label}"),
-                                );
-                                break 'conn;
-                            }
-                            Err(_) => {
-                                shared
-                                    .log
-                                    .log("smtpd", &format!("timeout after STARTTLS from {label}"));
-                                break 'conn;
-                            }
-                        }
-                    }
-                }
-            }
-            pending = next;
-        }
-        if session.is_closed() {
-            break;
-        }
-        let read = tokio::select! {
-            r = tokio::time::timeout(timeout, stream.read(&mut buf)) => r,
-            _ = shared.shutdown.notified() => {
-                let _ = stream.write_all(format!("421 4.3.2 {} Service shutting down, closing transmission channel\r\n", rt.hostname).as_bytes()).await;
-                break;
-            }
-        };
-        match read {
-            Err(_) => pending = session.timeout(),
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                shared.log.log(
-                    "smtpd",
-                    &format!("lost connection after {} from {label}", session.last_verb()),
-                );
-                break;
-            }
-            Ok(Ok(n)) if blocking => {
-                pending = tokio::task::block_in_place(|| session.feed(&buf[..n]))
-            }
-            Ok(Ok(n)) => pending = session.feed(&buf[..n]),
-        }
-    }
-    let _ = stream.shutdown().await;
-    shared.log.log("smtpd", &session.disconnect_log());
-    if let Some(notice) = session.notice() {
+    let first = core.start();
+    let _end: End = drive(&mut conn, &mut core, &mut handler, first, &opts).await;
+    conn.shutdown().await;
+    shared.log.log("smtpd", &core.0.disconnect_log());
+    if let Some(notice) = core.0.notice() {
         let sh = shared.clone();
         let rt = rt.clone();
-        let label = label.clone();
         // Queueing the notice waits for a disk flush: not on this task's thread.
-        tokio::task::spawn_blocking(move || sh.notifier.session_ended(&sh, &rt, &label, notice));
+        tokio::task::spawn_blocking(move || {
+            let report = yubin_notify::SessionReport {
+                classes: notice
+                    .classes
+                    .iter()
+                    .filter_map(|c| yubin_notify::Class::parse(c))
+                    .collect(),
+                transcript: notice.transcript,
+                rejected: notice.rejected,
+            };
+            let now = yubin_maillog::clock::now_secs();
+            sh.notices
+                .session_ended(&sh.notify(&rt), &label, report, now)
+        });
     }
     shared.session_ended(ip);
-}
-
-/// Postfix's `smtpd_tls_loglevel = 1` line.
-fn log_tls(shared: &Shared, tls: &super::tls::TlsPolicy, label: &str, summary: &str) {
-    if tls.loglevel >= 1 {
-        shared.log.log(
-            "smtpd",
-            &format!("Anonymous TLS connection established from {label}: {summary}"),
-        );
-    }
 }

@@ -131,33 +131,6 @@ pub fn policy(cfg: &Config) -> anyhow::Result<TlsPolicy> {
     Ok(p)
 }
 
-/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)`: the words
-/// Postfix uses in its log line and Received: header.
-pub fn summary(conn: &rustls::ServerConnection) -> String {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
-        _ => "TLS",
-    };
-    let (cipher, bits) = match conn.negotiated_cipher_suite() {
-        Some(cs) => {
-            let name = format!("{:?}", cs.suite());
-            let name = name
-                .strip_prefix("TLS13_")
-                .map(|n| format!("TLS_{n}"))
-                .unwrap_or(name);
-            let bits = if name.contains("256") || name.contains("CHACHA20") {
-                256
-            } else {
-                128
-            };
-            (name, bits)
-        }
-        None => ("unknown".to_string(), 0),
-    };
-    format!("{version} with cipher {cipher} ({bits}/{bits} bits)")
-}
-
 /// Writes a self-signed certificate for `hostname` (the embedded default).
 pub fn self_signed(dir: &Path, hostname: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;

@@ -1,5 +1,6 @@
 //! A client connection that starts in the clear and may switch to TLS
-//! (STARTTLS), or starts in TLS (wrapped mode, port 465).
+//! (STARTTLS), or starts in TLS (wrapped mode, port 465); or standard
+//! input and output (`sendmail -bs`).
 
 use std::io;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 pub enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Stdio(tokio::io::Stdin, tokio::io::Stdout),
     /// Between states (a failed handshake consumed the stream).
     Closed,
 }
@@ -21,6 +23,7 @@ impl Conn {
         match self {
             Conn::Plain(s) => s.read(buf).await,
             Conn::Tls(s) => s.read(buf).await,
+            Conn::Stdio(i, _) => i.read(buf).await,
             Conn::Closed => Ok(0),
         }
     }
@@ -31,6 +34,10 @@ impl Conn {
             Conn::Tls(s) => {
                 s.write_all(bytes).await?;
                 s.flush().await
+            }
+            Conn::Stdio(_, o) => {
+                o.write_all(bytes).await?;
+                o.flush().await
             }
             Conn::Closed => Err(io::Error::new(io::ErrorKind::NotConnected, "closed")),
         }
@@ -44,6 +51,9 @@ impl Conn {
             Conn::Tls(s) => {
                 let _ = s.shutdown().await;
             }
+            Conn::Stdio(_, o) => {
+                let _ = o.flush().await;
+            }
             Conn::Closed => {}
         }
     }
@@ -56,8 +66,35 @@ impl Conn {
             return Err(io::Error::other("TLS already active"));
         };
         let tls = TlsAcceptor::from(config).accept(tcp).await?;
-        let summary = super::tls::summary(tls.get_ref().1);
+        let summary = summary(tls.get_ref().1);
         *self = Conn::Tls(Box::new(tls));
         Ok(summary)
     }
+}
+
+/// `TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)`: the words
+/// Postfix uses in its log line and Received: header.
+pub fn summary(conn: &rustls::ServerConnection) -> String {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLS",
+    };
+    let (cipher, bits) = match conn.negotiated_cipher_suite() {
+        Some(cs) => {
+            let name = format!("{:?}", cs.suite());
+            let name = name
+                .strip_prefix("TLS13_")
+                .map(|n| format!("TLS_{n}"))
+                .unwrap_or(name);
+            let bits = if name.contains("256") || name.contains("CHACHA20") {
+                256
+            } else {
+                128
+            };
+            (name, bits)
+        }
+        None => ("unknown".to_string(), 0),
+    };
+    format!("{version} with cipher {cipher} ({bits}/{bits} bits)")
 }
