@@ -156,6 +156,16 @@ pub fn host_name() -> String {
     }
 }
 
+/// The defaults that compatibility_level changes (COMPATIBILITY_README), as
+/// (parameter, the level from which the new default applies).
+pub const COMPAT_DEPENDENT: &[(&str, &str)] = &[
+    ("append_dot_mydomain", "1"),
+    ("smtputf8_enable", "1"),
+    ("smtpd_relay_restrictions", "1"),
+    ("mynetworks_style", "2"),
+    ("relay_domains", "2"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,13 +179,3 @@ mod tests {
         assert!(find("no_such_param").is_none());
     }
 }
-
-/// The defaults that compatibility_level changes (COMPATIBILITY_README), as
-/// (parameter, the level from which the new default applies).
-pub const COMPAT_DEPENDENT: &[(&str, &str)] = &[
-    ("append_dot_mydomain", "1"),
-    ("smtputf8_enable", "1"),
-    ("smtpd_relay_restrictions", "1"),
-    ("mynetworks_style", "2"),
-    ("relay_domains", "2"),
-];
