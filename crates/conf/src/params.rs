@@ -2,7 +2,10 @@
 //!
 //! Defaults are Postfix 3.7's (`postconf -d`) at `compatibility_level = 3.6`,
 //! the level Debian's main.cf sets, so that a site's main.cf means the same to
-//! yubin as to its Postfix. Where yubin's default must differ (its own spool
+//! yubin as to its Postfix. The defaults that depend on the level are written
+//! exactly as Postfix 3.7's `postconf -d` prints them (relational
+//! expressions, COMPATIBILITY_README), so a main.cf that sets a lower level
+//! gets Postfix's backwards-compatible values. Where yubin's default must differ (its own spool
 //! and log paths, `mail_name`) the entry says so.
 
 /// A known parameter: its name, its default (unexpanded, Postfix syntax) and
@@ -27,7 +30,7 @@ params! {
     "alias_maps" => "hash:/etc/aliases",
     "allow_mail_to_commands" => "alias, forward",
     "allow_mail_to_files" => "alias, forward",
-    "append_dot_mydomain" => "no",
+    "append_dot_mydomain" => "${{$compatibility_level} <level {1} ? {yes} : {no}}",
     "biff" => "no",
     "bounce_notice_recipient" => "postmaster",
     "bounce_queue_lifetime" => "5d",
@@ -72,7 +75,7 @@ params! {
     "mydomain" => "",
     "myhostname" => "",
     "mynetworks" => "",
-    "mynetworks_style" => "host",
+    "mynetworks_style" => "${{$compatibility_level} <level {2} ? {subnet} : {host}}",
     "myorigin" => "$myhostname",
     "notify_classes" => "resource, software",
     "propagate_unmatched_extensions" => "canonical, virtual",
@@ -82,7 +85,7 @@ params! {
     "queue_run_delay" => "300s",
     "readme_directory" => "no",
     "recipient_delimiter" => "",
-    "relay_domains" => "",
+    "relay_domains" => "${{$compatibility_level} <level {2} ? {$mydestination} : {}}",
     "relay_recipient_maps" => "",
     "relayhost" => "",
     "smtp_address_preference" => "any",
@@ -118,7 +121,7 @@ params! {
     "smtpd_junk_command_limit" => "100",
     "smtpd_recipient_limit" => "1000",
     "smtpd_recipient_restrictions" => "",
-    "smtpd_relay_restrictions" => "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+    "smtpd_relay_restrictions" => "${{$compatibility_level} <level {1} ? {} : {permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination}}",
     "smtpd_sasl_auth_enable" => "no",
     "smtpd_sasl_authenticated_header" => "no",
     "smtpd_sasl_mechanisms" => "PLAIN, LOGIN",
@@ -139,7 +142,7 @@ params! {
     "smtpd_tls_received_header" => "no",
     "smtpd_tls_security_level" => "",
     "smtpd_tls_wrappedmode" => "no",
-    "smtputf8_enable" => "yes",
+    "smtputf8_enable" => "${{$compatibility_level} <level {1} ? {no} : {yes}}",
     "strict_rfc821_envelopes" => "no",
     "syslog_name" => "postfix",
     "unknown_local_recipient_reject_code" => "550",
@@ -177,6 +180,16 @@ pub fn host_name() -> String {
         n => format!("{n}.localdomain"),
     }
 }
+
+/// The defaults that compatibility_level changes (COMPATIBILITY_README), as
+/// (parameter, the level from which the new default applies).
+pub const COMPAT_DEPENDENT: &[(&str, &str)] = &[
+    ("append_dot_mydomain", "1"),
+    ("smtputf8_enable", "1"),
+    ("smtpd_relay_restrictions", "1"),
+    ("mynetworks_style", "2"),
+    ("relay_domains", "2"),
+];
 
 #[cfg(test)]
 mod tests {
