@@ -4,7 +4,7 @@
 //! overrides of main.cf parameters for that service.
 //!
 //! yubin runs Postfix's daemons as tasks in one process, so only `inet`
-//! services that run `smtpd` open listeners; the internal services of a
+//! services that run `smtpd` (or yubin's `imap`) open listeners; the internal services of a
 //! Debian master.cf (pickup, cleanup, qmgr, ...) are recognised and need no
 //! action. Anything else is reported with its line.
 
@@ -81,6 +81,14 @@ impl MasterCf {
         self.services
             .iter()
             .filter(|s| s.kind == "inet" && s.command == "smtpd")
+    }
+
+    /// The services that accept IMAP connections (yubin's own command
+    /// `imap`, the IMAP side of `yubin serve`).
+    pub fn imap_services(&self) -> impl Iterator<Item = &Service> {
+        self.services
+            .iter()
+            .filter(|s| s.kind == "inet" && s.command == "imap")
     }
 }
 
@@ -203,7 +211,10 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<MasterCf, ConfError> {
                 format!("bad service address \"{}\"", svc.name),
             ));
         }
-        if svc.command != "smtpd" && !INTERNAL.contains(&svc.command.as_str()) {
+        if svc.command != "smtpd"
+            && svc.command != "imap"
+            && !INTERNAL.contains(&svc.command.as_str())
+        {
             out.warnings.push(format!(
                 "{}:{}: service {} runs \"{}\", which yubin does not provide; it is ignored",
                 file.display(),

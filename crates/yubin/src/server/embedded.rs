@@ -78,10 +78,14 @@ const MASTER_CF: &str =
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=yes
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+# IMAP for the same users (their Maildirs): STARTTLS on 2143, TLS on 2993.
+127.0.0.1:2143     inet  n       -       n       -       -       imap
+127.0.0.1:2993     inet  n       -       n       -       -       imap
+  -o imapd_tls_wrappermode=yes
 ";
 
 const USERS: &str =
-    "# Dovecot passwd-file users for SMTP AUTH: user@domain:{SCHEME}hash:uid:gid::home::
+    "# Dovecot passwd-file users for SMTP AUTH and IMAP: user@domain:{SCHEME}hash:uid:gid::home::
 # Add or change one with: yubin -c yubin-data passwd user@example.test
 ";
 
@@ -164,7 +168,7 @@ pub fn enter(dir: &Path, embedded: bool) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from("."))
 }
 
-pub fn print_summary(rt: &Runtime, bound: &[Bound], dir: &Path) {
+pub fn print_summary(rt: &Runtime, bound: &[Bound], imap: &[super::imapd::Bound], dir: &Path) {
     // Relative values (the root case, see `enter`) shown from the folder.
     let at = |v: &str| {
         dir.join(v.strip_prefix("./").unwrap_or(v))
@@ -184,6 +188,14 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound], dir: &Path) {
             "submission"
         } else {
             "smtp"
+        };
+        eprintln!("  {what:<14} {}", b.addr);
+    }
+    for b in imap {
+        let what = if b.service.wrapped {
+            "imaps (TLS)"
+        } else {
+            "imap"
         };
         eprintln!("  {what:<14} {}", b.addr);
     }

@@ -6,6 +6,8 @@
 pub mod cleanup;
 pub mod control;
 pub mod embedded;
+pub mod imap_store;
+pub mod imapd;
 pub mod listeners;
 pub mod pickup;
 pub mod privilege;
@@ -70,6 +72,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         .build()?;
     rt.block_on(async move {
         let bound = listeners::bind(&runtime).await?;
+        let imap_bound = imapd::bind(&cfg).await?;
         privilege::drop_to(&cfg, &[spool.root()])?;
         let _lock = spool.lock()?;
         let log = MailLog::start(log_target, cfg.get("myhostname"), cfg.get("syslog_name"));
@@ -98,13 +101,17 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         qmgr::recover(&shared)?;
         control::start(shared.clone())?;
         if embedded {
-            embedded::print_summary(&shared.current(), &bound, &shown);
+            embedded::print_summary(&shared.current(), &bound, &imap_bound, &shown);
         } else {
             for b in &bound {
                 eprintln!("yubin: {} listening on {}", b.service, b.addr);
             }
+            for b in &imap_bound {
+                eprintln!("yubin: {} listening on {} (IMAP)", b.service.name, b.addr);
+            }
         }
         let accept = listeners::serve(shared.clone(), bound);
+        let imap_accept = imapd::serve(shared.clone(), imap_bound);
         {
             // Grouped postmaster notices go out when their interval ends.
             let shared = shared.clone();
@@ -125,6 +132,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         let code = wait_for_signals(shared.clone()).await;
         notify_systemd("STOPPING=1");
         accept.abort();
+        imap_accept.abort();
         shared.shutdown.notify_waiters();
         // Let sessions in progress finish (bounded), then stop the queue manager.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
