@@ -33,6 +33,9 @@ pub enum AddrError {
 /// RFC 5321 section 4.5.3.1.3: a path is at most 256 octets.
 pub const MAX_PATH: usize = 256;
 
+/// The longest address text accepted: Postfix's line_length_limit default.
+pub const MAX_TEXT: usize = 2048;
+
 impl Address {
     pub fn new(local: &str, domain: &str) -> Address {
         Address {
@@ -120,7 +123,9 @@ fn needs_quoting(local: &str) -> bool {
 /// characters (the client said SMTPUTF8). An empty string is the null path
 /// and is reported as `Err(Empty)`; the caller decides whether it is allowed.
 pub fn parse_address(text: &str, utf8: bool) -> Result<Address, AddrError> {
-    if text.len() > MAX_PATH * 4 {
+    // Postfix bounds an address only by line_length_limit (2048): a MAIL
+    // command of 1,100 bytes with a long local part is accepted there.
+    if text.len() > MAX_TEXT {
         return Err(AddrError::TooLong);
     }
     let mut s = text.trim();
