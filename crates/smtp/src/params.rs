@@ -152,9 +152,7 @@ mod tests {
     #[test]
     fn mail_params_match_postfix_replies() {
         assert_eq!(
-            parse_mail(&["SIZE=99999999"], 10240000)
-                .unwrap_err()
-                .2,
+            parse_mail(&["SIZE=99999999"], 10240000).unwrap_err().2,
             "Message size exceeds fixed limit"
         );
         assert_eq!(parse_mail(&["SIZE=abc"], 0).unwrap_err().0, 501);
@@ -166,16 +164,9 @@ mod tests {
             parse_mail(&["RET=FOO"], 0).unwrap_err().2,
             "Bad RET parameter syntax"
         );
-        let ok = parse_mail(
-            &["BODY=8BITMIME", "SMTPUTF8", "RET=HDRS", "ENVID=xyz"],
-            0,
-        )
-        .unwrap();
+        let ok = parse_mail(&["BODY=8BITMIME", "SMTPUTF8", "RET=HDRS", "ENVID=xyz"], 0).unwrap();
         assert!(ok.smtputf8);
-        assert_eq!(
-            parse_mail(&["size=286"], 10240000).unwrap().size,
-            Some(286)
-        );
+        assert_eq!(parse_mail(&["size=286"], 10240000).unwrap().size, Some(286));
     }
 
     #[test]

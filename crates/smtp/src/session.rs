@@ -1036,16 +1036,15 @@ impl Session {
             PathText::Bracketed("") => None,
             // With smtputf8_enable, Postfix takes 8-bit addresses without the
             // SMTPUTF8 parameter too (it detects them: smtputf8_autodetect_classes).
-            PathText::Bracketed(s) | PathText::Bare(s) => match parse_address(
-                s,
-                p.smtputf8 || self.cfg.smtputf8_enable,
-            ) {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    self.error(out, 501, "5.1.7", "Bad sender address syntax");
-                    return false;
+            PathText::Bracketed(s) | PathText::Bare(s) => {
+                match parse_address(s, p.smtputf8 || self.cfg.smtputf8_enable) {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        self.error(out, 501, "5.1.7", "Bad sender address syntax");
+                        return false;
+                    }
                 }
-            },
+            }
             PathText::Malformed => {
                 self.error(out, 501, "5.1.7", "Bad sender address syntax");
                 return false;
@@ -1131,10 +1130,8 @@ impl Session {
             PathText::Bracketed(s) | PathText::Bare(s) => s,
             PathText::Malformed => "",
         };
-        let addr = match parse_address(
-            text,
-            self.mail_params.smtputf8 || self.cfg.smtputf8_enable,
-        ) {
+        let addr = match parse_address(text, self.mail_params.smtputf8 || self.cfg.smtputf8_enable)
+        {
             Ok(a) if !a.local.is_empty() => a,
             _ => {
                 self.error(out, 501, "5.1.3", "Bad recipient address syntax");
@@ -1323,7 +1320,11 @@ impl Session {
         };
         self.bdat_chunk = size;
         let refusal = if self.bdat == BdatState::Failed {
-            Some((551, "5.0.0", format!("Discarded {size} bytes after earlier error")))
+            Some((
+                551,
+                "5.0.0",
+                format!("Discarded {size} bytes after earlier error"),
+            ))
         } else if self.sender.is_none() {
             Some((503, "5.5.1", "Error: need RCPT command".to_string()))
         } else if self.recipients.is_empty() {
@@ -1400,7 +1401,9 @@ impl Session {
         }
         // One address, with or without its brackets.
         let words: Vec<&str> = arg.split_whitespace().collect();
-        let utf8_flag = words.get(1).is_some_and(|w| w.eq_ignore_ascii_case("SMTPUTF8"));
+        let utf8_flag = words
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case("SMTPUTF8"));
         if words.len() > 2 || (words.len() == 2 && !utf8_flag) {
             self.error(out, 501, "5.1.3", "Bad recipient address syntax");
             return false;
@@ -1448,9 +1451,7 @@ impl Session {
             return false;
         }
         // `@domain` (the domain's subdomains) and `#queueid` forms.
-        let name = words[0]
-            .strip_prefix(['@', '#'])
-            .unwrap_or(words[0]);
+        let name = words[0].strip_prefix(['@', '#']).unwrap_or(words[0]);
         if !valid_hostname(name) {
             self.error(out, 501, "", "Error: invalid parameter syntax");
             return false;
@@ -1499,6 +1500,7 @@ fn valid_hostname(name: &str) -> bool {
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }) && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }

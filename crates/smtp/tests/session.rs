@@ -511,7 +511,10 @@ fn bdat_error_states() {
         ]
     );
     let mut s = session(true);
-    let (r, _) = run(&mut s, b"EHLO x\r\nBDAT 5\r\nhelloMAIL FROM:<a@b.c>\r\nBDAT 3 LAST\r\nabcMAIL FROM:<a@b.c>\r\n");
+    let (r, _) = run(
+        &mut s,
+        b"EHLO x\r\nBDAT 5\r\nhelloMAIL FROM:<a@b.c>\r\nBDAT 3 LAST\r\nabcMAIL FROM:<a@b.c>\r\n",
+    );
     assert_eq!(
         &r[10..],
         [
@@ -535,13 +538,21 @@ fn non_smtp_commands() {
     for line in ["Subject: hello", "GET / HTTP/1.0", "8BITMIME", "post x"] {
         let mut s = session(true);
         let (r, _) = run(&mut s, format!("{line}\r\nNOOP\r\n").as_bytes());
-        assert_eq!(r, ["221 2.7.0 Error: I can break rules, too. Goodbye."], "{line}");
+        assert_eq!(
+            r,
+            ["221 2.7.0 Error: I can break rules, too. Goodbye."],
+            "{line}"
+        );
         assert!(s.is_closed());
     }
     let mut s = session(true);
     let (r, _) = run(&mut s, b"NOOP\0junk\r\nNOOP\rMAIL\r\nXYZZY\r\n");
     assert_eq!(
         r,
-        ["250 2.0.0 Ok", "250 2.0.0 Ok", "500 5.5.2 Error: command not recognized"]
+        [
+            "250 2.0.0 Ok",
+            "250 2.0.0 Ok",
+            "500 5.5.2 Error: command not recognized"
+        ]
     );
 }

@@ -22,10 +22,16 @@ const SEED_LEFT_OUT: &[(&str, &str)] = &[
     // Postfix 3.7 ends DATA at <LF>.<LF>; yubin only at <CR><LF>.<CR><LF>
     // (SMTP smuggling, CVE-2023-51764; Postfix 3.9's
     // smtpd_forbid_bare_newline = normalize).
-    ("data-dots", "a bare-LF dot line is content, not the end of data"),
+    (
+        "data-dots",
+        "a bare-LF dot line is content, not the end of data",
+    ),
     // Postfix's RFC 822 tokenizer takes a@b@c, <@domain>, <<a@b>> and
     // "<bad"; yubin's RFC 5321 parser refuses them with 501.
-    ("address-822-forms", "envelope addresses are parsed as RFC 5321 paths"),
+    (
+        "address-822-forms",
+        "envelope addresses are parsed as RFC 5321 paths",
+    ),
 ];
 
 /// Embedded-default dialogs not replayed.

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 use yubin_conn::smtp::{SmtpAsk, SmtpCore};
 use yubin_conn::{drive, Conn, End, Handler, Options, Step};
-use yubin_smtp::{RecipientQuery, 
-    Answer, AuthRequest, ClientInfo, Reply, Request, SaslExchange, SaslStep, Session,
+use yubin_smtp::{
+    Answer, AuthRequest, ClientInfo, RecipientQuery, Reply, Request, SaslExchange, SaslStep,
+    Session,
 };
 
 use super::runtime::{Runtime, Service, Shared};
