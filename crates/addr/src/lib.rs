@@ -9,6 +9,6 @@ pub mod passwd;
 pub mod resolution;
 pub mod resolver;
 
-pub use resolution::{Class, Delivery, Resolution, Step, Verdict};
+pub use resolution::{Agent, Class, Delivery, Mailbox, MailboxKind, Resolution, Step, Verdict};
 pub use resolver::Resolver;
 pub use yubin_address::{address, parse_address, AddrError, Address};

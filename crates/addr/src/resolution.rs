@@ -86,29 +86,157 @@ impl Verdict {
     }
 }
 
-/// Where one final recipient's copy goes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where one final recipient's copy goes, and which agent takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// The final address (after alias expansion).
     pub recipient: String,
-    /// `virtual`, `local`, `smtp` or `error`.
-    pub transport: String,
-    /// Maildir (ends in `/`) or mbox file path, for mailbox deliveries.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mailbox: Option<String>,
-    /// `|command` or `/file` targets from aliases(5).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gid: Option<u32>,
-    /// For `error`: the bounce reason, with its enhanced status code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub agent: Agent,
+}
+
+/// Which mailbox service writes a mailbox: virtual(8) or local(8). They
+/// differ in their size limit (virtual_mailbox_limit, mailbox_size_limit)
+/// and in the name they log under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxKind {
+    Virtual,
+    Local,
+}
+
+/// A mailbox and the user that owns it (virtual_uid_maps/virtual_gid_maps,
+/// or the passwd entry of a local user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub kind: MailboxKind,
+    pub path: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The delivery agents (Postfix's transports), each implemented in the
+/// deliver crate and chosen there by a match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Agent {
+    /// A Maildir (the path ends in `/`).
+    Maildir(Mailbox),
+    /// An mbox file.
+    Mbox(Mailbox),
+    /// `|command` of aliases(5) (the command without the `|`).
+    Command(String),
+    /// `/file` of aliases(5).
+    File(String),
+    /// smtp(8) to a next hop (`[host]`, or a domain looked up by MX).
+    Smtp { nexthop: String },
+    /// lmtp(8) to a next hop.
+    Lmtp { nexthop: String },
+    /// error(8) (and address errors): the reason with its enhanced status
+    /// code; temporary errors defer instead of bouncing.
+    Error { reason: String, temporary: bool },
+    /// discard(8): accepted and dropped, with the reason logged.
+    Discard(String),
+}
+
+impl Delivery {
+    /// The transport name, as master.cf and the logs call it.
+    pub fn transport(&self) -> &'static str {
+        match &self.agent {
+            Agent::Maildir(m) | Agent::Mbox(m) => match m.kind {
+                MailboxKind::Virtual => "virtual",
+                MailboxKind::Local => "local",
+            },
+            Agent::Command(_) => "pipe",
+            Agent::File(_) => "file",
+            Agent::Smtp { .. } => "smtp",
+            Agent::Lmtp { .. } => "lmtp",
+            Agent::Error { .. } => "error",
+            Agent::Discard(_) => "discard",
+        }
+    }
+
+    /// The mailbox (Maildir ends in `/`), for mailbox deliveries.
+    pub fn mailbox(&self) -> Option<&Mailbox> {
+        match &self.agent {
+            Agent::Maildir(m) | Agent::Mbox(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The target as aliases(5) wrote it (`|command`, `/file`), or the next
+    /// hop of a relay transport.
+    pub fn target(&self) -> Option<String> {
+        match &self.agent {
+            Agent::Command(c) => Some(format!("|{c}")),
+            Agent::File(f) => Some(f.clone()),
+            Agent::Smtp { nexthop } | Agent::Lmtp { nexthop } => Some(nexthop.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn uid(&self) -> Option<u32> {
+        self.mailbox().map(|m| m.uid)
+    }
+
+    pub fn gid(&self) -> Option<u32> {
+        self.mailbox().map(|m| m.gid)
+    }
+
+    /// For `error`: the reason, with its enhanced status code.
+    pub fn error(&self) -> Option<&str> {
+        match &self.agent {
+            Agent::Error { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// Whether the error is temporary (defer) rather than permanent (bounce).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub temporary: bool,
+    pub fn temporary(&self) -> bool {
+        matches!(
+            self.agent,
+            Agent::Error {
+                temporary: true,
+                ..
+            }
+        )
+    }
+}
+
+/// `yubin trace --json` keeps its flat form: recipient, transport,
+/// mailbox, target, uid, gid, error, temporary.
+impl Serialize for Delivery {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Delivery", 8)?;
+        st.serialize_field("recipient", &self.recipient)?;
+        st.serialize_field("transport", self.transport())?;
+        match self.mailbox() {
+            Some(m) => st.serialize_field("mailbox", &m.path)?,
+            None => st.skip_field("mailbox")?,
+        }
+        match self.target() {
+            Some(t) => st.serialize_field("target", &t)?,
+            None => st.skip_field("target")?,
+        }
+        match self.mailbox() {
+            Some(m) => {
+                st.serialize_field("uid", &m.uid)?;
+                st.serialize_field("gid", &m.gid)?;
+            }
+            None => {
+                st.skip_field("uid")?;
+                st.skip_field("gid")?;
+            }
+        }
+        match self.error() {
+            Some(e) => st.serialize_field("error", e)?,
+            None => st.skip_field("error")?,
+        }
+        if self.temporary() {
+            st.serialize_field("temporary", &true)?;
+        } else {
+            st.skip_field("temporary")?;
+        }
+        st.end()
+    }
 }
 
 /// The answer for one address.
@@ -152,22 +280,25 @@ impl Resolution {
         }
         if matches!(self.verdict, Verdict::Accept) {
             for d in &self.deliveries {
-                let _ = write!(out, "  => {} via {}", d.recipient, d.transport);
-                if let Some(m) = &d.mailbox {
-                    let kind = if m.ends_with('/') { "Maildir" } else { "mbox" };
-                    let _ = write!(out, ": {kind} {m}");
+                let _ = write!(out, "  => {} via {}", d.recipient, d.transport());
+                if let Some(m) = d.mailbox() {
+                    let kind = match d.agent {
+                        Agent::Maildir(_) => "Maildir",
+                        _ => "mbox",
+                    };
+                    let _ = write!(out, ": {kind} {}", m.path);
                 }
-                if let Some(t) = &d.target {
+                if let Some(t) = d.target() {
                     let _ = write!(out, ": {t}");
                 }
-                if let (Some(u), Some(g)) = (d.uid, d.gid) {
+                if let (Some(u), Some(g)) = (d.uid(), d.gid()) {
                     let _ = write!(out, " (uid {u}, gid {g})");
                 }
-                if let Some(e) = &d.error {
+                if let Some(e) = d.error() {
                     let _ = write!(
                         out,
                         ": {} ({e})",
-                        if d.temporary { "deferred" } else { "bounced" }
+                        if d.temporary() { "deferred" } else { "bounced" }
                     );
                 }
                 out.push('\n');

@@ -17,7 +17,7 @@ use yubin_table::{Hit, Maps, Table, TableError, TableSpec};
 use crate::address::{parse_address, Address};
 use crate::domains::DomainList;
 use crate::passwd;
-use crate::resolution::{Class, Delivery, Resolution, Step, Verdict};
+use crate::resolution::{Agent, Class, Delivery, Mailbox, MailboxKind, Resolution, Step, Verdict};
 
 /// One entry of `local_recipient_maps`: the system passwd file, or a table.
 enum RecipientMap {
@@ -609,13 +609,9 @@ impl Resolver {
             )),
             Class::Relay | Class::Default => out.push(Delivery {
                 recipient: addr.internal(),
-                transport: "smtp".into(),
-                mailbox: None,
-                target: Some(format!("[{}]", addr.domain)),
-                uid: None,
-                gid: None,
-                error: None,
-                temporary: false,
+                agent: Agent::Smtp {
+                    nexthop: format!("[{}]", addr.domain),
+                },
             }),
         }
     }
@@ -660,16 +656,7 @@ impl Resolver {
         if (uid as u64) < self.virtual_minimum_uid {
             return error_delivery(addr, &format!("4.3.0 mail system configuration error: uid {uid} is below virtual_minimum_uid {}", self.virtual_minimum_uid), true);
         }
-        Delivery {
-            recipient: addr.internal(),
-            transport: "virtual".into(),
-            mailbox: Some(path),
-            target: None,
-            uid: Some(uid),
-            gid: Some(gid),
-            error: None,
-            temporary: false,
-        }
+        mailbox_delivery(addr, MailboxKind::Virtual, path, uid, gid)
     }
 
     /// local(8): aliases(5) first, then the user's mailbox.
@@ -727,16 +714,13 @@ impl Resolver {
         } else {
             format!("{}/{}", u.home.trim_end_matches('/'), self.home_mailbox)
         };
-        out.push(Delivery {
-            recipient: addr.internal(),
-            transport: "local".into(),
-            mailbox: Some(mailbox),
-            target: None,
-            uid: Some(u.uid),
-            gid: Some(u.gid),
-            error: None,
-            temporary: false,
-        });
+        out.push(mailbox_delivery(
+            addr,
+            MailboxKind::Local,
+            mailbox,
+            u.uid,
+            u.gid,
+        ));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -750,20 +734,15 @@ impl Resolver {
         steps: &mut Vec<Step>,
         alias_depth: usize,
     ) {
-        let special = |transport: &str, target: &str| Delivery {
+        let special = |agent: Agent| Delivery {
             recipient: addr.internal(),
-            transport: transport.into(),
-            mailbox: None,
-            target: Some(target.to_string()),
-            uid: None,
-            gid: None,
-            error: None,
-            temporary: false,
+            agent,
         };
         if t.starts_with('|') || t.starts_with("\"|") {
-            out.push(special("pipe", t.trim_matches('"')));
+            let command = t.trim_matches('"').trim_start_matches('|');
+            out.push(special(Agent::Command(command.to_string())));
         } else if t.starts_with('/') {
-            out.push(special("file", t));
+            out.push(special(Agent::File(t.to_string())));
         } else if let Some(path) = t.strip_prefix(":include:") {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
@@ -837,13 +816,34 @@ impl Resolver {
 fn error_delivery(addr: &Address, reason: &str, temporary: bool) -> Delivery {
     Delivery {
         recipient: addr.internal(),
-        transport: "error".into(),
-        mailbox: None,
-        target: None,
-        uid: None,
-        gid: None,
-        error: Some(reason.to_string()),
-        temporary,
+        agent: Agent::Error {
+            reason: reason.to_string(),
+            temporary,
+        },
+    }
+}
+
+/// A Maildir when the path ends in `/` (virtual(8), local(8)), else mbox.
+fn mailbox_delivery(
+    addr: &Address,
+    kind: MailboxKind,
+    path: String,
+    uid: u32,
+    gid: u32,
+) -> Delivery {
+    let mailbox = Mailbox {
+        kind,
+        path,
+        uid,
+        gid,
+    };
+    Delivery {
+        recipient: addr.internal(),
+        agent: if mailbox.path.ends_with('/') {
+            Agent::Maildir(mailbox)
+        } else {
+            Agent::Mbox(mailbox)
+        },
     }
 }
 
@@ -899,32 +899,9 @@ fn interface_addresses(cfg: &Config) -> Vec<IpAddr> {
 }
 
 fn all_interface_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we walk read-only and free once.
-    unsafe {
-        if libc::getifaddrs(&mut ifap) != 0 {
-            return vec!["127.0.0.1".parse().expect("literal")];
-        }
-        let mut p = ifap;
-        while !p.is_null() {
-            let a = (*p).ifa_addr;
-            if !a.is_null() {
-                match (*a).sa_family as i32 {
-                    libc::AF_INET => {
-                        let sin = &*(a as *const libc::sockaddr_in);
-                        out.push(IpAddr::V4(u32::from_be(sin.sin_addr.s_addr).into()));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(a as *const libc::sockaddr_in6);
-                        out.push(IpAddr::V6(sin6.sin6_addr.s6_addr.into()));
-                    }
-                    _ => {}
-                }
-            }
-            p = (*p).ifa_next;
-        }
-        libc::freeifaddrs(ifap);
+    let out = yubin_sys::interface_addresses();
+    if out.is_empty() {
+        return vec!["127.0.0.1".parse().expect("literal")];
     }
     out
 }

@@ -117,8 +117,11 @@ fn seed_fix_user_form_alias_delivers_to_hoge() {
         assert_eq!(res.deliveries.len(), 1, "{addr}");
         let d = &res.deliveries[0];
         assert_eq!(d.recipient, "hoge@mydomain.com");
-        assert_eq!(d.mailbox.as_deref(), Some("/home/vmail/mydomain.com/hoge/"));
-        assert_eq!((d.uid, d.gid), (Some(5000), Some(5000)));
+        assert_eq!(
+            d.mailbox().map(|m| m.path.as_str()),
+            Some("/home/vmail/mydomain.com/hoge/")
+        );
+        assert_eq!((d.uid(), d.gid()), (Some(5000), Some(5000)));
     }
     let text = r
         .resolve(&parse_address("root@localhost", false).unwrap())
@@ -127,7 +130,7 @@ fn seed_fix_user_form_alias_delivers_to_hoge() {
     // The user form does not apply to other domains.
     assert!(reply(&r, "root@example.org").is_none());
     let res = r.resolve(&parse_address("root@example.org", false).unwrap());
-    assert_eq!(res.deliveries[0].transport, "smtp");
+    assert_eq!(res.deliveries[0].transport(), "smtp");
 }
 
 #[test]
@@ -141,11 +144,11 @@ fn extension_propagates_and_loops_are_bounded() {
         .map(|d| d.recipient.as_str())
         .collect();
     assert_eq!(to, ["self@mydomain.com", "hoge@mydomain.com"]);
-    assert_eq!(res.deliveries[0].transport, "error");
+    assert_eq!(res.deliveries[0].transport(), "error");
     let res = r.resolve(&parse_address("a@mydomain.com", false).unwrap());
     let last = res.deliveries.last().unwrap();
     assert!(
-        last.temporary && last.error.as_deref().unwrap().contains("unreasonable"),
+        last.temporary() && last.error().unwrap().contains("unreasonable"),
         "{last:?}"
     );
     let res = r.resolve(&parse_address("list@mydomain.com", false).unwrap());

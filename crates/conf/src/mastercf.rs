@@ -23,6 +23,9 @@ pub struct Service {
     pub args: Vec<String>,
     /// `-o name=value` pairs, in order.
     pub overrides: Vec<(String, String)>,
+    /// The maxproc column (master(5)): `None` for `-` (default_process_limit),
+    /// `Some(0)` for no limit, else the most processes (here: sessions) at once.
+    pub maxproc: Option<usize>,
     pub line: usize,
 }
 
@@ -165,12 +168,25 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<MasterCf, ConfError> {
                 args.push(w.clone());
             }
         }
+        let maxproc = match words[6].as_str() {
+            "-" => None,
+            // Postfix accepts a trailing "?" (3.3+: "no warning if the limit
+            // is reached") on wakeup only; maxproc is a plain number.
+            n => Some(n.parse::<usize>().map_err(|_| {
+                ConfError::syntax(
+                    file,
+                    line,
+                    format!("maxproc \"{n}\": expected a number or \"-\""),
+                )
+            })?),
+        };
         let svc = Service {
             name: words[0].clone(),
             kind: words[1].clone(),
             command: words[7].clone(),
             args,
             overrides,
+            maxproc,
             line,
         };
         if !["inet", "unix", "unix-dgram", "fifo", "pass"].contains(&svc.kind.as_str()) {
@@ -252,5 +268,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.starts_with("master.cf:1: expected 8 fields"), "{bad}");
+    }
+
+    #[test]
+    fn maxproc_column() {
+        let text = "smtp inet n - y - 2 smtpd
+2525 inet n - y - - smtpd
+2526 inet n - y - 0 smtpd
+";
+        let m = parse(Path::new("master.cf"), text.as_bytes()).unwrap();
+        let got: Vec<_> = m.services.iter().map(|s| s.maxproc).collect();
+        assert_eq!(got, [Some(2), None, Some(0)]);
+        let bad = parse(Path::new("master.cf"), b"smtp inet n - y - many smtpd
+")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.starts_with("master.cf:1: maxproc \"many\""), "{bad}");
     }
 }

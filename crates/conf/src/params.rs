@@ -34,13 +34,17 @@ params! {
     "bounce_template_file" => "",
     "broken_sasl_auth_clients" => "no",
     "command_directory" => "/usr/sbin",
+    "command_time_limit" => "1000s",
     "compatibility_level" => "3.6",
     "config_directory" => "/etc/yubin",
     "daemon_directory" => "/usr/lib/yubin",
     "data_directory" => "/var/lib/yubin",
     "default_database_type" => "hash",
+    "default_destination_concurrency_limit" => "20",
+    "default_destination_recipient_limit" => "50",
     "default_privs" => "nobody",
     "default_process_limit" => "100",
+    "defer_transports" => "",
     "delay_notice_recipient" => "postmaster",
     "delay_warning_time" => "0h",
     "disable_vrfy_command" => "no",
@@ -51,6 +55,7 @@ params! {
     "home_mailbox" => "",
     "inet_interfaces" => "all",
     "inet_protocols" => "all",
+    "lmtp_destination_recipient_limit" => "$default_destination_recipient_limit",
     "local_recipient_maps" => "proxy:unix:passwd.byname $alias_maps",
     "mail_name" => "yubin",
     "mail_owner" => "postfix",
@@ -78,6 +83,8 @@ params! {
     "relay_domains" => "",
     "relay_recipient_maps" => "",
     "relayhost" => "",
+    "smtp_destination_concurrency_limit" => "$default_destination_concurrency_limit",
+    "smtp_destination_recipient_limit" => "$default_destination_recipient_limit",
     "smtpd_banner" => "$myhostname ESMTP $mail_name",
     "smtpd_client_connection_count_limit" => "50",
     "smtpd_error_sleep_time" => "1s",
@@ -138,15 +145,7 @@ pub fn find(name: &str) -> Option<&'static Param> {
 /// `myhostname`'s default: the host name, made fully qualified with
 /// `.localdomain` when it has no dot (postconf(5) myhostname/mydomain).
 pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase()
-    } else {
-        String::new()
-    };
+    let name = yubin_sys::hostname();
     match name.as_str() {
         "" => "localhost.localdomain".into(),
         n if n.contains('.') => name,

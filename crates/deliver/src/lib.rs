@@ -1,10 +1,14 @@
-//! Local delivery agents: Maildir and mbox as virtual(8) and local(8) write
-//! them, and the `/file` and `|command` targets of aliases(5).
+//! Delivery: the agents (Maildir and mbox as virtual(8) and local(8) write
+//! them, aliases(5) `/file` and `|command`, error, discard; relay's entry
+//! point), chosen by a match on the resolver's `Agent`, and the run of one
+//! queued message over them. It does not schedule, and owns no socket.
 
+pub mod agent;
 pub mod envelope_headers;
 pub mod maildir;
 pub mod mbox;
 pub mod pipe;
+pub mod queued;
 
 /// A failed delivery: temporary (retry later) or permanent (bounce), with
 /// the RFC 3463 enhanced status code and the text for the log and DSN.

@@ -6,7 +6,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -110,8 +109,8 @@ pub fn deliver(path: &Path, m: &Message<'_>, size_limit: u64) -> Result<(), Fail
         .append(true)
         .open(path)
         .map_err(|e| Failure::io(&format!("open mailbox {}", path.display()), &e))?;
-    // SAFETY: flock on a valid descriptor; released when f is closed.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+    // Released when f is closed.
+    if yubin_sys::lock_exclusive(&f, true).is_err() {
         return Err(Failure::temp(
             "4.2.0",
             format!("unable to lock {}", path.display()),

@@ -188,7 +188,8 @@ fn dispatch(config_dir: &Path, cli: Cli) -> anyhow::Result<i32> {
         let t0 = Instant::now();
         let res = runner.pass(&opts)?;
         let secs = t0.elapsed().as_secs_f64();
-        let mut out = std::io::stdout().lock();
+        // Buffered: stdout is line-buffered, one write(2) per blocked host.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         for c in &res.added {
             if opts.dry_run {
                 writeln!(out, "would block {} ({})", c.host, c.reason())?;
@@ -209,6 +210,7 @@ fn dispatch(config_dir: &Path, cli: Cli) -> anyhow::Result<i32> {
             secs,
             res.lines as f64 / secs.max(1e-9)
         );
+        out.flush()?;
         return Ok(0);
     }
     daemon(runner, opts)

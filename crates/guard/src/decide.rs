@@ -117,16 +117,15 @@ impl<'a> Decider<'a> {
             return suspicious.then(|| format!("{user} - {host}"));
         }
         let (cat, also_restricted) = self.category(hit);
-        if !state.hosts.contains_key(host) {
-            state.hosts.insert(
-                host.to_string(),
-                HostStats {
-                    first_seen: t,
-                    ..HostStats::default()
-                },
-            );
-        }
-        let stats = state.hosts.get_mut(host).expect("inserted above");
+        // One hash lookup per failure (contains_key + insert + get_mut were
+        // three; issue 16 item 5). The key is allocated only for a new host.
+        let stats = match state.hosts.get_mut(host) {
+            Some(s) => s,
+            None => state.hosts.entry(host.to_string()).or_insert(HostStats {
+                first_seen: t,
+                ..HostStats::default()
+            }),
+        };
         self.age(stats, t);
         let n = hit.attempts.max(1);
         for c in std::iter::once(cat).chain(also_restricted.then_some(Category::Restricted)) {

@@ -1,7 +1,7 @@
 //! One guard pass — read new lines, count, block, report, save — and the
 //! commands built on it (purge, unblock, status).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -270,13 +270,15 @@ impl Runner {
             res.added = cands;
             return Ok(res);
         }
-        let mut added_hosts: Vec<String> = Vec::new();
+        // A set: membership is asked once per candidate (a Vec made a pass
+        // with thousands of new blocks quadratic, issue 16 item 5).
+        let mut added_hosts: HashSet<String> = HashSet::new();
         if !cands.is_empty() {
             let hosts: Vec<String> = cands.iter().map(|c| c.host.clone()).collect();
             if self.cfg.blockers.contains(&Blocker::HostsDeny) {
                 let stamp = asctime(t_now);
                 match hd.add(&hosts, &stamp) {
-                    Ok(a) => added_hosts = a,
+                    Ok(a) => added_hosts = a.into_iter().collect(),
                     Err(e) => (self.log)(&format!(
                         "WARNING: could not add hosts to {}: {e}",
                         self.cfg.hosts_deny.display()
@@ -294,10 +296,7 @@ impl Runner {
                     match self.nft().add(&ips) {
                         Ok(()) => {
                             for (ip, _) in &ips {
-                                let s = ip.to_string();
-                                if !added_hosts.contains(&s) {
-                                    added_hosts.push(s);
-                                }
+                                added_hosts.insert(ip.to_string());
                             }
                         }
                         Err(e) => (self.log)(&format!("WARNING: nftables: {e}")),

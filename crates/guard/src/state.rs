@@ -168,6 +168,10 @@ impl State {
         }
         let json = serde_json::to_vec(self)?;
         write_atomic(&State::path(work_dir), &json)?;
+        use std::fmt::Write as _;
+        // Sorted once for the four files.
+        let mut hosts: Vec<(&String, &HostStats)> = self.hosts.iter().collect();
+        hosts.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (cat, name) in [
             (Category::Invalid, "hosts"),
             (Category::Valid, "hosts-valid"),
@@ -175,16 +179,15 @@ impl State {
             (Category::Restricted, "hosts-restricted"),
         ] {
             let mut out = String::new();
-            let mut hosts: Vec<(&String, &HostStats)> = self.hosts.iter().collect();
-            hosts.sort_by(|a, b| a.0.cmp(b.0));
-            for (h, s) in hosts {
+            for (h, s) in &hosts {
                 let c = s.counter(cat);
                 if c.count > 0 {
-                    out.push_str(&format!(
-                        "{h}:{}:{}\n",
+                    let _ = writeln!(
+                        out,
+                        "{h}:{}:{}",
                         c.count,
                         crate::timeutil::asctime(c.last)
-                    ));
+                    );
                 }
             }
             write_atomic(&work_dir.join(name), out.as_bytes())?;

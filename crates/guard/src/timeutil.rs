@@ -58,6 +58,34 @@ pub fn parse_asctime(s: &str) -> Option<i64> {
     Some(mktime_local(year, mon as i32, day, hms[0], hms[1], hms[2]))
 }
 
+/// `mktime_local` for log stamps, from a one-entry cache of the hour's
+/// start: mktime(3) calls tzset(3), which stats /etc/localtime on every call
+/// (glibc), and a 200,000-line log has tens of thousands of distinct stamps
+/// (issue 16 item 5: 37,495 stat calls were the largest single cost of a
+/// pass). Logs run in time order, so the hour changes rarely. Minutes and
+/// seconds are added to the hour's start, which equals mktime's own answer
+/// except inside a DST change that is not on a whole hour (never in the
+/// tz database's current zones but Lord Howe's 30-minute one).
+fn mktime_local_cached(year: i32, mon: i32, day: i32, h: i32, m: i32, s: i32) -> i64 {
+    use std::cell::Cell;
+    thread_local! {
+        static HOUR: Cell<Option<((i32, i32, i32, i32), i64)>> = const { Cell::new(None) };
+    }
+    if !(0..60).contains(&m) || !(0..=60).contains(&s) {
+        return mktime_local(year, mon, day, h, m, s);
+    }
+    let key = (year, mon, day, h);
+    let base = HOUR.with(|c| match c.get() {
+        Some((k, b)) if k == key => b,
+        _ => {
+            let b = mktime_local(year, mon, day, h, 0, 0);
+            c.set(Some((key, b)));
+            b
+        }
+    });
+    base + i64::from(m * 60 + s)
+}
+
 fn mktime_local(year: i32, mon: i32, day: i32, h: i32, m: i32, s: i32) -> i64 {
     // SAFETY: mktime reads and normalises the tm we own.
     unsafe {
@@ -105,15 +133,28 @@ fn bsd(s: &[u8], now: i64) -> Option<i64> {
     let h = num(t.get(0..2)?)?;
     let m = num(t.get(3..5)?)?;
     let sec = num(t.get(6..8)?)?;
-    let year = {
-        let tm = local_tm(now);
-        tm.tm_year + 1900
-    };
-    let t = mktime_local(year, mon, day, h, m, sec);
+    let year = current_year(now);
+    let t = mktime_local_cached(year, mon, day, h, m, sec);
     Some(if t > now + 86_400 {
-        mktime_local(year - 1, mon, day, h, m, sec)
+        mktime_local_cached(year - 1, mon, day, h, m, sec)
     } else {
         t
+    })
+}
+
+/// The local year at `now`, cached per `now` (one pass uses one `now`).
+fn current_year(now: i64) -> i32 {
+    use std::cell::Cell;
+    thread_local! {
+        static YEAR: Cell<Option<(i64, i32)>> = const { Cell::new(None) };
+    }
+    YEAR.with(|c| match c.get() {
+        Some((n, y)) if n == now => y,
+        _ => {
+            let y = local_tm(now).tm_year + 1900;
+            c.set(Some((now, y)));
+            y
+        }
     })
 }
 
@@ -130,7 +171,7 @@ fn iso(s: &[u8]) -> Option<i64> {
     }
     let zone = &s[i..];
     if zone.is_empty() {
-        return Some(mktime_local(y, mo, d, h, mi, se));
+        return Some(mktime_local_cached(y, mo, d, h, mi, se));
     }
     let off = if zone == b"Z" {
         0
@@ -175,6 +216,23 @@ mod tests {
     fn asctime_round_trip() {
         let t = 1_704_132_245;
         assert_eq!(parse_asctime(&asctime(t)), Some(t));
+    }
+
+    #[test]
+    fn cached_hour_equals_mktime() {
+        for (y, mo, d, h, mi, se) in [
+            (2024, 1, 2, 3, 4, 5),
+            (2024, 1, 2, 3, 59, 59),
+            (2024, 3, 31, 1, 30, 0),
+            (2024, 10, 27, 2, 15, 7),
+            (2023, 12, 31, 23, 59, 60),
+        ] {
+            assert_eq!(
+                mktime_local_cached(y, mo, d, h, mi, se),
+                mktime_local(y, mo, d, h, mi, se),
+                "{y}-{mo}-{d} {h}:{mi}:{se}"
+            );
+        }
     }
 
     #[test]

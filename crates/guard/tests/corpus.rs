@@ -5,8 +5,12 @@
 //! how many checks guard agrees with. The disagreements are printed (run with
 //! `--nocapture`) and explained in docs/guard.md.
 //!
-//! The corpus is GPL test input and is read from the shared directory next to
-//! the checkout (`../shared/testdata/fail2ban-logs`), never copied.
+//! The corpus is GPL test input and is read where Debian's `fail2ban`
+//! package installs it (`fail2ban/tests/files/logs/` under its Python
+//! package, found with `dpkg -L fail2ban`; .ci/packages.txt installs the
+//! package), never copied into this repository. The figures below are those
+//! of fail2ban 1.0.2 (Debian 12's package); a newer fail2ban adds lines and
+//! changes them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,13 +19,20 @@ use yubin_guard::engine::{Mode, Tracker};
 use yubin_guard::parse::parse_line;
 
 fn corpus_dir() -> PathBuf {
-    let d =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/fail2ban-logs");
-    assert!(
-        d.join("sshd").is_file(),
-        "fail2ban corpus not found at {} (shared/ must sit beside the checkout)",
-        d.display()
-    );
+    let listed = std::process::Command::new("dpkg")
+        .args(["-L", "fail2ban"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let d = listed
+        .lines()
+        .find(|l| l.ends_with("/fail2ban/tests/files/logs"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!("fail2ban's test logs not found: install Debian's fail2ban package (.ci/packages.txt)")
+        });
+    assert!(d.join("sshd").is_file(), "no sshd log in {}", d.display());
     d
 }
 
@@ -235,15 +246,17 @@ fn expect(got: BTreeMap<String, (usize, usize)>, want: &[(&str, usize, usize)]) 
 fn sshd_and_sshd_journal_corpus() {
     let r = replay("sshd", "sshd", |m| Mode::parse(m).expect("known mode"));
     let got = show("sshd+sshd-journal", &r);
-    // 4 disagreements: sshd:147 and sshd-journal:145 (normal and aggressive),
-    // the artificial "auth-info" injection; see docs/guard.md.
+    // 4 disagreements: sshd:144 and sshd-journal:145 (normal and aggressive),
+    // the artificial "auth-info" injection; see docs/guard.md. (The newer
+    // fail2ban corpus once read from ../shared gave 244/246, 48/48, 29/29,
+    // 201/203: more lines, the same 4 disagreements.)
     expect(
         got,
         &[
-            ("aggressive", 244, 246),
-            ("ddos", 48, 48),
+            ("aggressive", 239, 241),
+            ("ddos", 44, 44),
             ("extra", 29, 29),
-            ("normal", 201, 203),
+            ("normal", 198, 200),
         ],
     );
 }
@@ -259,11 +272,11 @@ fn postfix_corpus() {
     expect(
         got,
         &[
-            ("aggressive", 14, 60),
+            ("aggressive", 12, 51),
             ("auth", 12, 12),
-            ("ddos", 2, 15),
+            ("ddos", 1, 11),
             ("errors", 1, 2),
-            ("normal", 1, 32),
+            ("normal", 1, 29),
             ("rbl", 0, 3),
         ],
     );
@@ -277,5 +290,5 @@ fn dovecot_corpus() {
     let r = replay("dovecot", "dovecot", |_| Mode::NORMAL);
     let got = show("dovecot", &r);
     // Not part of the acceptance figures; pinned so the number stays true.
-    expect(got, &[("aggressive", 0, 11), ("normal", 28, 56)]);
+    expect(got, &[("aggressive", 0, 8), ("normal", 24, 50)]);
 }

@@ -1,5 +1,5 @@
-//! Local-time formatting for log stamps and RFC 5322 dates, from libc's
-//! `localtime_r` (the same source Postfix and syslog use, so the time zone
+//! Local-time formatting for log stamps and RFC 5322 dates, from the C library's
+//! `localtime_r` (through yubin-sys) (the same source Postfix and syslog use, so the time zone
 //! follows TZ and /etc/localtime).
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,12 +31,19 @@ pub fn now_secs() -> i64 {
 }
 
 pub fn local(secs: i64) -> Local {
-    let t: libc::time_t = secs as libc::time_t;
-    // SAFETY: tm is plain data; localtime_r fills it and returns null on failure.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
-    if !ok {
-        return Local {
+    match yubin_sys::local_time(secs) {
+        Some(t) => Local {
+            year: t.year,
+            month: t.month,
+            day: t.day,
+            hour: t.hour,
+            min: t.min,
+            sec: t.sec,
+            weekday: t.weekday,
+            gmtoff: t.gmtoff,
+            zone: t.zone,
+        },
+        None => Local {
             year: 1970,
             month: 0,
             day: 1,
@@ -46,26 +53,7 @@ pub fn local(secs: i64) -> Local {
             weekday: 4,
             gmtoff: 0,
             zone: "UTC".into(),
-        };
-    }
-    let zone = if tm.tm_zone.is_null() {
-        "UTC".to_string()
-    } else {
-        // SAFETY: tm_zone points to a static NUL-terminated string.
-        unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    Local {
-        year: tm.tm_year + 1900,
-        month: tm.tm_mon.clamp(0, 11) as usize,
-        day: tm.tm_mday,
-        hour: tm.tm_hour,
-        min: tm.tm_min,
-        sec: tm.tm_sec,
-        weekday: tm.tm_wday.clamp(0, 6) as usize,
-        gmtoff: tm.tm_gmtoff,
-        zone,
+        },
     }
 }
 

@@ -62,22 +62,16 @@ pub fn entries(spool: &Spool) -> Vec<JsonEntry> {
 
 /// "Fri Jan 29 19:24:35": showq's ctime-like local time.
 fn arrival_text(secs: i64) -> String {
-    let t: libc::time_t = secs as libc::time_t;
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: localtime_r fills tm.
-    unsafe { libc::localtime_r(&t, &mut tm) };
+    let Some(tm) = yubin_sys::local_time(secs) else {
+        return "Thu Jan  1 00:00:00".into();
+    };
     const M: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     const D: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02}",
-        D[tm.tm_wday.clamp(0, 6) as usize],
-        M[tm.tm_mon.clamp(0, 11) as usize],
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
+        D[tm.weekday], M[tm.month], tm.day, tm.hour, tm.min, tm.sec
     )
 }
 

@@ -297,26 +297,7 @@ pub const SUBMITTER_HEADER: &str = "X-Yubin-Submitter";
 
 /// The login name of `uid` (getpwuid_r(3)), if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: an all-zero passwd is a valid out-parameter.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: valid buffers of the sizes passed; result is checked before use.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid as libc::uid_t,
-            &mut pw,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() || pw.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: getpwuid_r succeeded, pw_name points into buf, NUL-terminated.
-    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
-    Some(name.to_string_lossy().into_owned())
+    yubin_sys::user_by_uid(uid).map(|u| u.name)
 }
 
 /// Text made safe for one header line or log line: control characters
@@ -366,8 +347,7 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o644);
         let got = take(&s, &id, 10_240_000).unwrap();
         assert_eq!(got.file, q);
-        // SAFETY: no preconditions.
-        assert_eq!(got.uid, unsafe { libc::geteuid() });
+        assert_eq!(got.uid, yubin_sys::geteuid());
         assert!(dir(&s).join(&id).exists(), "take removes nothing");
     }
 

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::file::QueueFile;
@@ -93,9 +92,7 @@ impl Spool {
             .truncate(false)
             .write(true)
             .open(&path)?;
-        // SAFETY: flock on a valid descriptor.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
+        if yubin_sys::lock_exclusive(&f, false).is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(

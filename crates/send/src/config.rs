@@ -180,16 +180,7 @@ fn port_number(p: &str) -> Result<u16, String> {
     if let Ok(n) = p.parse::<u16>() {
         return Ok(n);
     }
-    let c = std::ffi::CString::new(p).map_err(|_| format!("bad port {p:?}"))?;
-    // SAFETY: getservbyname returns static storage or null; read s_port at once.
-    let port = unsafe {
-        let ent = libc::getservbyname(c.as_ptr(), c"tcp".as_ptr());
-        if ent.is_null() {
-            None
-        } else {
-            Some(u16::from_be((*ent).s_port as u16))
-        }
-    };
+    let port = yubin_sys::service_port(p);
     port.ok_or_else(|| format!("unknown port or service {p:?}"))
 }
 

@@ -1,48 +1,11 @@
 //! Facts about the local system that swaks' defaults use: host name, user
 //! name, and the RFC 5322 section 3.3 date string in local time.
 
-use std::ffi::{CStr, CString};
-
 /// The fully qualified host name, as swaks finds it: `hostname()` then the
 /// canonical name the resolver gives for it (Perl's `gethostbyname($h)[0]`).
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
-    // on success when the name fits, and we terminate it ourselves otherwise.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
-    if rc != 0 {
-        return String::new();
-    }
-    let short = CStr::from_bytes_until_nul(&buf)
-        .map(|c| c.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    canonical_name(&short).unwrap_or(short)
-}
-
-fn canonical_name(host: &str) -> Option<String> {
-    let c_host = CString::new(host).ok()?;
-    // SAFETY: hints is zeroed then filled; getaddrinfo's result is freed
-    // exactly once below, and ai_canonname is read before that.
-    unsafe {
-        let mut hints: libc::addrinfo = std::mem::zeroed();
-        hints.ai_flags = libc::AI_CANONNAME;
-        hints.ai_socktype = libc::SOCK_STREAM;
-        let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-        if libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut res) != 0 {
-            return None;
-        }
-        let name = if !res.is_null() && !(*res).ai_canonname.is_null() {
-            Some(
-                CStr::from_ptr((*res).ai_canonname)
-                    .to_string_lossy()
-                    .into_owned(),
-            )
-        } else {
-            None
-        };
-        libc::freeaddrinfo(res);
-        name.filter(|n| !n.is_empty())
-    }
+    let short = yubin_sys::hostname();
+    yubin_sys::canonical_name(&short).unwrap_or(short)
 }
 
 /// The default sender's local part: `$LOGNAME`, else the password database
@@ -55,15 +18,10 @@ pub fn username(force_getpwuid: bool) -> String {
             }
         }
     }
-    // SAFETY: getpwuid returns a pointer into static storage or null; we copy
-    // the name out immediately and this program does not call it concurrently.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if pw.is_null() || (*pw).pw_name.is_null() {
-            return std::env::var("USER").unwrap_or_else(|_| "nobody".into());
-        }
-        CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned()
-    }
+    yubin_sys::user_by_uid(yubin_sys::getuid())
+        .map(|u| u.name)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "nobody".into()))
 }
 
 /// Broken-down local time, with its offset from UTC in seconds.
@@ -78,24 +36,29 @@ pub struct LocalTime {
     pub offset: i64,
 }
 
-/// Converts unix seconds to local time with `localtime_r`.
+/// Converts unix seconds to local time (`localtime_r`, through yubin-sys).
 pub fn local_time(unix: i64) -> LocalTime {
-    let t: libc::time_t = unix as libc::time_t;
-    // SAFETY: tm is plain data; localtime_r writes it and reads only `t`.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        tm
+    let Some(tm) = yubin_sys::local_time(unix) else {
+        return LocalTime {
+            year: 1970,
+            month: 1,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            weekday: 4,
+            offset: 0,
+        };
     };
     LocalTime {
-        year: tm.tm_year + 1900,
-        month: (tm.tm_mon + 1) as u32,
-        day: tm.tm_mday as u32,
-        hour: tm.tm_hour as u32,
-        minute: tm.tm_min as u32,
-        second: tm.tm_sec as u32,
-        weekday: tm.tm_wday as u32,
-        offset: tm.tm_gmtoff,
+        year: tm.year,
+        month: tm.month as u32 + 1,
+        day: tm.day as u32,
+        hour: tm.hour as u32,
+        minute: tm.min as u32,
+        second: tm.sec as u32,
+        weekday: tm.weekday as u32,
+        offset: tm.gmtoff,
     }
 }
 

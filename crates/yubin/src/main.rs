@@ -134,10 +134,7 @@ fn main() {
         // The admin commands end quietly when their reader goes away
         // (`yubin postmap -s ... | head`), as Postfix's do. The server keeps
         // SIGPIPE ignored and sees EPIPE as an error on that one socket.
-        // SAFETY: restoring a default signal disposition at start-up.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        yubin_sys::default_sigpipe();
     }
     stderr_log::init(match &cli.command {
         Command::Serve(_) => "yubin",

@@ -9,7 +9,7 @@
 //! write a temp file in the same directory, fsync, rename. Lines guard did not
 //! write are kept byte for byte.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -102,8 +102,11 @@ impl HostsDeny {
             out.push('\n');
         }
         let mut added = Vec::new();
+        // A set beside the list: with thousands of hosts in one pass a
+        // `Vec::contains` here made adding quadratic (issue 16 item 5).
+        let mut seen: HashSet<&str> = HashSet::with_capacity(hosts.len());
         for h in hosts {
-            if present.contains(h) || added.contains(h) {
+            if present.contains(h) || !seen.insert(h.as_str()) {
                 continue;
             }
             let entry = entry_line(&self.service, h);

@@ -60,44 +60,6 @@ fn users_file(config_dir: &Path, file: Option<PathBuf>) -> Result<PathBuf, Strin
     ))
 }
 
-/// Turns terminal echo off while alive (libc termios), restoring it on drop.
-struct NoEcho {
-    saved: Option<libc::termios>,
-}
-
-impl NoEcho {
-    fn new() -> NoEcho {
-        // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed, then filled, termios.
-        unsafe {
-            if libc::isatty(0) != 1 {
-                return NoEcho { saved: None };
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut t) != 0 {
-                return NoEcho { saved: None };
-            }
-            let saved = t;
-            t.c_lflag &= !libc::ECHO;
-            t.c_lflag |= libc::ECHONL;
-            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
-                return NoEcho { saved: None };
-            }
-            NoEcho { saved: Some(saved) }
-        }
-    }
-}
-
-impl Drop for NoEcho {
-    fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            // SAFETY: restores the attributes read in `new`.
-            unsafe {
-                libc::tcsetattr(0, libc::TCSANOW, t);
-            }
-        }
-    }
-}
-
 /// Read one line from stdin without its line ending; `None` at end of input.
 fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
@@ -115,11 +77,10 @@ fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
 
 /// Ask twice (prompts on stderr with echo off on a terminal; plain lines otherwise).
 fn read_new_password() -> Result<Vec<u8>, String> {
-    // SAFETY: isatty only inspects the descriptor.
-    let tty = unsafe { libc::isatty(0) == 1 };
+    let tty = yubin_sys::stdin_is_tty();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let _guard = NoEcho::new();
+    let _guard = yubin_sys::NoEcho::new();
     let mut ask = |prompt: &str| -> Result<Vec<u8>, String> {
         if tty {
             eprint!("{prompt}");

@@ -34,6 +34,9 @@ pub struct PostqueueArgs {
     /// Flush: try every deferred message now.
     #[arg(short = 'f')]
     flush: bool,
+    /// Flush the mail waiting for one destination (a domain, or [host]).
+    #[arg(short = 's', value_name = "SITE")]
+    site: Option<String>,
 }
 
 pub fn mailq(dir: &Path) -> i32 {
@@ -51,8 +54,16 @@ pub fn postqueue(dir: &Path, a: PostqueueArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if a.flush {
-        return match control::request(&spool.control_socket(), "flush") {
+    let request = match (&a.site, a.flush) {
+        (Some(site), _) if site.trim().is_empty() || site.contains(['\n', '\r']) => {
+            return fatal("postqueue", format!("bad site name: \"{site}\""));
+        }
+        (Some(site), _) => Some(format!("flush {}", site.trim())),
+        (None, true) => Some("flush".to_string()),
+        (None, false) => None,
+    };
+    if let Some(request) = request {
+        return match control::request(&spool.control_socket(), &request) {
             Ok(_) => 0,
             Err(e) => fatal(
                 "postqueue",

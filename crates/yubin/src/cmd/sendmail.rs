@@ -245,12 +245,11 @@ struct Submitter {
 
 impl Submitter {
     fn current() -> Submitter {
-        // SAFETY: getuid and getppid have no preconditions.
-        let (uid, ppid) = unsafe { (libc::getuid(), libc::getppid()) };
+        let (uid, ppid) = (yubin_sys::getuid(), yubin_sys::getppid());
         Submitter {
             uid,
             user: maildrop::user_name(uid),
-            via: parent_command(ppid as u32),
+            via: parent_command(ppid),
         }
     }
 
@@ -392,7 +391,9 @@ fn check_recipients(list: &[String]) -> Result<(Vec<String>, bool), String> {
     for r in list {
         let a = parse_address(r, true)
             .map_err(|e| format!("bad recipient address {:?}: {e}", sanitize(r, 100)))?;
-        let s = a.internal();
+        // The maildrop file keeps the external (quoted) form: pickup parses
+        // it again, and `"john smith"@x` in internal form would not parse.
+        let s = a.external();
         utf8 |= !s.is_ascii();
         if !out.contains(&s) {
             out.push(s);
@@ -415,7 +416,7 @@ fn envelope_sender(o: &Opts, who: &Submitter) -> Result<String, String> {
                 return Ok(String::new());
             }
             parse_address(t, true)
-                .map(|a| a.internal())
+                .map(|a| a.external())
                 .map_err(|e| format!("bad sender address {:?}: {e}", sanitize(s, 100)))
         }
     }
@@ -732,22 +733,22 @@ fn verify(cfg: &Config, spool: &Spool, o: &Opts) -> i32 {
                     report.push_str(&format!("<{}>: no deliveries\n\n", res.canonical));
                 }
                 for d in &res.deliveries {
-                    let what = if let Some(e) = &d.error {
+                    let what = if let Some(e) = d.error() {
                         format!(
                             "{}: {e}",
-                            if d.temporary {
+                            if d.temporary() {
                                 "deferred"
                             } else {
                                 "undeliverable"
                             }
                         )
-                    } else if let Some(m) = &d.mailbox {
+                    } else if let Some(m) = d.mailbox().map(|m| &m.path) {
                         if m.ends_with('/') {
                             format!("delivered to maildir {m}")
                         } else {
                             format!("delivered to mailbox {m}")
                         }
-                    } else if let Some(t) = &d.target {
+                    } else if let Some(t) = d.target() {
                         format!("delivered to {t}")
                     } else {
                         format!("relayed to {}", d.recipient)
@@ -759,7 +760,8 @@ fn verify(cfg: &Config, spool: &Spool, o: &Opts) -> i32 {
                     };
                     report.push_str(&format!(
                         "<{}>{orig}: delivery via {}: {what}\n\n",
-                        d.recipient, d.transport
+                        d.recipient,
+                        d.transport()
                     ));
                 }
             }

@@ -1,5 +1,6 @@
 //! The control socket (`queue_directory/public/control`), Postfix's
-//! public/qmgr and master signals in one: `flush` (postqueue -f), `reload`
+//! public/qmgr and master signals in one: `flush` (postqueue -f),
+//! `flush SITE` (postqueue -s SITE), `reload`
 //! (yubin reload), `stop` (yubin stop). One word per line, answered `ok`.
 
 use std::sync::Arc;
@@ -26,6 +27,11 @@ pub fn start(shared: Arc<Shared>) -> anyhow::Result<()> {
                 let answer = match line.trim() {
                     "flush" => {
                         let _ = shared.qmgr.send(QmgrMsg::Flush);
+                        "ok"
+                    }
+                    l if l.starts_with("flush ") => {
+                        let site = l["flush ".len()..].trim().to_string();
+                        let _ = shared.qmgr.send(QmgrMsg::FlushSite(site));
                         "ok"
                     }
                     "pickup" => {

@@ -2,7 +2,7 @@
 //! creates `./yubin-data/` with a commented, working configuration (domain
 //! example.test, loopback only, unprivileged ports) and serves it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use yubin_table::indexed::{build, SourceFormat};
@@ -147,8 +147,33 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-pub fn print_summary(rt: &Runtime, bound: &[Bound]) {
-    let dir = rt.cfg.dir();
+/// The embedded default started as root runs as `nobody` after binding,
+/// and `nobody` may not be able to reach the folder at all: a clone under
+/// /root (mode 0700) is the usual case on a fresh server. Postfix's daemons
+/// meet the same problem the same way: they chdir(2) to queue_directory
+/// while still root and then use relative names (single_server.c,
+/// postconf(5) queue_directory), so no directory above it needs to be
+/// searchable by mail_owner. Here the working directory becomes the data
+/// folder and the configuration is loaded as `.` ($config_directory = .),
+/// so every path the embedded main.cf derives from it is relative.
+/// Elsewhere (not root, or an explicit configuration) nothing changes and
+/// an unreachable path is refused by name (privilege::drop_to).
+pub fn enter(dir: &Path, embedded: bool) -> anyhow::Result<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    if !embedded || unsafe { libc::geteuid() } != 0 {
+        return Ok(dir.to_path_buf());
+    }
+    std::env::set_current_dir(dir).with_context(|| format!("chdir {}", dir.display()))?;
+    Ok(PathBuf::from("."))
+}
+
+pub fn print_summary(rt: &Runtime, bound: &[Bound], dir: &Path) {
+    // Relative values (the root case, see `enter`) shown from the folder.
+    let at = |v: &str| {
+        dir.join(v.strip_prefix("./").unwrap_or(v))
+            .display()
+            .to_string()
+    };
     eprintln!(
         "yubin: serving the embedded default configuration in {}",
         dir.display()
@@ -167,10 +192,10 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound]) {
     }
     eprintln!(
         "  mailbox        admin@example.test -> {}/example.test/admin/",
-        rt.cfg.get("virtual_mailbox_base")
+        at(rt.cfg.get("virtual_mailbox_base"))
     );
-    eprintln!("  log            {}", rt.cfg.get("maillog_file"));
-    eprintln!("  queue          {}", rt.cfg.get("queue_directory"));
+    eprintln!("  log            {}", at(rt.cfg.get("maillog_file")));
+    eprintln!("  queue          {}", at(rt.cfg.get("queue_directory")));
     if let Some(b) = bound.first() {
         eprintln!(
             "try:  yubin send --server {} --to admin@example.test   (Ctrl-C stops the server)",

@@ -1,5 +1,9 @@
 //! Binding the smtpd listeners (before privileges are dropped) and the
-//! accept loops, with the per-service session limit (default_process_limit)
+//! accept loops, with the per-service session limit (master.cf's maxproc
+//! column, `-` meaning default_process_limit: with maxproc 2 a third client
+//! waits in the listen queue, unanswered, until a session ends, as with
+//! Postfix's master(8)), a listen backlog of max(maxproc,
+//! default_process_limit) as master_listen.c gives inet_listen(),
 //! and the per-client limit (smtpd_client_connection_count_limit; clients
 //! in mynetworks are exempt, as with Postfix's
 //! smtpd_client_event_limit_exceptions default).
@@ -8,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 
 use super::runtime::{Runtime, Shared};
@@ -24,8 +28,7 @@ pub async fn bind(rt: &Runtime) -> anyhow::Result<Vec<Bound>> {
     let mut out = Vec::new();
     for (index, svc) in rt.services.iter().enumerate() {
         for addr in &svc.addrs {
-            let listener = TcpListener::bind(addr)
-                .await
+            let listener = listen(addr, svc.process_limit.1)
                 .with_context(|| format!("service {}: bind {addr}", svc.name))?;
             let addr = listener.local_addr()?;
             out.push(Bound {
@@ -39,6 +42,19 @@ pub async fn bind(rt: &Runtime) -> anyhow::Result<Vec<Bound>> {
     Ok(out)
 }
 
+/// A listening socket with Postfix's backlog (std's bind always uses 128).
+fn listen(addr: &SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As std and Postfix's inet_listen(): rebinding right after a restart.
+    sock.set_reuseaddr(true)?;
+    sock.bind(*addr)?;
+    sock.listen(backlog)
+}
+
 /// Starts the accept loops; the returned handle stops them when aborted.
 pub fn serve(shared: Arc<Shared>, bound: Vec<Bound>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -49,7 +65,7 @@ pub fn serve(shared: Arc<Shared>, bound: Vec<Bound>) -> tokio::task::JoinHandle<
                 .current()
                 .services
                 .get(b.index)
-                .map(|s| s.process_limit)
+                .map(|s| s.process_limit.0)
                 .unwrap_or(100);
             let slots = Arc::new(Semaphore::new(limit));
             tasks.push(tokio::spawn(async move {

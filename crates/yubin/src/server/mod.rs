@@ -3,21 +3,17 @@
 //! the queue manager and the delivery agents, sharing one configuration that
 //! `yubin reload` / SIGHUP replaces without dropping sessions.
 
-pub mod bounce;
-pub mod bounce_template;
 pub mod cleanup;
 pub mod control;
-pub mod deliver_one;
 pub mod embedded;
-pub mod internal_mail;
 pub mod listeners;
-pub mod notice;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;
 pub mod qmgr;
 pub mod runtime;
 pub mod sasl;
+pub mod settings;
 pub mod smtpd;
 pub mod tls;
 
@@ -42,8 +38,9 @@ pub struct ServeArgs {
 
 /// Runs the server until SIGTERM/SIGINT. Returns the exit code.
 pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
-    let dir = std::fs::canonicalize(dir)
+    let shown = std::fs::canonicalize(dir)
         .with_context(|| format!("configuration directory {}", dir.display()))?;
+    let dir = embedded::enter(&shown, embedded)?;
     let cfg = Config::load(&dir)?;
     for w in cfg.warnings() {
         eprintln!("yubin: warning: {w}");
@@ -91,7 +88,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             &format!(
                 "daemon started -- version {}, configuration {}",
                 env!("CARGO_PKG_VERSION"),
-                dir.display()
+                shown.display()
             ),
         );
         let qmgr = tokio::spawn(qmgr::run(shared.clone(), qmgr_rx));
@@ -100,7 +97,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         qmgr::recover(&shared)?;
         control::start(shared.clone())?;
         if embedded {
-            embedded::print_summary(&shared.current(), &bound);
+            embedded::print_summary(&shared.current(), &bound, &shown);
         } else {
             for b in &bound {
                 eprintln!("yubin: {} listening on {}", b.service, b.addr);
@@ -115,7 +112,9 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     let sh = shared.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        sh.notifier.flush_due(&sh, &sh.current())
+                        let rt = sh.current();
+                        sh.notices
+                            .flush_due(&sh.notify(&rt), yubin_maillog::clock::now_secs())
                     })
                     .await;
                 }

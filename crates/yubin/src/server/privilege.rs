@@ -1,9 +1,12 @@
 //! Dropping root after the listeners are bound (master(8) runs smtpd and
 //! the delivery agents as mail_owner): the queue and the log are handed to
-//! mail_owner first so the server can still write them.
+//! mail_owner first so the server can still write them, and every path the
+//! server needs is checked as mail_owner, so that a refusal names the path,
+//! the user and the fix instead of a bare "Permission denied".
 
 use std::ffi::CString;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail};
 use yubin_conf::Config;
@@ -30,6 +33,52 @@ fn chown_tree(p: &Path, uid: u32, gid: u32) {
         }
         chown_tree(&path, uid, gid);
     }
+}
+
+/// The first directory on the way to `p` (itself included) that the
+/// current user cannot search (access(2) X_OK, which counts supplementary
+/// groups and ACLs as the kernel does). A relative `p` is checked from the
+/// working directory, which needs no search permission on its ancestors.
+fn unreachable(p: &Path) -> Option<PathBuf> {
+    let mut walked = PathBuf::new();
+    for c in p.components() {
+        walked.push(c);
+        let Ok(cpath) = CString::new(walked.as_os_str().as_encoded_bytes()) else {
+            return Some(walked);
+        };
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::access(cpath.as_ptr(), libc::X_OK) } != 0 {
+            // A missing last component is created later (by the server, as
+            // mail_owner, under a directory it can search): not a refusal.
+            let missing = std::io::Error::last_os_error().kind() == std::io::ErrorKind::NotFound;
+            return (!missing).then_some(walked);
+        }
+    }
+    None
+}
+
+/// The refusal a Postfix admin can act on: which path, for which user, why
+/// (mode and owner of the directory that blocks), and three ways out.
+fn reach_error(what: &str, path: &Path, blocker: &Path, user: &str, cfg: &Config) -> anyhow::Error {
+    let why = match std::fs::metadata(blocker) {
+        Ok(m) => format!(
+            "{} has mode {:04o}, owner uid {}, group gid {}",
+            blocker.display(),
+            m.mode() & 0o7777,
+            m.uid(),
+            m.gid()
+        ),
+        Err(e) => format!("{}: {e}", blocker.display()),
+    };
+    anyhow!(
+        "{what} {} is not reachable by mail_owner {user}, the user the server runs as after binding its ports: {why}. \
+         Fix one of: let {user} through (chmod o+x {}, or a group {user} is in), \
+         move the directory where {user} can reach it, \
+         or set mail_owner in {} to a user that can reach it (`yubin -c DIR postconf -e mail_owner=USER`)",
+        path.display(),
+        blocker.display(),
+        cfg.main_cf().display()
+    )
 }
 
 /// When running as root, becomes `mail_owner`. `owned` paths (the queue)
@@ -73,6 +122,25 @@ pub fn drop_to(cfg: &Config, owned: &[&Path]) -> anyhow::Result<()> {
         }
         if libc::setuid(user.uid) != 0 {
             bail!("setuid({}): {}", user.uid, std::io::Error::last_os_error());
+        }
+    }
+    // Checked as mail_owner, after the drop: exactly the access the server
+    // will have. The configuration directory is read again on reload.
+    let mut needed: Vec<(&str, PathBuf)> =
+        vec![("configuration directory", cfg.dir().to_path_buf())];
+    needed.extend(owned.iter().map(|p| ("queue_directory", p.to_path_buf())));
+    if !log.is_empty() && log != "/dev/stderr" {
+        if let Some(parent) = Path::new(log).parent() {
+            needed.push(("maillog_file's directory", parent.to_path_buf()));
+        }
+    }
+    let base = cfg.get("virtual_mailbox_base");
+    if !base.is_empty() {
+        needed.push(("virtual_mailbox_base", PathBuf::from(base)));
+    }
+    for (what, path) in needed {
+        if let Some(blocker) = unreachable(&path) {
+            return Err(reach_error(what, &path, &blocker, name, cfg));
         }
     }
     Ok(())

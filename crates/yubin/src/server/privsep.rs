@@ -224,3 +224,16 @@ impl PrivSep {
         }
     }
 }
+
+/// The delivery agents run command and file targets through the helper.
+impl yubin_deliver::agent::AsUser for PrivSep {
+    fn deliver(
+        &self,
+        file: bool,
+        target: &str,
+        m: &Message<'_>,
+        limit: u64,
+    ) -> Result<(), Failure> {
+        PrivSep::deliver(self, file, target, m, limit)
+    }
+}

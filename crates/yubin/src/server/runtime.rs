@@ -34,7 +34,8 @@ pub struct Service {
     /// smtpd_timeout.
     pub timeout: Duration,
     pub queue_space: super::smtpd::QueueSpace,
-    pub process_limit: usize,
+    /// (sessions at once, listen backlog): master.cf maxproc.
+    pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
 }
 
@@ -49,18 +50,8 @@ pub struct Runtime {
     pub mail_name: String,
     pub tls_received_header: bool,
     pub sasl_authenticated_header: bool,
-    /// notify_classes, and yubin_notice_interval in seconds.
-    pub notify_classes: Vec<String>,
-    pub notice_interval: u64,
-    pub virtual_mailbox_limit: u64,
-    pub mailbox_size_limit: u64,
-    pub minimal_backoff: u64,
-    pub maximal_backoff: u64,
-    pub maximal_queue_lifetime: u64,
-    /// delay_warning_time in seconds; 0 = no delay warnings.
-    pub delay_warning_time: u64,
-    /// bounce(5) templates (bounce_template_file or Postfix's defaults).
-    pub templates: super::bounce_template::Templates,
+    /// Queue manager, delivery agents and notifications (typed, built once).
+    pub queue: super::settings::QueueSettings,
 }
 
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -161,6 +152,19 @@ fn session_config(
     })
 }
 
+/// master(5) maxproc: `-` is default_process_limit, 0 is no limit.
+/// Returns (sessions at once, listen backlog); the backlog is Postfix's
+/// `max(maxproc, default_process_limit)` (master_listen.c).
+fn process_limit(cfg: &Config, maxproc: Option<usize>) -> (usize, u32) {
+    let default = cfg.u64("default_process_limit").unwrap_or(100).max(1) as usize;
+    let limit = match maxproc {
+        None => default,
+        Some(0) => tokio::sync::Semaphore::MAX_PERMITS,
+        Some(n) => n,
+    };
+    (limit, maxproc.unwrap_or(0).max(default).min(65535) as u32)
+}
+
 impl Runtime {
     /// Builds and validates everything; any error means "do not serve".
     pub fn build(cfg: &Config) -> anyhow::Result<Runtime> {
@@ -196,6 +200,7 @@ impl Runtime {
                 command: "smtpd".into(),
                 args: vec![],
                 overrides: vec![],
+                maxproc: None,
                 line: 0,
             }]
         } else {
@@ -227,7 +232,7 @@ impl Runtime {
                     queue_minfree: scfg.u64("queue_minfree")?,
                     message_size_limit: scfg.u64("message_size_limit")?,
                 },
-                process_limit: scfg.u64("default_process_limit").unwrap_or(100).max(1) as usize,
+                process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
             }));
         }
@@ -240,15 +245,7 @@ impl Runtime {
             mail_name: cfg.get("mail_name").to_string(),
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
-            notify_classes: cfg.list("notify_classes"),
-            notice_interval: cfg.time("yubin_notice_interval", 's')?,
-            virtual_mailbox_limit: cfg.u64("virtual_mailbox_limit")?,
-            mailbox_size_limit: cfg.u64("mailbox_size_limit")?,
-            minimal_backoff: cfg.time("minimal_backoff_time", 's')?,
-            maximal_backoff: cfg.time("maximal_backoff_time", 's')?,
-            maximal_queue_lifetime: cfg.time("maximal_queue_lifetime", 'd')?,
-            delay_warning_time: cfg.time("delay_warning_time", 'h')?,
-            templates: super::bounce_template::Templates::load(cfg).map_err(|e| anyhow!(e))?,
+            queue: super::settings::QueueSettings::from_config(cfg)?,
             cfg: cfg.clone(),
         })
     }
@@ -271,6 +268,8 @@ pub enum QmgrMsg {
     Schedule(String, i64),
     /// Try every deferred message now (`postqueue -f`).
     Flush,
+    /// Try the messages waiting for this destination now (`postqueue -s`).
+    FlushSite(String),
     Stop,
 }
 
@@ -286,7 +285,8 @@ pub struct Shared {
     pub shutdown: Arc<tokio::sync::Notify>,
     pub stop_request: tokio::sync::Notify,
     pub stopping: AtomicBool,
-    pub notifier: super::notice::Notifier,
+    /// Grouping of postmaster notices (yubin_notice_interval).
+    pub notices: yubin_notify::Notices,
     /// Runs alias command/file targets as default_privs (started as root).
     pub privsep: Option<super::privsep::PrivSep>,
 }
@@ -313,7 +313,7 @@ impl Shared {
             shutdown: Arc::new(tokio::sync::Notify::new()),
             stop_request: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
-            notifier: Default::default(),
+            notices: Default::default(),
             privsep,
         }
     }

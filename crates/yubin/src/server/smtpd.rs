@@ -219,7 +219,20 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         let sh = shared.clone();
         let rt = rt.clone();
         // Queueing the notice waits for a disk flush: not on this task's thread.
-        tokio::task::spawn_blocking(move || sh.notifier.session_ended(&sh, &rt, &label, notice));
+        tokio::task::spawn_blocking(move || {
+            let report = yubin_notify::SessionReport {
+                classes: notice
+                    .classes
+                    .iter()
+                    .filter_map(|c| yubin_notify::Class::parse(c))
+                    .collect(),
+                transcript: notice.transcript,
+                rejected: notice.rejected,
+            };
+            let now = yubin_maillog::clock::now_secs();
+            sh.notices
+                .session_ended(&sh.notify(&rt), &label, report, now)
+        });
     }
     shared.session_ended(ip);
 }

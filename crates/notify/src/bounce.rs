@@ -7,11 +7,10 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 use mail_builder::MessageBuilder;
-use yubin_deliver::Failure;
 use yubin_maillog::clock;
 use yubin_queue::{QueueFile, QueuedRecipient};
 
-use super::runtime::{Runtime, Shared};
+use crate::{Class, Notify, Settings};
 
 /// The ENVID that marks a double bounce (so that its own failure stops there).
 const DOUBLE_BOUNCE: &str = "yubin-2bounce";
@@ -27,14 +26,15 @@ pub struct Bounced {
 }
 
 impl Bounced {
-    pub fn new(r: &QueuedRecipient, final_recipient: &str, f: &Failure) -> Bounced {
+    /// `dsn` is the RFC 3463 enhanced status code, `text` the reason.
+    pub fn new(r: &QueuedRecipient, final_recipient: &str, dsn: &str, text: &str) -> Bounced {
         Bounced {
             original: r.address.clone(),
             orcpt: r.orcpt.clone(),
             final_recipient: final_recipient.to_string(),
             notify: r.notify.clone(),
-            dsn: f.dsn.clone(),
-            text: f.text.clone(),
+            dsn: dsn.to_string(),
+            text: text.to_string(),
         }
     }
 
@@ -54,7 +54,6 @@ fn headers_of(message: &[u8]) -> &[u8] {
     }
 }
 
-/// Builds the notification (LF line ends, as queue files hold them).
 /// Which report: a bounce, or a delay warning (delay_warning_time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -69,9 +68,8 @@ pub enum Kind {
 /// bounce) with mail-builder: multipart/report (RFC 6522) of the template's
 /// text, the message/delivery-status fields (RFC 3464 section 2) and the
 /// returned message or its headers. LF line ends, as queue files hold them.
-#[allow(clippy::too_many_arguments)]
 pub fn build(
-    rt: &Runtime,
+    s: &Settings,
     q: &QueueFile,
     failed: &[&Bounced],
     new_id: &str,
@@ -79,15 +77,15 @@ pub fn build(
     to: &str,
     kind: Kind,
 ) -> Vec<u8> {
-    let host = &rt.hostname;
+    let host = &s.hostname;
     let (template, delayed, copy) = match kind {
-        Kind::Failed => (&rt.templates.failure, false, false),
-        Kind::Delayed => (&rt.templates.delay, true, false),
+        Kind::Failed => (&s.templates.failure, false, false),
+        Kind::Delayed => (&s.templates.delay, true, false),
         Kind::PostmasterCopy(delay) => (
             if delay {
-                &rt.templates.delay
+                &s.templates.delay
             } else {
-                &rt.templates.failure
+                &s.templates.failure
             },
             delay,
             true,
@@ -119,7 +117,7 @@ pub fn build(
             b.dsn, b.text
         ));
         if delayed {
-            let until = q.arrival + rt.maximal_queue_lifetime as i64;
+            let until = q.arrival + s.maximal_queue_lifetime as i64;
             report.push_str(&format!("Will-Retry-Until: {}\n", clock::rfc5322(until)));
         }
     }
@@ -181,122 +179,110 @@ pub fn build(
     out
 }
 
-/// Queues a notification to the sender for the failed recipients that
-/// asked for one.
-pub fn send(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[Bounced]) {
-    let wanted: Vec<&Bounced> = failed.iter().filter(|b| b.wants_failure_notice()).collect();
-    if wanted.is_empty() {
-        return;
-    }
-    // A bounce or notice (null sender) that cannot be delivered goes to
-    // postmaster as a double bounce (2bounce_notice_recipient); a double
-    // bounce that fails is only logged, so nothing can loop.
-    let (recipient, what, envid) = if q.sender.is_empty() {
-        if q.envid.as_deref() == Some(DOUBLE_BOUNCE) {
-            shared.log.log(
-                "bounce",
-                &format!("{}: undeliverable postmaster notification discarded", q.id),
-            );
+impl Notify<'_> {
+    /// Queues a notification to the sender for the failed recipients that
+    /// asked for one.
+    pub fn bounce(&self, q: &QueueFile, failed: &[Bounced], now: i64) {
+        let wanted: Vec<&Bounced> = failed.iter().filter(|b| b.wants_failure_notice()).collect();
+        if wanted.is_empty() {
             return;
         }
-        (
-            rt.cfg.get("2bounce_notice_recipient").to_string(),
-            "postmaster non-delivery notification",
-            Some(DOUBLE_BOUNCE),
-        )
-    } else {
-        (q.sender.clone(), "sender non-delivery notification", None)
-    };
-    let new_id = super::internal_mail::new_id(rt);
-    let now = clock::now_secs();
-    let message = build(rt, q, &wanted, &new_id, now, &recipient, Kind::Failed);
-    match super::internal_mail::enqueue(shared, new_id, &recipient, message, envid) {
-        Ok(id) => shared.log.log("bounce", &format!("{}: {what}: {id}", q.id)),
-        Err(e) => shared.log.log(
-            "bounce",
-            &format!("warning: {}: cannot queue notification: {e}", q.id),
-        ),
-    }
-    if envid.is_none() {
-        postmaster_copy(shared, rt, q, &wanted, false);
-    }
-}
-
-/// notify_classes `bounce` / `delay`: a headers-only copy of the report to
-/// bounce_notice_recipient / delay_notice_recipient (Postfix's "Postmaster
-/// Copy"). Marked as a double bounce, so a failed copy goes nowhere.
-fn postmaster_copy(shared: &Shared, rt: &Runtime, q: &QueueFile, failed: &[&Bounced], delay: bool) {
-    let (class, param) = if delay {
-        ("delay", "delay_notice_recipient")
-    } else {
-        ("bounce", "bounce_notice_recipient")
-    };
-    if !rt.notify_classes.iter().any(|c| c == class) {
-        return;
-    }
-    let to = rt.cfg.get(param).to_string();
-    let new_id = super::internal_mail::new_id(rt);
-    let message = build(
-        rt,
-        q,
-        failed,
-        &new_id,
-        clock::now_secs(),
-        &to,
-        Kind::PostmasterCopy(delay),
-    );
-    match super::internal_mail::enqueue(shared, new_id, &to, message, Some(DOUBLE_BOUNCE)) {
-        Ok(id) => shared.log.log(
-            "bounce",
-            &format!("{}: postmaster {class} notification: {id}", q.id),
-        ),
-        Err(e) => shared.log.log(
-            "bounce",
-            &format!("warning: {}: cannot queue postmaster copy: {e}", q.id),
-        ),
-    }
-}
-
-/// A delay warning to the sender for the recipients still waiting, when
-/// they asked for one (NOTIFY=DELAY, or no NOTIFY). Returns whether one
-/// was queued.
-pub fn send_delay(shared: &Shared, rt: &Runtime, q: &QueueFile, delayed: &[Bounced]) -> bool {
-    let wanted: Vec<&Bounced> = delayed
-        .iter()
-        .filter(|b| {
-            b.notify
-                .as_deref()
-                .is_none_or(|n| n.split(',').any(|w| w == "DELAY"))
-        })
-        .collect();
-    if wanted.is_empty() || q.sender.is_empty() {
-        return false;
-    }
-    let new_id = super::internal_mail::new_id(rt);
-    let message = build(
-        rt,
-        q,
-        &wanted,
-        &new_id,
-        clock::now_secs(),
-        &q.sender,
-        Kind::Delayed,
-    );
-    match super::internal_mail::enqueue(shared, new_id, &q.sender, message, None) {
-        Ok(id) => {
-            shared.log.log(
+        let s = self.settings;
+        // A bounce or notice (null sender) that cannot be delivered goes to
+        // postmaster as a double bounce (2bounce_notice_recipient); a double
+        // bounce that fails is only logged, so nothing can loop.
+        let (recipient, what, envid) = if q.sender.is_empty() {
+            if q.envid.as_deref() == Some(DOUBLE_BOUNCE) {
+                self.log.log(
+                    "bounce",
+                    &format!("{}: undeliverable postmaster notification discarded", q.id),
+                );
+                return;
+            }
+            (
+                s.double_bounce_recipient.clone(),
+                "postmaster non-delivery notification",
+                Some(DOUBLE_BOUNCE),
+            )
+        } else {
+            (q.sender.clone(), "sender non-delivery notification", None)
+        };
+        let new_id = s.new_id();
+        let message = build(s, q, &wanted, &new_id, now, &recipient, Kind::Failed);
+        match self.enqueue(new_id, &recipient, message, envid, now) {
+            Ok(id) => self.log.log("bounce", &format!("{}: {what}: {id}", q.id)),
+            Err(e) => self.log.log(
                 "bounce",
-                &format!("{}: sender delay notification: {id}", q.id),
-            );
-            postmaster_copy(shared, rt, q, &wanted, true);
-            true
+                &format!("warning: {}: cannot queue notification: {e}", q.id),
+            ),
         }
-        Err(e) => {
-            shared.log.log(
+        if envid.is_none() {
+            self.postmaster_copy(q, &wanted, false, now);
+        }
+    }
+
+    /// notify_classes `bounce` / `delay`: a headers-only copy of the report
+    /// to bounce_notice_recipient / delay_notice_recipient (Postfix's
+    /// "Postmaster Copy"). Marked as a double bounce, so a failed copy goes
+    /// nowhere.
+    fn postmaster_copy(&self, q: &QueueFile, failed: &[&Bounced], delay: bool, now: i64) {
+        let s = self.settings;
+        let (class, to) = if delay {
+            (Class::Delay, &s.delay_notice_recipient)
+        } else {
+            (Class::Bounce, &s.bounce_notice_recipient)
+        };
+        if !s.classes.contains(class) {
+            return;
+        }
+        let new_id = s.new_id();
+        let message = build(s, q, failed, &new_id, now, to, Kind::PostmasterCopy(delay));
+        match self.enqueue(new_id, to, message, Some(DOUBLE_BOUNCE), now) {
+            Ok(id) => self.log.log(
                 "bounce",
-                &format!("warning: {}: cannot queue delay notification: {e}", q.id),
-            );
-            false
+                &format!("{}: postmaster {} notification: {id}", q.id, class.name()),
+            ),
+            Err(e) => self.log.log(
+                "bounce",
+                &format!("warning: {}: cannot queue postmaster copy: {e}", q.id),
+            ),
+        }
+    }
+
+    /// A delay warning to the sender for the recipients still waiting, when
+    /// they asked for one (NOTIFY=DELAY, or no NOTIFY). Returns whether one
+    /// was queued.
+    pub fn delay(&self, q: &QueueFile, delayed: &[Bounced], now: i64) -> bool {
+        let wanted: Vec<&Bounced> = delayed
+            .iter()
+            .filter(|b| {
+                b.notify
+                    .as_deref()
+                    .is_none_or(|n| n.split(',').any(|w| w == "DELAY"))
+            })
+            .collect();
+        if wanted.is_empty() || q.sender.is_empty() {
+            return false;
+        }
+        let s = self.settings;
+        let new_id = s.new_id();
+        let message = build(s, q, &wanted, &new_id, now, &q.sender, Kind::Delayed);
+        match self.enqueue(new_id, &q.sender, message, None, now) {
+            Ok(id) => {
+                self.log.log(
+                    "bounce",
+                    &format!("{}: sender delay notification: {id}", q.id),
+                );
+                self.postmaster_copy(q, &wanted, true, now);
+                true
+            }
+            Err(e) => {
+                self.log.log(
+                    "bounce",
+                    &format!("warning: {}: cannot queue delay notification: {e}", q.id),
+                );
+                false
+            }
         }
     }
 }

@@ -15,10 +15,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use yubin_maillog::clock;
-use yubin_smtp::session::Notice;
 
-use super::internal_mail;
-use super::runtime::{Runtime, Shared};
+use crate::{Class, Notify};
+
+/// What an SMTP session with errors leaves for the postmaster: its error
+/// classes (in the session's order), its transcript (`In:`/`Out:` lines) and
+/// the addresses it had refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionReport {
+    pub classes: Vec<Class>,
+    pub transcript: Vec<String>,
+    pub rejected: Vec<String>,
+}
 
 #[derive(Default)]
 struct Group {
@@ -28,8 +36,9 @@ struct Group {
     rejected: BTreeMap<String, u32>,
 }
 
+/// The grouping state: one group per client and set of error classes.
 #[derive(Default)]
-pub struct Notifier {
+pub struct Notices {
     groups: Mutex<HashMap<(String, String), Group>>,
 }
 
@@ -78,47 +87,47 @@ fn summary(client: &str, classes: &str, g: &Group, interval: u64) -> String {
     out
 }
 
-impl Notifier {
-    fn send(shared: &Shared, rt: &Runtime, client: &str, body: String, summary_only: bool) {
-        let id = internal_mail::new_id(rt);
-        let host = &rt.hostname;
+impl Notices {
+    fn send(n: &Notify<'_>, client: &str, body: String, summary_only: bool, now: i64) {
+        let s = n.settings;
+        let id = s.new_id();
+        let host = &s.hostname;
         let subject = format!(
             "{} SMTP server: errors from {client}{}",
-            rt.mail_name,
+            s.mail_name,
             if summary_only { " (summary)" } else { "" }
         );
-        let recipient = rt.cfg.get("error_notice_recipient").to_string();
+        let recipient = &s.error_notice_recipient;
         let msg = format!(
             "From: MAILER-DAEMON@{host} (Mail Delivery System)\nTo: {recipient} (Postmaster)\nSubject: {subject}\nDate: {}\nMessage-Id: <{id}.notice@{host}>\nAuto-Submitted: auto-generated\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n{body}",
-            clock::rfc5322(clock::now_secs())
+            clock::rfc5322(now)
         );
-        match internal_mail::enqueue(shared, id, &recipient, msg.into_bytes(), None) {
-            Ok(id) => shared.log.log(
+        match n.enqueue(id, recipient, msg.into_bytes(), None, now) {
+            Ok(id) => n.log.log(
                 "smtpd",
                 &format!("{id}: postmaster notified of errors from {client}"),
             ),
-            Err(e) => shared.log.log(
+            Err(e) => n.log.log(
                 "smtpd",
                 &format!("warning: cannot queue the error notice about {client}: {e}"),
             ),
         }
     }
 
-    /// A session ended: mail the postmaster if its errors are in
+    /// A session ended at `now`: mail the postmaster if its errors are in
     /// notify_classes, or count it into the client's group.
-    pub fn session_ended(&self, shared: &Shared, rt: &Runtime, client: &str, n: Notice) {
-        let wanted: Vec<&str> = n
+    pub fn session_ended(&self, n: &Notify<'_>, client: &str, report: SessionReport, now: i64) {
+        let wanted: Vec<&str> = report
             .classes
             .iter()
-            .copied()
-            .filter(|c| rt.notify_classes.iter().any(|w| w == c))
+            .filter(|c| n.settings.classes.contains(**c))
+            .map(|c| c.name())
             .collect();
         if wanted.is_empty() {
             return;
         }
         let classes = wanted.join(", ");
-        let now = clock::now_secs();
-        let interval = rt.notice_interval;
+        let interval = n.settings.notice_interval;
         let body = {
             let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
             let g = groups
@@ -126,7 +135,7 @@ impl Notifier {
                 .or_default();
             if g.last_sent != 0 && (now - g.last_sent) < interval as i64 {
                 g.suppressed += 1;
-                for r in n.rejected {
+                for r in report.rejected {
                     *g.rejected.entry(r).or_default() += 1;
                 }
                 return;
@@ -138,7 +147,7 @@ impl Notifier {
             body.push_str("Transcript of session follows.\n\n");
             // " Out: ..." with continuation lines indented to column 5, as
             // in the seed's notice.
-            for line in &n.transcript {
+            for line in &report.transcript {
                 for (i, l) in wrap(line, 77).into_iter().enumerate() {
                     if i == 0 {
                         body.push(' ');
@@ -154,39 +163,34 @@ impl Notifier {
             };
             body
         };
-        Self::send(shared, rt, client, body, false);
+        Self::send(n, client, body, false, now);
     }
 
-    /// Mails the summaries whose interval has ended.
-    pub fn flush_due(&self, shared: &Shared, rt: &Runtime) {
-        let now = clock::now_secs();
+    /// Mails the summaries whose interval has ended by `now`.
+    pub fn flush_due(&self, n: &Notify<'_>, now: i64) {
+        let interval = n.settings.notice_interval;
         let due: Vec<(String, String)> = {
             let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
             let mut out = Vec::new();
             for ((client, classes), g) in groups.iter_mut() {
-                if g.suppressed > 0 && now - g.last_sent >= rt.notice_interval as i64 {
-                    out.push((
-                        client.clone(),
-                        summary(client, classes, g, rt.notice_interval),
-                    ));
+                if g.suppressed > 0 && now - g.last_sent >= interval as i64 {
+                    out.push((client.clone(), summary(client, classes, g, interval)));
                     *g = Group {
                         last_sent: now,
                         ..Group::default()
                     };
                 }
             }
-            groups.retain(|_, g| {
-                now - g.last_sent < 2 * rt.notice_interval as i64 || g.suppressed > 0
-            });
+            groups.retain(|_, g| now - g.last_sent < 2 * interval as i64 || g.suppressed > 0);
             out
         };
         for (client, body) in due {
             Self::send(
-                shared,
-                rt,
+                n,
                 &client,
                 body + "For other details, see the local mail logfile\n",
                 true,
+                now,
             );
         }
     }
