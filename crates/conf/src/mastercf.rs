@@ -279,10 +279,13 @@ mod tests {
         let m = parse(Path::new("master.cf"), text.as_bytes()).unwrap();
         let got: Vec<_> = m.services.iter().map(|s| s.maxproc).collect();
         assert_eq!(got, [Some(2), None, Some(0)]);
-        let bad = parse(Path::new("master.cf"), b"smtp inet n - y - many smtpd
-")
-            .unwrap_err()
-            .to_string();
+        let bad = parse(
+            Path::new("master.cf"),
+            b"smtp inet n - y - many smtpd
+",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(bad.starts_with("master.cf:1: maxproc \"many\""), "{bad}");
     }
 }

@@ -182,12 +182,7 @@ impl State {
             for (h, s) in &hosts {
                 let c = s.counter(cat);
                 if c.count > 0 {
-                    let _ = writeln!(
-                        out,
-                        "{h}:{}:{}",
-                        c.count,
-                        crate::timeutil::asctime(c.last)
-                    );
+                    let _ = writeln!(out, "{h}:{}:{}", c.count, crate::timeutil::asctime(c.last));
                 }
             }
             write_atomic(&work_dir.join(name), out.as_bytes())?;

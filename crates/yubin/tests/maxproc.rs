@@ -45,7 +45,9 @@ fn third_client_waits_for_a_free_session_with_maxproc_2() {
 
     // One session ends: the third is greeted and served.
     assert!(one.cmd("QUIT").starts_with("221"));
-    third.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     line.clear();
     r.read_line(&mut line).unwrap();
     assert!(line.starts_with("220 "), "{line:?}");
