@@ -353,7 +353,9 @@ impl Resolver {
         let (user, _) = addr.split_extension(&self.delimiter);
         match class {
             Class::Local => {
-                let local = user.to_lowercase();
+                // The whole local part: Postfix accepts postmaster@ but
+                // not postmaster+ext@ without a table entry.
+                let local = addr.local.to_lowercase();
                 if local == "postmaster" || local == self.double_bounce_sender {
                     steps.push(Step {
                         depth: 0,

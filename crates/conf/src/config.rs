@@ -78,9 +78,46 @@ impl Config {
             warnings: Vec::new(),
         };
         cfg.fill_computed_defaults();
+        // Checked first: every compatibility-dependent default compares it,
+        // and the error must name this parameter, not the first of those.
+        let level = cfg.raw_value("compatibility_level").unwrap_or_default();
+        let level = expand(&level, &|n| cfg.raw_value(n))
+            .map_err(|e| cfg.value_error("compatibility_level", e))?;
+        if crate::expand::parse_level(&level).is_none() {
+            return Err(ConfError::Value {
+                origin: cfg.origin_text("compatibility_level"),
+                name: "compatibility_level".into(),
+                msg: format!("\"{level}\" is not a compatibility level (0, 1, 2, 3.6, ...)"),
+            });
+        }
         cfg.expand_all()?;
         cfg.warnings = cfg.unknown_parameter_warnings();
+        cfg.warnings.extend(cfg.compatibility_warnings());
         Ok(cfg)
+    }
+
+    /// Postfix's "using backwards-compatible default setting" warnings: one
+    /// per parameter left at a default that the configured
+    /// compatibility_level changes (COMPATIBILITY_README). yubin gives them
+    /// when the configuration is loaded, Postfix when the setting is used.
+    fn compatibility_warnings(&self) -> Vec<String> {
+        let level = self.get("compatibility_level");
+        let Some(have) = crate::expand::parse_level(level) else {
+            return Vec::new(); // refused in from_bytes
+        };
+        params::COMPAT_DEPENDENT
+            .iter()
+            .filter(|(name, from)| {
+                !self.raw.contains_key(*name)
+                    && crate::expand::parse_level(from).is_some_and(|f| have < f)
+            })
+            .map(|(name, _)| {
+                format!(
+                    "using backwards-compatible default setting {name}={} (compatibility_level = {level}; set {name} explicitly, or raise compatibility_level, to silence this)",
+                    self.get(name)
+                )
+            })
+            .collect()
     }
 
     /// A copy with master.cf `-o name=value` overrides applied for `service`.
@@ -296,6 +333,55 @@ mod tests {
             Path::new("/etc/yubin/main.cf"),
             text.as_bytes(),
         )
+    }
+
+    /// The values `postconf -c DIR -x` of Postfix 3.7.11 (Debian 12) prints
+    /// for these parameters with `compatibility_level = 0` and
+    /// `mydestination = localhost, $myhostname`, and Postfix's warning for
+    /// each backwards-compatible default in effect.
+    #[test]
+    fn compatibility_level_changes_defaults() {
+        let c = cfg("compatibility_level = 0\nmyhostname = mail.mydomain.com\nmydestination = localhost, $myhostname\nsmtputf8_enable = no\n").unwrap();
+        assert_eq!(c.get("append_dot_mydomain"), "yes");
+        assert_eq!(c.get("smtputf8_enable"), "no");
+        assert_eq!(c.get("mynetworks_style"), "subnet");
+        assert_eq!(c.get("relay_domains"), "localhost, mail.mydomain.com");
+        assert_eq!(c.get("smtpd_relay_restrictions"), "");
+        let w = c.warnings().join("\n");
+        for name in [
+            "append_dot_mydomain=yes",
+            "mynetworks_style=subnet",
+            "relay_domains=localhost",
+            "smtpd_relay_restrictions=",
+        ] {
+            assert!(
+                w.contains(&format!(
+                    "using backwards-compatible default setting {name}"
+                )),
+                "{name}: {w}"
+            );
+        }
+        // Set explicitly: no warning for it.
+        assert!(!w.contains("smtputf8_enable"), "{w}");
+        let c = cfg("compatibility_level = 1\n").unwrap();
+        assert_eq!(c.get("append_dot_mydomain"), "no");
+        assert_eq!(c.get("mynetworks_style"), "subnet");
+        // yubin's default level (3.6, see params.rs): the new defaults, quietly.
+        let c = cfg("myhostname = m.example\n").unwrap();
+        assert_eq!(
+            c.get("smtpd_relay_restrictions"),
+            "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"
+        );
+        assert_eq!(c.get("relay_domains"), "");
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        let e = cfg("compatibility_level = three\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("compatibility_level")
+                && e.contains("\"three\" is not a compatibility level"),
+            "{e}"
+        );
     }
 
     #[test]

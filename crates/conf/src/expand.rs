@@ -4,6 +4,12 @@
 //! - `${name?value}` / `${name?{value}}`: `value` when `$name` is non-empty;
 //! - `${name:value}` / `${name:{value}}`: `value` when `$name` is empty;
 //! - `${name?{value1}:{value2}}`: one or the other (Postfix 3.0);
+//! - `${{text1} OP {text2} ? {value1} : {value2}}`: relational expressions
+//!   (Postfix 3.0), OP one of `==` `!=` (text), `<` `<=` `>` `>=`
+//!   (decimal numbers) and `<level` `<=level` `>level` `>=level`
+//!   (compatibility levels such as `3.6`, compared part by part), the form
+//!   Postfix's own compatibility-dependent defaults are written in; either
+//!   `? {value1}` or `: {value2}` may be left out;
 //! - `$$` is a literal `$`.
 //!
 //! A parameter that refers to itself, directly or through others, is an error
@@ -89,10 +95,7 @@ fn expand_braced(
     stack: &mut Vec<String>,
 ) -> Result<String, ExpandError> {
     if inner.starts_with('{') {
-        return Err(ExpandError::BadSyntax(format!(
-            "${{{}}}: relational expressions are not supported",
-            clip(inner)
-        )));
+        return relational(inner, lookup, stack);
     }
     let len = inner.bytes().take_while(|b| is_name(*b)).count();
     if len == 0 {
@@ -121,6 +124,138 @@ fn expand_braced(
         Some(t) => expand_in(t, lookup, stack),
         None => Ok(String::new()),
     }
+}
+
+/// The relational operators of postconf(5) "Relational expressions".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// `{text1} OP {text2} ? {value1} : {value2}` (the braces of `${...}`
+/// already removed). Both texts are expanded before they are compared.
+fn relational(
+    inner: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stack: &mut Vec<String>,
+) -> Result<String, ExpandError> {
+    let bad = || ExpandError::BadSyntax(format!("${{{}}}", clip(inner)));
+    let (left, rest) = braced(inner).ok_or_else(bad)?;
+    let rest = rest.trim_start();
+    let op_len = rest.bytes().take_while(|b| b"=!<>".contains(b)).count();
+    let (op, level, rest) = {
+        let op = match &rest[..op_len] {
+            "==" => RelOp::Eq,
+            "!=" => RelOp::Ne,
+            "<" => RelOp::Lt,
+            "<=" => RelOp::Le,
+            ">" => RelOp::Gt,
+            ">=" => RelOp::Ge,
+            _ => return Err(bad()),
+        };
+        let after = &rest[op_len..];
+        match after.strip_prefix("level") {
+            Some(r) if !matches!(op, RelOp::Eq | RelOp::Ne) => (op, true, r),
+            _ => (op, false, after),
+        }
+    };
+    let (right, rest) = braced(rest.trim_start()).ok_or_else(bad)?;
+    let mut rest = rest.trim_start();
+    let (mut when_true, mut when_false) = (None, None);
+    if let Some(r) = rest.strip_prefix('?') {
+        let (v, r) = braced(r.trim_start()).ok_or_else(bad)?;
+        when_true = Some(v);
+        rest = r.trim_start();
+    }
+    if let Some(r) = rest.strip_prefix(':') {
+        let (v, r) = braced(r.trim_start()).ok_or_else(bad)?;
+        when_false = Some(v);
+        rest = r.trim_start();
+    }
+    if !rest.is_empty() || (when_true.is_none() && when_false.is_none()) {
+        return Err(bad());
+    }
+    let l = expand_in(left, lookup, stack)?;
+    let r = expand_in(right, lookup, stack)?;
+    let ord = match op {
+        RelOp::Eq => return pick(l == r, when_true, when_false, lookup, stack),
+        RelOp::Ne => return pick(l != r, when_true, when_false, lookup, stack),
+        _ if level => {
+            let (a, b) = (parse_level(&l), parse_level(&r));
+            match (a, b) {
+                (Some(a), Some(b)) => a.cmp(&b),
+                _ => {
+                    return Err(ExpandError::BadSyntax(format!(
+                        "${{{}}}: \"{l}\" or \"{r}\" is not a compatibility level",
+                        clip(inner)
+                    )))
+                }
+            }
+        }
+        _ => match (l.trim().parse::<i64>(), r.trim().parse::<i64>()) {
+            (Ok(a), Ok(b)) => a.cmp(&b),
+            _ => {
+                return Err(ExpandError::BadSyntax(format!(
+                    "${{{}}}: \"{l}\" or \"{r}\" is not a number",
+                    clip(inner)
+                )))
+            }
+        },
+    };
+    use std::cmp::Ordering::*;
+    let holds = match op {
+        RelOp::Lt => ord == Less,
+        RelOp::Le => ord != Greater,
+        RelOp::Gt => ord == Greater,
+        RelOp::Ge => ord != Less,
+        RelOp::Eq | RelOp::Ne => unreachable!("handled above"),
+    };
+    pick(holds, when_true, when_false, lookup, stack)
+}
+
+fn pick(
+    holds: bool,
+    when_true: Option<&str>,
+    when_false: Option<&str>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    stack: &mut Vec<String>,
+) -> Result<String, ExpandError> {
+    match if holds { when_true } else { when_false } {
+        Some(t) => expand_in(t, lookup, stack),
+        None => Ok(String::new()),
+    }
+}
+
+/// `{text}` at the start of `s`: the text and what follows the brace.
+fn braced(s: &str) -> Option<(&str, &str)> {
+    if !s.starts_with('{') {
+        return None;
+    }
+    let end = matching(s, '{', '}')?;
+    Some((&s[1..end], &s[end + 1..]))
+}
+
+/// A compatibility level (`0`, `1`, `2`, `3.6`, `3.6.1`) as comparable
+/// parts; `3.10` is above `3.9`, as Postfix's compat_level(3) compares.
+pub fn parse_level(s: &str) -> Option<Vec<u32>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<u32> = s
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<Vec<u32>>>()?;
+    if parts.len() > 3 {
+        return None;
+    }
+    parts.resize(3, 0);
+    Some(parts)
 }
 
 /// `?value`, `?{value}` or `?{value1}:{value2}` after the name.
@@ -251,5 +386,41 @@ mod tests {
             run(&[], "${{$x} <level {2} ? {a} : {b}}"),
             Err(ExpandError::BadSyntax(_))
         ));
+    }
+
+    /// postconf(5) "Relational expressions" and the form of Postfix 3.7's
+    /// compatibility-dependent defaults (`postconf -d` on this machine).
+    #[test]
+    fn relational_expressions() {
+        let v = [("compatibility_level", "0"), ("mydestination", "localhost")];
+        let adm = "${{$compatibility_level} <level {1} ? {yes} : {no}}";
+        assert_eq!(run(&v, adm).unwrap(), "yes");
+        assert_eq!(run(&[("compatibility_level", "3.6")], adm).unwrap(), "no");
+        let rd = "${{$compatibility_level} <level {2} ? {$mydestination} : {}}";
+        assert_eq!(run(&v, rd).unwrap(), "localhost");
+        assert_eq!(run(&[("compatibility_level", "2")], rd).unwrap(), "");
+        // 3.10 is above 3.9 (levels compare part by part, not as decimals).
+        assert_eq!(
+            run(&[], "${{3.10} >=level {3.9} ? {t} : {f}}").unwrap(),
+            "t"
+        );
+        assert_eq!(run(&[], "${{3.6} <=level {3.6}?{t}}").unwrap(), "t");
+        assert_eq!(run(&[], "${{a} == {a} ? {same}}").unwrap(), "same");
+        assert_eq!(run(&[], "${{a} != {a} ? {x} : {y}}").unwrap(), "y");
+        assert_eq!(run(&[], "${{10} > {9} ? {x} : {y}}").unwrap(), "x");
+        assert_eq!(run(&[], "${{a} == {b} : {differ}}").unwrap(), "differ");
+        for bad in [
+            "${{a} = {b} ? {x}}",
+            "${{a} == {b}}",
+            "${{a} < {b} ? {x}}",
+            "${{x} <level {1} ? {y}}",
+            "${{a} == {b} ? {x} junk}",
+            "${{a} == b ? {x}}",
+        ] {
+            assert!(
+                matches!(run(&[], bad), Err(ExpandError::BadSyntax(_))),
+                "{bad}"
+            );
+        }
     }
 }

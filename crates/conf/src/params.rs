@@ -2,7 +2,10 @@
 //!
 //! Defaults are Postfix 3.7's (`postconf -d`) at `compatibility_level = 3.6`,
 //! the level Debian's main.cf sets, so that a site's main.cf means the same to
-//! yubin as to its Postfix. Where yubin's default must differ (its own spool
+//! yubin as to its Postfix. The defaults that depend on the level are written
+//! exactly as Postfix 3.7's `postconf -d` prints them (relational
+//! expressions, COMPATIBILITY_README), so a main.cf that sets a lower level
+//! gets Postfix's backwards-compatible values. Where yubin's default must differ (its own spool
 //! and log paths, `mail_name`) the entry says so.
 
 /// A known parameter: its name, its default (unexpanded, Postfix syntax) and
@@ -27,7 +30,7 @@ params! {
     "alias_maps" => "hash:/etc/aliases",
     "allow_mail_to_commands" => "alias, forward",
     "allow_mail_to_files" => "alias, forward",
-    "append_dot_mydomain" => "no",
+    "append_dot_mydomain" => "${{$compatibility_level} <level {1} ? {yes} : {no}}",
     "biff" => "no",
     "bounce_notice_recipient" => "postmaster",
     "bounce_queue_lifetime" => "5d",
@@ -50,7 +53,9 @@ params! {
     "disable_vrfy_command" => "no",
     "dns_servers" => "",
     "double_bounce_sender" => "double-bounce",
+    "duplicate_filter_limit" => "1000",
     "enable_long_queue_ids" => "no",
+    "enable_original_recipient" => "yes",
     "error_notice_recipient" => "postmaster",
     "home_mailbox" => "",
     // yubin's IMAP service (master.cf command "imap"), named after Dovecot's
@@ -80,7 +85,7 @@ params! {
     "mydomain" => "",
     "myhostname" => "",
     "mynetworks" => "",
-    "mynetworks_style" => "host",
+    "mynetworks_style" => "${{$compatibility_level} <level {2} ? {subnet} : {host}}",
     "myorigin" => "$myhostname",
     "notify_classes" => "resource, software",
     "propagate_unmatched_extensions" => "canonical, virtual",
@@ -90,11 +95,33 @@ params! {
     "queue_run_delay" => "300s",
     "readme_directory" => "no",
     "recipient_delimiter" => "",
-    "relay_domains" => "",
+    "relay_domains" => "${{$compatibility_level} <level {2} ? {$mydestination} : {}}",
     "relay_recipient_maps" => "",
     "relayhost" => "",
+    "smtp_address_preference" => "any",
+    "smtp_connect_timeout" => "30s",
+    "smtp_data_done_timeout" => "600s",
+    "smtp_data_init_timeout" => "120s",
+    "smtp_data_xfer_timeout" => "180s",
     "smtp_destination_concurrency_limit" => "$default_destination_concurrency_limit",
     "smtp_destination_recipient_limit" => "$default_destination_recipient_limit",
+    "smtp_helo_name" => "$myhostname",
+    "smtp_helo_timeout" => "300s",
+    "smtp_mail_timeout" => "300s",
+    "smtp_mx_address_limit" => "5",
+    "smtp_mx_session_limit" => "2",
+    "smtp_quit_timeout" => "300s",
+    "smtp_rcpt_timeout" => "300s",
+    "smtp_rset_timeout" => "20s",
+    "smtp_sasl_auth_enable" => "no",
+    "smtp_sasl_password_maps" => "",
+    "smtp_sasl_security_options" => "noplaintext, noanonymous",
+    "smtp_sasl_tls_security_options" => "$smtp_sasl_security_options",
+    "smtp_skip_5xx_greeting" => "yes",
+    "smtp_starttls_timeout" => "300s",
+    "smtp_tls_CAfile" => "",
+    "smtp_tls_policy_maps" => "",
+    "smtp_tls_security_level" => "",
     "smtpd_banner" => "$myhostname ESMTP $mail_name",
     "smtpd_client_connection_count_limit" => "50",
     "smtpd_error_sleep_time" => "1s",
@@ -104,7 +131,7 @@ params! {
     "smtpd_junk_command_limit" => "100",
     "smtpd_recipient_limit" => "1000",
     "smtpd_recipient_restrictions" => "",
-    "smtpd_relay_restrictions" => "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination",
+    "smtpd_relay_restrictions" => "${{$compatibility_level} <level {1} ? {} : {permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination}}",
     "smtpd_sasl_auth_enable" => "no",
     "smtpd_sasl_authenticated_header" => "no",
     "smtpd_sasl_mechanisms" => "PLAIN, LOGIN",
@@ -125,7 +152,7 @@ params! {
     "smtpd_tls_received_header" => "no",
     "smtpd_tls_security_level" => "",
     "smtpd_tls_wrappedmode" => "no",
-    "smtputf8_enable" => "yes",
+    "smtputf8_enable" => "${{$compatibility_level} <level {1} ? {no} : {yes}}",
     "strict_rfc821_envelopes" => "no",
     "syslog_name" => "postfix",
     "unknown_local_recipient_reject_code" => "550",
@@ -141,6 +168,7 @@ params! {
     "virtual_maps" => "",
     "virtual_minimum_uid" => "100",
     "virtual_uid_maps" => "",
+    "yubin_dkim_signing_maps" => "",
     "yubin_notice_interval" => "10m",
 }
 
@@ -162,6 +190,16 @@ pub fn host_name() -> String {
         n => format!("{n}.localdomain"),
     }
 }
+
+/// The defaults that compatibility_level changes (COMPATIBILITY_README), as
+/// (parameter, the level from which the new default applies).
+pub const COMPAT_DEPENDENT: &[(&str, &str)] = &[
+    ("append_dot_mydomain", "1"),
+    ("smtputf8_enable", "1"),
+    ("smtpd_relay_restrictions", "1"),
+    ("mynetworks_style", "2"),
+    ("relay_domains", "2"),
+];
 
 #[cfg(test)]
 mod tests {

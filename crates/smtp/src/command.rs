@@ -66,7 +66,8 @@ impl Verb {
 
 /// Splits `MAIL FROM:<a@b> SIZE=10` after the verb into the path text
 /// (without `<>`) and the parameters. `prefix` is `FROM:` or `TO:`.
-/// Returns `None` when the `FROM:`/`TO:` keyword is missing.
+/// Returns `None` when the `FROM:`/`TO:` keyword or the address is
+/// missing (Postfix: `501 5.5.4 Syntax: MAIL FROM:<address>`).
 pub fn split_path<'a>(arg: &'a str, prefix: &str) -> Option<(PathText<'a>, Vec<&'a str>)> {
     let arg = arg.trim_start();
     // `get` rather than indexing: the argument may hold UTF-8, and a slice
@@ -76,6 +77,9 @@ pub fn split_path<'a>(arg: &'a str, prefix: &str) -> Option<(PathText<'a>, Vec<&
         return None;
     }
     let rest = arg[prefix.len()..].trim_start();
+    if rest.is_empty() {
+        return None;
+    }
     if let Some(inner) = rest.strip_prefix('<') {
         // Find the closing '>' outside a quoted string.
         let mut quoted = false;
@@ -89,13 +93,18 @@ pub fn split_path<'a>(arg: &'a str, prefix: &str) -> Option<(PathText<'a>, Vec<&
                 '\\' => escaped = true,
                 '"' => quoted = !quoted,
                 '>' if !quoted => {
-                    let params = inner[i + 1..].split_whitespace().collect();
+                    let after = &inner[i + 1..];
+                    // `<a@b.c>junk` is one malformed address to Postfix.
+                    if !after.is_empty() && !after.starts_with(char::is_whitespace) {
+                        return Some((PathText::Malformed, Vec::new()));
+                    }
+                    let params = after.split_whitespace().collect();
                     return Some((PathText::Bracketed(&inner[..i]), params));
                 }
                 _ => {}
             }
         }
-        return Some((PathText::Unterminated, Vec::new()));
+        return Some((PathText::Malformed, Vec::new()));
     }
     let mut words = rest.split_whitespace();
     let addr = words.next().unwrap_or("");
@@ -107,7 +116,8 @@ pub fn split_path<'a>(arg: &'a str, prefix: &str) -> Option<(PathText<'a>, Vec<&
 pub enum PathText<'a> {
     Bracketed(&'a str),
     Bare(&'a str),
-    Unterminated,
+    /// No closing `>`, or text right after it.
+    Malformed,
 }
 
 #[cfg(test)]
@@ -134,8 +144,14 @@ mod tests {
         );
         assert_eq!(
             split_path("TO:<foo", "TO:"),
-            Some((PathText::Unterminated, vec![]))
+            Some((PathText::Malformed, vec![]))
         );
+        assert_eq!(
+            split_path("TO:<a@b>junk", "TO:"),
+            Some((PathText::Malformed, vec![]))
+        );
+        assert_eq!(split_path("FROM:", "FROM:"), None);
+        assert_eq!(split_path("FROM: ", "FROM:"), None);
         assert_eq!(split_path("<a@b>", "TO:"), None);
         assert_eq!(Verb::parse("ehlo"), Verb::Ehlo);
         // Multi-byte text where the keyword should be: no panic.

@@ -25,7 +25,9 @@ fn unsupported(p: &str) -> Refusal {
 }
 
 /// RFC 3461 xtext: printable ASCII except `+` and `=`, with `+XX` escapes.
-fn is_xtext(s: &str) -> bool {
+/// `equals` lets `=` through as Postfix's ENVID check does (it decodes
+/// `+XX` and wants printable text; ENVID=a=b is accepted).
+fn is_xtext(s: &str, equals: bool) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -40,24 +42,43 @@ fn is_xtext(s: &str) -> bool {
                 }
                 i += 3;
             }
-            33..=126 if b[i] != b'=' => i += 1,
+            33..=126 if b[i] != b'=' || equals => i += 1,
             _ => return false,
         }
     }
     !b.is_empty()
 }
 
-/// `auth` allows the AUTH= parameter (RFC 4954 section 5; its value, the
-/// original submitter, is not used).
-pub fn parse_mail(params: &[&str], size_limit: u64, auth: bool) -> Result<MailParams, Refusal> {
+/// Each parameter's reply is Postfix's (smtpd.c mail_cmd): a known keyword
+/// without `=` is an unsupported option, a repeated RET or ENVID is a syntax
+/// error. AUTH= (RFC 4954 section 5) is accepted whether AUTH is offered or
+/// not, and its value (the original submitter) is not used, as in Postfix.
+pub fn parse_mail(params: &[&str], size_limit: u64) -> Result<MailParams, Refusal> {
     let mut out = MailParams::default();
     for p in params {
-        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        let Some((name, value)) = p.split_once('=') else {
+            if p.eq_ignore_ascii_case("SMTPUTF8") {
+                out.smtputf8 = true;
+                continue;
+            }
+            return Err(unsupported(p));
+        };
         match name.to_ascii_uppercase().as_str() {
             "SIZE" => {
-                let n: u64 = value
-                    .parse()
-                    .map_err(|_| (501, "5.5.4", "Bad message size syntax".to_string()))?;
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err((501, "5.5.4", "Bad message size syntax".to_string()));
+                }
+                // A size past what a file offset holds cannot fit anywhere.
+                let n = match value.parse::<i64>() {
+                    Ok(n) => n as u64,
+                    Err(_) => {
+                        return Err((
+                            552,
+                            "5.3.4",
+                            "Message size exceeds file system imposed limit".into(),
+                        ))
+                    }
+                };
                 if size_limit > 0 && n > size_limit {
                     return Err((552, "5.3.4", "Message size exceeds fixed limit".into()));
                 }
@@ -67,14 +88,14 @@ pub fn parse_mail(params: &[&str], size_limit: u64, auth: bool) -> Result<MailPa
                 v @ ("7BIT" | "8BITMIME") => out.body = Some(v.to_string()),
                 _ => return Err(unsupported(p)),
             },
-            "SMTPUTF8" if value.is_empty() => out.smtputf8 = true,
-            "AUTH" if auth => {}
+            "AUTH" => {}
             "RET" => match value.to_ascii_uppercase().as_str() {
-                v @ ("FULL" | "HDRS") => out.ret = Some(v.to_string()),
+                v @ ("FULL" | "HDRS") if out.ret.is_none() => out.ret = Some(v.to_string()),
                 _ => return Err((501, "5.5.4", "Bad RET parameter syntax".into())),
             },
             "ENVID" => {
-                if !is_xtext(value) || value.len() > 100 {
+                // No length limit: Postfix takes any ENVID the command line holds.
+                if out.envid.is_some() || !is_xtext(value, true) {
                     return Err((501, "5.5.4", "Bad ENVID parameter syntax".into()));
                 }
                 out.envid = Some(value.to_string());
@@ -88,12 +109,15 @@ pub fn parse_mail(params: &[&str], size_limit: u64, auth: bool) -> Result<MailPa
 pub fn parse_rcpt(params: &[&str]) -> Result<RcptParams, Refusal> {
     let mut out = RcptParams::default();
     for p in params {
-        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        let Some((name, value)) = p.split_once('=') else {
+            return Err(unsupported(p));
+        };
         match name.to_ascii_uppercase().as_str() {
             "NOTIFY" => {
                 let v = value.to_ascii_uppercase();
                 let words: Vec<&str> = v.split(',').collect();
-                let ok = !v.is_empty()
+                let ok = out.notify.is_none()
+                    && !v.is_empty()
                     && (v == "NEVER"
                         || words
                             .iter()
@@ -104,11 +128,12 @@ pub fn parse_rcpt(params: &[&str]) -> Result<RcptParams, Refusal> {
                 out.notify = Some(v);
             }
             "ORCPT" => {
-                let ok = value.split_once(';').is_some_and(|(t, a)| {
-                    !t.is_empty()
-                        && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                        && is_xtext(a)
-                });
+                let ok = out.orcpt.is_none()
+                    && value.split_once(';').is_some_and(|(t, a)| {
+                        !t.is_empty()
+                            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            && is_xtext(a, false)
+                    });
                 if !ok {
                     return Err((501, "5.5.4", "Error: Bad ORCPT parameter syntax".into()));
                 }
@@ -127,31 +152,21 @@ mod tests {
     #[test]
     fn mail_params_match_postfix_replies() {
         assert_eq!(
-            parse_mail(&["SIZE=99999999"], 10240000, false)
-                .unwrap_err()
-                .2,
+            parse_mail(&["SIZE=99999999"], 10240000).unwrap_err().2,
             "Message size exceeds fixed limit"
         );
-        assert_eq!(parse_mail(&["SIZE=abc"], 0, false).unwrap_err().0, 501);
+        assert_eq!(parse_mail(&["SIZE=abc"], 0).unwrap_err().0, 501);
         assert_eq!(
-            parse_mail(&["BODY=9BIT"], 0, false).unwrap_err().2,
+            parse_mail(&["BODY=9BIT"], 0).unwrap_err().2,
             "Unsupported option: BODY=9BIT"
         );
         assert_eq!(
-            parse_mail(&["RET=FOO"], 0, false).unwrap_err().2,
+            parse_mail(&["RET=FOO"], 0).unwrap_err().2,
             "Bad RET parameter syntax"
         );
-        let ok = parse_mail(
-            &["BODY=8BITMIME", "SMTPUTF8", "RET=HDRS", "ENVID=xyz"],
-            0,
-            false,
-        )
-        .unwrap();
+        let ok = parse_mail(&["BODY=8BITMIME", "SMTPUTF8", "RET=HDRS", "ENVID=xyz"], 0).unwrap();
         assert!(ok.smtputf8);
-        assert_eq!(
-            parse_mail(&["size=286"], 10240000, false).unwrap().size,
-            Some(286)
-        );
+        assert_eq!(parse_mail(&["size=286"], 10240000).unwrap().size, Some(286));
     }
 
     #[test]

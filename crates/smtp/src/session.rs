@@ -180,6 +180,17 @@ enum Mode {
     Closed,
 }
 
+/// A BDAT sequence (RFC 3030): between the first chunk and the LAST one,
+/// MAIL, RCPT and DATA are refused as Postfix does ("Error: MAIL after
+/// BDAT"); after a refused chunk the rest of the sequence is discarded
+/// ("551 5.0.0 Discarded N bytes after earlier error").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BdatState {
+    None,
+    Open,
+    Failed,
+}
+
 pub struct Session {
     cfg: SessionConfig,
     client: ClientInfo,
@@ -199,6 +210,10 @@ pub struct Session {
     too_big: bool,
     prev_line_crlf: bool,
     bdat_seen: bool,
+    /// Where a BDAT sequence stands (Postfix's bdat_state).
+    bdat: BdatState,
+    /// The size of the chunk being read, for `250 2.0.0 Ok: N bytes`.
+    bdat_chunk: usize,
     errors: u32,
     last_verb: Verb,
     stats: Stats,
@@ -252,6 +267,8 @@ impl Session {
             too_big: false,
             prev_line_crlf: true,
             bdat_seen: false,
+            bdat: BdatState::None,
+            bdat_chunk: 0,
             errors: 0,
             last_verb: Verb::Unknown,
             stats: Stats::default(),
@@ -453,7 +470,13 @@ impl Session {
                     Verb::Data
                 };
                 self.stats.record(verb, true);
-                self.send(&mut out, 250, "2.0.0", &format!("Ok: queued as {id}"));
+                // Postfix counts the octets of all chunks for BDAT.
+                let text = if self.bdat_seen {
+                    format!("Ok: {} bytes queued as {id}", self.data_size)
+                } else {
+                    format!("Ok: queued as {id}")
+                };
+                self.send(&mut out, 250, "2.0.0", &text);
             }
             Err(why) => {
                 out.push(Action::Log(format!(
@@ -507,6 +530,7 @@ impl Session {
         self.data_size = 0;
         self.too_big = false;
         self.bdat_seen = false;
+        self.bdat = BdatState::None;
     }
 
     fn process(&mut self, out: &mut Vec<Action>) {
@@ -617,6 +641,8 @@ impl Session {
     }
 
     fn command(&mut self, line: &str, out: &mut Vec<Action>) {
+        // Postfix's smtpd reads a command as a C string: a NUL byte ends it.
+        let line = line.split('\0').next().unwrap_or("");
         let before = out.len();
         // Credentials never reach the notice: AUTH's argument is masked.
         let shown = match line.split_once(' ') {
@@ -647,23 +673,42 @@ impl Session {
             self.mode = Mode::Closed;
             return;
         }
-        let trimmed = line.trim();
+        // Postfix splits commands at spaces, tabs and carriage returns.
+        const SEP: [char; 4] = [' ', '\t', '\r', '\n'];
+        let trimmed = line.trim_matches(SEP);
         if trimmed.is_empty() {
             self.stats.record(Verb::Unknown, false);
             self.error(out, 500, "5.5.2", "Error: bad syntax");
             return;
         }
-        let (word, arg) = match trimmed.split_once([' ', '\t']) {
-            Some((w, a)) => (w, a.trim()),
+        let (word, arg) = match trimmed.split_once(SEP) {
+            Some((w, a)) => (w, a.trim_matches(SEP)),
             None => (trimmed, ""),
         };
         let verb = Verb::parse(word);
         self.last_verb = verb;
+        // smtpd_forbidden_commands (CONNECT GET POST, and anything that does
+        // not start with a letter) and header-like lines: the client is not
+        // speaking SMTP (a web proxy, or a message sent without DATA).
+        if verb == Verb::Unknown && (is_header(line) || forbidden_command(word)) {
+            let shown: String = line.chars().take(100).collect();
+            out.push(Action::Log(format!(
+                "warning: non-SMTP command from {}: {shown}",
+                self.client.label()
+            )));
+            self.stats.record(Verb::Unknown, false);
+            self.send(out, 221, "2.7.0", "Error: I can break rules, too. Goodbye.");
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+            return;
+        }
+        // smtpd_tls_security_level = encrypt: only these before STARTTLS
+        // (unknown commands get their own 500 reply).
         if self.cfg.tls_required
             && self.tls.is_none()
             && !matches!(
                 verb,
-                Verb::Helo | Verb::Ehlo | Verb::Starttls | Verb::Noop | Verb::Rset | Verb::Quit
+                Verb::Helo | Verb::Ehlo | Verb::Starttls | Verb::Noop | Verb::Quit | Verb::Unknown
             )
         {
             self.stats.record(verb, false);
@@ -722,16 +767,16 @@ impl Session {
     /// discarded: commands a man in the middle injected before the handshake
     /// (CVE-2011-0411) are never executed.
     fn starttls_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if !arg.is_empty() {
+            self.error(out, 501, "5.5.4", "Syntax: STARTTLS");
+            return false;
+        }
         if !self.cfg.tls_offered {
             self.error(out, 502, "5.5.1", "Error: command not implemented");
             return false;
         }
         if self.tls.is_some() {
             self.error(out, 554, "5.5.1", "Error: TLS already active");
-            return false;
-        }
-        if !arg.is_empty() {
-            self.error(out, 501, "5.5.4", "Syntax: STARTTLS");
             return false;
         }
         self.send(out, 220, "2.0.0", "Ready to start TLS");
@@ -762,16 +807,25 @@ impl Session {
                 "Error: MAIL transaction in progress",
             );
         }
-        let mut words = arg.split_whitespace();
-        let Some(mech) = words.next().map(str::to_ascii_uppercase) else {
+        let words: Vec<&str> = arg.split_whitespace().collect();
+        if words.is_empty() || words.len() > 2 {
             return refuse(self, out, 501, "5.5.4", "Syntax: AUTH mechanism");
-        };
-        let initial = match words.next() {
+        }
+        let mech = words[0].to_ascii_uppercase();
+        let initial = match words.get(1).copied() {
             None => None,
             Some("=") => Some(Vec::new()),
             Some(b) => match b64_decode(b) {
                 Some(v) => Some(v),
-                None => return refuse(self, out, 501, "5.5.2", "Cannot decode response"),
+                None => {
+                    return refuse(
+                        self,
+                        out,
+                        535,
+                        "5.7.8",
+                        "Error: authentication failed: Invalid base64 data in initial response",
+                    )
+                }
             },
         };
         let offered = self
@@ -849,7 +903,12 @@ impl Session {
             self.sasl = None;
             self.mode = Mode::Command;
             self.stats.record(Verb::Auth, false);
-            self.error(out, 501, "5.5.2", "Cannot decode response");
+            self.error(
+                out,
+                535,
+                "5.7.8",
+                "Error: authentication failed: Invalid base64 data in continued response",
+            );
             return;
         };
         if self.sasl.is_none() {
@@ -958,11 +1017,15 @@ impl Session {
             self.error(out, 503, "5.5.1", "Error: nested MAIL command");
             return false;
         }
+        if self.bdat != BdatState::None {
+            self.error(out, 503, "5.5.1", "Error: MAIL after BDAT");
+            return false;
+        }
         let Some((path, params)) = split_path(arg, "FROM:") else {
             self.error(out, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
             return false;
         };
-        let p = match parse_mail(&params, self.cfg.message_size_limit, self.auth_offered()) {
+        let p = match parse_mail(&params, self.cfg.message_size_limit) {
             Ok(p) => p,
             Err((c, e, t)) => {
                 self.error(out, c, e, &t);
@@ -971,14 +1034,18 @@ impl Session {
         };
         let sender = match path {
             PathText::Bracketed("") => None,
-            PathText::Bracketed(s) | PathText::Bare(s) => match parse_address(s, p.smtputf8) {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    self.error(out, 501, "5.1.7", "Bad sender address syntax");
-                    return false;
+            // With smtputf8_enable, Postfix takes 8-bit addresses without the
+            // SMTPUTF8 parameter too (it detects them: smtputf8_autodetect_classes).
+            PathText::Bracketed(s) | PathText::Bare(s) => {
+                match parse_address(s, p.smtputf8 || self.cfg.smtputf8_enable) {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        self.error(out, 501, "5.1.7", "Bad sender address syntax");
+                        return false;
+                    }
                 }
-            },
-            PathText::Unterminated => {
+            }
+            PathText::Malformed => {
                 self.error(out, 501, "5.1.7", "Bad sender address syntax");
                 return false;
             }
@@ -1051,15 +1118,20 @@ impl Session {
             self.error(out, 503, "5.5.1", "Error: need MAIL command");
             return false;
         }
+        if self.bdat != BdatState::None {
+            self.error(out, 503, "5.5.1", "Error: RCPT after BDAT");
+            return false;
+        }
         let Some((path, params)) = split_path(arg, "TO:") else {
             self.error(out, 501, "5.5.4", "Syntax: RCPT TO:<address>");
             return false;
         };
         let text = match path {
             PathText::Bracketed(s) | PathText::Bare(s) => s,
-            PathText::Unterminated => "",
+            PathText::Malformed => "",
         };
-        let addr = match parse_address(text, self.mail_params.smtputf8) {
+        let addr = match parse_address(text, self.mail_params.smtputf8 || self.cfg.smtputf8_enable)
+        {
             Ok(a) if !a.local.is_empty() => a,
             _ => {
                 self.error(out, 501, "5.1.3", "Bad recipient address syntax");
@@ -1130,6 +1202,10 @@ impl Session {
             self.error(out, 501, "5.5.4", "Syntax: DATA");
             return false;
         }
+        if self.bdat != BdatState::None {
+            self.error(out, 503, "5.5.1", "Error: DATA after BDAT");
+            return false;
+        }
         if self.sender.is_none() {
             self.error(out, 503, "5.5.1", "Error: need RCPT command");
             return false;
@@ -1186,11 +1262,11 @@ impl Session {
             self.log_reject(
                 out,
                 "END-OF-MESSAGE",
-                "552 5.3.4 Message size exceeds fixed limit",
+                "552 5.3.4 Error: message file too big",
                 None,
             );
             self.stats.record(Verb::Data, false);
-            self.error(out, 552, "5.3.4", "Message size exceeds fixed limit");
+            self.error(out, 552, "5.3.4", "Error: message file too big");
             self.reset_transaction();
             return;
         }
@@ -1221,39 +1297,62 @@ impl Session {
 
     /// RFC 3030 BDAT: `BDAT size [LAST]`; the chunk is read even when the
     /// command is refused, so the session stays in step with the client.
+    /// Postfix's replies: a malformed BDAT ends the session (521: the chunk
+    /// size is unknown, so the input can no longer be followed); a refused
+    /// chunk is discarded and so is the rest of its sequence.
     fn bdat_cmd(&mut self, arg: &str, out: &mut Vec<Action>) {
-        let mut words = arg.split_whitespace();
-        let size = words.next().and_then(|s| s.parse::<usize>().ok());
-        let last = match words.next() {
-            None => false,
-            Some(w) if w.eq_ignore_ascii_case("LAST") => true,
-            Some(_) => {
-                self.stats.record(Verb::Bdat, false);
-                self.error(out, 501, "5.5.4", "Syntax: BDAT count [LAST]");
-                return;
-            }
+        let words: Vec<&str> = arg.split_whitespace().collect();
+        let size = match words.first() {
+            Some(w) if w.bytes().all(|b| b.is_ascii_digit()) => w.parse::<usize>().ok(),
+            _ => None,
         };
-        let Some(size) = size else {
+        let last = match words.get(1) {
+            None => Some(false),
+            Some(w) if w.eq_ignore_ascii_case("LAST") && words.len() == 2 => Some(true),
+            Some(_) => None,
+        };
+        let (Some(size), Some(last)) = (size, last) else {
             self.stats.record(Verb::Bdat, false);
-            self.error(out, 501, "5.5.4", "Syntax: BDAT count [LAST]");
+            self.error(out, 521, "5.5.4", "Syntax: BDAT count [LAST]");
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
             return;
         };
-        let refuse = if self.sender.is_none() || self.recipients.is_empty() {
-            Some("Error: need RCPT command".to_string())
+        self.bdat_chunk = size;
+        let refusal = if self.bdat == BdatState::Failed {
+            Some((
+                551,
+                "5.0.0",
+                format!("Discarded {size} bytes after earlier error"),
+            ))
+        } else if self.sender.is_none() {
+            Some((503, "5.5.1", "Error: need RCPT command".to_string()))
+        } else if self.recipients.is_empty() {
+            Some((554, "5.5.1", "Error: no valid recipients".to_string()))
+        } else if self.cfg.message_size_limit > 0
+            && self.data_size.saturating_add(size as u64) > self.cfg.message_size_limit
+        {
+            Some((552, "5.3.4", "Chunk exceeds message size limit".to_string()))
         } else {
             None
         };
-        if let Some(why) = refuse {
+        if let Some((code, enhanced, text)) = refusal {
             self.mode = Mode::Bdat {
                 left: size,
                 last,
                 discard: true,
             };
             self.stats.record(Verb::Bdat, false);
-            self.error(out, 503, "5.5.1", &why);
+            self.error(out, code, enhanced, &text);
+            if last {
+                self.reset_transaction();
+            } else {
+                self.bdat = BdatState::Failed;
+            }
             return;
         }
         self.bdat_seen = true;
+        self.bdat = BdatState::Open;
         self.mode = Mode::Bdat {
             left: size,
             last,
@@ -1267,16 +1366,11 @@ impl Session {
         }
         if !last {
             self.stats.record(Verb::Bdat, true);
-            let n = self.data_size;
+            let n = self.bdat_chunk;
             self.send(out, 250, "2.0.0", &format!("Ok: {n} bytes"));
             return;
         }
-        if self.too_big {
-            self.stats.record(Verb::Bdat, false);
-            self.error(out, 552, "5.3.4", "Message size exceeds fixed limit");
-            self.reset_transaction();
-            return;
-        }
+        self.bdat = BdatState::None;
         // BDAT content is raw: normalise CRLF to the internal LF form.
         let raw = std::mem::take(&mut self.data);
         let mut data = Vec::with_capacity(raw.len());
@@ -1305,8 +1399,20 @@ impl Session {
             self.error(out, 501, "5.5.4", "Syntax: VRFY address [SMTPUTF8]");
             return false;
         }
-        let text = arg.split_whitespace().next().unwrap_or("");
-        let inner = text.trim_start_matches('<').trim_end_matches('>');
+        // One address, with or without its brackets.
+        let words: Vec<&str> = arg.split_whitespace().collect();
+        let utf8_flag = words
+            .get(1)
+            .is_some_and(|w| w.eq_ignore_ascii_case("SMTPUTF8"));
+        if words.len() > 2 || (words.len() == 2 && !utf8_flag) {
+            self.error(out, 501, "5.1.3", "Bad recipient address syntax");
+            return false;
+        }
+        let text = words[0];
+        let inner = text
+            .strip_prefix('<')
+            .and_then(|t| t.strip_suffix('>'))
+            .unwrap_or(text);
         let addr = match parse_address(inner, true) {
             Ok(a) => a,
             Err(AddrError::Empty) | Err(_) => {
@@ -1332,22 +1438,69 @@ impl Session {
         }
     }
 
+    /// ETRN (RFC 1985), in Postfix's order of checks; the replies without
+    /// an enhanced code are Postfix's.
     fn etrn_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
-        if arg.is_empty() {
+        if self.sender.is_some() {
+            self.error(out, 503, "", "Error: MAIL transaction in progress");
+            return false;
+        }
+        let words: Vec<&str> = arg.split_whitespace().collect();
+        if words.len() != 1 {
             self.error(out, 500, "", "Syntax: ETRN domain");
             return false;
         }
-        if self.sender.is_some() {
-            self.error(out, 503, "5.5.1", "Error: MAIL transaction in progress");
+        // `@domain` (the domain's subdomains) and `#queueid` forms.
+        let name = words[0].strip_prefix(['@', '#']).unwrap_or(words[0]);
+        if !valid_hostname(name) {
+            self.error(out, 501, "", "Error: invalid parameter syntax");
             return false;
         }
         // fast_flush_domains is empty: no domain is eligible (Postfix's reply).
-        self.error(
-            out,
-            459,
-            "",
-            &format!("<{}>: service unavailable", arg.trim_start_matches('@')),
-        );
+        self.error(out, 459, "", &format!("<{name}>: service unavailable"));
         false
     }
+}
+
+/// Postfix's is_header(): a name of printable characters, optional blanks,
+/// then a colon, as in `Subject: test`.
+fn is_header(line: &str) -> bool {
+    let mut seen_name = false;
+    let mut after_blank = false;
+    for b in line.bytes() {
+        match b {
+            b':' => return seen_name,
+            b' ' | b'\t' if seen_name => after_blank = true,
+            33..=126 if !after_blank => seen_name = true,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// smtpd_forbidden_commands' default, `CONNECT GET POST
+/// regexp:{{/^[^A-Z]/ Bogus}}` (a case-insensitive regexp).
+fn forbidden_command(verb: &str) -> bool {
+    ["CONNECT", "GET", "POST"]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(verb))
+        || !verb.starts_with(|c: char| c.is_ascii_alphabetic())
+}
+
+/// Postfix's valid_hostname(): labels of letters, digits, `-` and `_`,
+/// not starting or ending with `-`, at most 63 octets each and 255 in all,
+/// and not all numeric.
+fn valid_hostname(name: &str) -> bool {
+    if name.is_empty() || name.len() > 255 {
+        return false;
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    labels.iter().all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }

@@ -239,7 +239,7 @@ fn limits() {
     assert_eq!(
         &r[13..],
         [
-            "552 5.3.4 Message size exceeds fixed limit",
+            "552 5.3.4 Error: message file too big",
             "503 5.5.1 Error: need MAIL command",
             "250 2.1.0 Ok",
             "250 2.1.5 Ok",
@@ -277,7 +277,7 @@ fn bdat_chunks() {
         &r[12..],
         [
             "250 2.0.0 Ok: 5 bytes",
-            "250 2.0.0 Ok: queued as ID0",
+            "250 2.0.0 Ok: 14 bytes queued as ID0",
             "221 2.0.0 Bye"
         ]
     );
@@ -487,6 +487,72 @@ fn failed_auth_costs_a_growing_delay() {
             Duration::from_secs(1),
             Duration::from_secs(2),
             Duration::from_secs(3)
+        ]
+    );
+}
+
+/// BDAT error states as Postfix 3.7 answers them (tests/dialogs/bdat-*):
+/// DATA, MAIL and RCPT inside a chunk sequence are refused (DATA used to get
+/// a 354 and then hang), a refused chunk poisons the rest of its sequence,
+/// and a malformed BDAT ends the session.
+#[test]
+fn bdat_error_states() {
+    let mut s = session(true);
+    let (r, m) = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nBDAT 5\r\nhelloDATA\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nRSET\r\n");
+    assert!(m.is_empty());
+    assert_eq!(
+        &r[12..],
+        [
+            "250 2.0.0 Ok: 5 bytes",
+            "503 5.5.1 Error: DATA after BDAT",
+            "503 5.5.1 Error: nested MAIL command",
+            "503 5.5.1 Error: RCPT after BDAT",
+            "250 2.0.0 Ok",
+        ]
+    );
+    let mut s = session(true);
+    let (r, _) = run(
+        &mut s,
+        b"EHLO x\r\nBDAT 5\r\nhelloMAIL FROM:<a@b.c>\r\nBDAT 3 LAST\r\nabcMAIL FROM:<a@b.c>\r\n",
+    );
+    assert_eq!(
+        &r[10..],
+        [
+            "503 5.5.1 Error: need RCPT command",
+            "503 5.5.1 Error: MAIL after BDAT",
+            "551 5.0.0 Discarded 3 bytes after earlier error",
+            "250 2.1.0 Ok",
+        ]
+    );
+    let mut s = session(true);
+    let (r, _) = run(&mut s, b"EHLO x\r\nBDAT x\r\nNOOP\r\n");
+    assert_eq!(&r[10..], ["521 5.5.4 Syntax: BDAT count [LAST]"]);
+    assert!(s.is_closed());
+}
+
+/// Lines that are not SMTP (a message header sent as a command, an HTTP
+/// request, a command not starting with a letter) end the session as
+/// smtpd_forbidden_commands does; NUL and CR end a command word.
+#[test]
+fn non_smtp_commands() {
+    for line in ["Subject: hello", "GET / HTTP/1.0", "8BITMIME", "post x"] {
+        let mut s = session(true);
+        let (r, _) = run(&mut s, format!("{line}\r\nNOOP\r\n").as_bytes());
+        assert_eq!(
+            r,
+            ["221 2.7.0 Error: I can break rules, too. Goodbye."],
+            "{line}"
+        );
+        assert!(s.is_closed());
+    }
+    let mut s = session(true);
+    let (r, _) = run(&mut s, b"NOOP\0junk\r\nNOOP\rMAIL\r\nXYZZY\r\n");
+    assert_eq!(
+        r,
+        [
+            "250 2.0.0 Ok",
+            "250 2.0.0 Ok",
+            "500 5.5.2 Error: command not recognized"
         ]
     );
 }

@@ -1,51 +1,175 @@
-//! The SMTP dialogs recorded from Postfix 3.7.11 on the seed's configuration
-//! (tests/dialogs/*.expected) replayed against yubin: every reply must be
-//! the same. Queue ids differ by nature; STARTTLS is advertised by the
-//! recorded Postfix (Debian enables TLS) and not yet by yubin.
+//! The SMTP dialogs recorded from Postfix 3.7.11 (tests/record_dialogs.sh)
+//! replayed against yubin on the same configuration: every reply must be
+//! the same, word for word. tests/dialogs/*.txt run on the seed's
+//! configuration, tests/dialogs/embedded/*.txt on the embedded default's.
+//! Queue ids differ by nature. The differences yubin keeps on purpose are
+//! listed in docs/STATUS.md ("Deliberate differences from Postfix"); their
+//! dialogs are left out below, each with its reason.
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
-use common::{repo, Server, VIRTUAL_BEFORE};
+use common::{repo, Server};
+
+/// Seed dialogs not replayed.
+const SEED_LEFT_OUT: &[(&str, &str)] = &[
+    // Postfix answers XCLIENT/XFORWARD from unauthorised clients with "550
+    // 5.7.0 Error: insufficient authorization"; yubin implements neither
+    // command and answers as for any unknown one.
+    ("xclient", "XCLIENT and XFORWARD are not implemented"),
+    // Postfix 3.7 ends DATA at <LF>.<LF>; yubin only at <CR><LF>.<CR><LF>
+    // (SMTP smuggling, CVE-2023-51764; Postfix 3.9's
+    // smtpd_forbid_bare_newline = normalize).
+    (
+        "data-dots",
+        "a bare-LF dot line is content, not the end of data",
+    ),
+    // Postfix's RFC 822 tokenizer takes a@b@c, <@domain>, <<a@b>> and
+    // "<bad"; yubin's RFC 5321 parser refuses them with 501.
+    (
+        "address-822-forms",
+        "envelope addresses are parsed as RFC 5321 paths",
+    ),
+];
+
+/// Embedded-default dialogs not replayed.
+const EMBEDDED_LEFT_OUT: &[(&str, &str)] = &[
+    // The failure reason after "535 5.7.8 Error: authentication failed:"
+    // comes from the SASL backend: Postfix with Dovecot (the recording)
+    // says "(reason unavailable)", with Cyrus "authentication failure",
+    // which is what yubin's own SASL server says.
+    ("sub-auth-bad", "the SASL failure reason is Cyrus's wording"),
+];
 
 fn normalise(text: &str) -> Vec<String> {
     text.lines()
-        .filter(|l| *l != "S: 250-STARTTLS")
         .map(|l| match l.find("queued as ") {
             Some(i) => format!("{}queued as ID", &l[..i]),
             None => l.to_string(),
         })
+        // mail_name is "yubin" (the embedded default's banner is
+        // "$myhostname ESMTP $mail_name"): a deliberate difference.
+        .map(|l| l.replace(" ESMTP Postfix", " ESMTP yubin"))
         .collect()
 }
 
-fn replay(name: &str, source: Option<&str>, s: &Server) {
-    let dir = repo().join("tests/dialogs");
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("tests/smtp_dialog.py"))
+/// Replays one dialog; returns a description of the difference, if any.
+fn replay(dir: &Path, name: &str, s: &Server, submission: u16) -> Option<String> {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/smtp_dialog.py"))
         .arg("127.0.0.1")
         .arg(s.port.to_string())
-        .arg(dir.join(format!("{name}.txt")));
-    if let Some(src) = source {
-        cmd.args(["--source", src]);
+        .arg(dir.join(format!("{name}.txt")))
+        .args(["--submission", &submission.to_string()])
+        .output()
+        .expect("python3");
+    // DIALOG_OUT=DIR keeps what yubin answered, for diff(1) with the .expected.
+    if let Ok(keep) = std::env::var("DIALOG_OUT") {
+        let _ = std::fs::write(Path::new(&keep).join(format!("{name}.got")), &out.stdout);
     }
-    let out = cmd.output().expect("python3");
     let got = normalise(&String::from_utf8_lossy(&out.stdout));
     let want = normalise(&std::fs::read_to_string(dir.join(format!("{name}.expected"))).unwrap());
-    assert_eq!(
-        got,
-        want,
-        "dialog {name}: stderr {}",
+    if got == want && out.status.success() {
+        return None;
+    }
+    let mut diff = format!(
+        "dialog {name} ({}): stderr {}\n",
+        dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    for i in 0..got.len().max(want.len()) {
+        let (g, w) = (got.get(i), want.get(i));
+        if g != w {
+            diff += &format!(
+                "  line {}: postfix {:?}\n          yubin   {:?}\n",
+                i + 1,
+                w.map(String::as_str).unwrap_or("(nothing)"),
+                g.map(String::as_str).unwrap_or("(nothing)")
+            );
+            break;
+        }
+    }
+    Some(diff)
+}
+
+/// The dialog names in `dir` (each NAME.txt with its NAME.expected).
+fn dialogs(dir: &Path, left_out: &[(&str, &str)]) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".txt")
+                .map(str::to_string)
+        })
+        .filter(|n| !left_out.iter().any(|(l, _)| l == n))
+        .collect();
+    names.sort();
+    for n in &names {
+        assert!(
+            dir.join(format!("{n}.expected")).exists(),
+            "{n}.txt has no {n}.expected: run tests/record_dialogs.sh"
+        );
+    }
+    names
+}
+
+fn replay_all(dir: &Path, left_out: &[(&str, &str)], s: &Server, submission: u16) -> usize {
+    let names = dialogs(dir, left_out);
+    // One filter for working on a single dialog: DIALOG=name.
+    let only = std::env::var("DIALOG").ok();
+    let diffs: Vec<String> = names
+        .iter()
+        .filter(|n| only.as_deref().is_none_or(|o| o == n.as_str()))
+        .filter_map(|n| replay(dir, n, s, submission))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "{} of {} dialogs differ from Postfix:\n{}",
+        diffs.len(),
+        names.len(),
+        diffs.join("\n")
+    );
+    names.len()
 }
 
 #[test]
-fn postfix_dialogs_replay_identically() {
-    let mut s = Server::seed(VIRTUAL_BEFORE, "");
+fn seed_dialogs_replay_identically() {
+    let mut s = Server::seed(common::VIRTUAL_BEFORE, "compatibility_level = 3.6\n");
     s.start();
-    for name in ["order", "seed-reject", "syntax", "params", "vrfy", "data"] {
-        replay(name, None, &s);
-    }
-    replay("relay", Some("127.0.0.2"), &s);
+    let n = replay_all(&repo().join("tests/dialogs"), SEED_LEFT_OUT, &s, 0);
+    assert!(n >= 80, "only {n} seed dialogs");
+}
+
+#[test]
+fn embedded_default_dialogs_replay_identically() {
+    let (mut s, submission) = Server::embedded();
+    // The user the AUTH dialogs log in as (tests/record_dialogs.sh gives
+    // Postfix's Dovecot the same one).
+    let mut passwd = Command::new(common::bin())
+        .arg("-c")
+        .arg(s.dir.path())
+        .args(["passwd", "admin@example.test"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"secret\nsecret\n")
+        .unwrap();
+    assert!(passwd.wait().unwrap().success(), "yubin passwd");
+    s.start();
+    let n = replay_all(
+        &repo().join("tests/dialogs/embedded"),
+        EMBEDDED_LEFT_OUT,
+        &s,
+        submission,
+    );
+    assert!(n >= 20, "only {n} embedded-default dialogs");
 }

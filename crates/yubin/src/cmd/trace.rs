@@ -1,7 +1,10 @@
 //! `yubin trace ADDRESS...`: the path an address takes and why, the thing
 //! the seed's admin was missing: class and the parameter that decided it,
 //! every table, key and source line consulted, the expansion tree, the
-//! mailbox, or the exact reject with what to change.
+//! mailbox, or the exact reject with what to change. For a remote address:
+//! the nexthop and why, the MX hosts in the order they would be tried, the
+//! TLS level that applies and where it comes from, and whether the mail
+//! would be DKIM-signed (DNS lookups only; nothing is sent).
 
 use std::path::Path;
 
@@ -16,6 +19,9 @@ pub struct TraceArgs {
     /// Print one JSON object per address instead of text.
     #[arg(long)]
     json: bool,
+    /// The envelope sender, for the DKIM signing decision of remote mail.
+    #[arg(long, value_name = "ADDRESS", default_value = "")]
+    from: String,
     /// Addresses as they would appear in RCPT TO (with or without <>).
     #[arg(required = true)]
     addresses: Vec<String>,
@@ -31,6 +37,22 @@ pub fn run(dir: &Path, a: TraceArgs) -> i32 {
     }
     let resolver = match Resolver::new(&cfg) {
         Ok(r) => r,
+        Err(e) => return fatal("trace", e),
+    };
+    let outbound = match yubin_outbound::Outbound::with_resolver(
+        &cfg,
+        std::sync::Arc::new(yubin_dns::Dns::new(
+            yubin_dns::parse_servers(&cfg.list("dns_servers")).unwrap_or_default(),
+        )),
+    ) {
+        Ok(o) => o,
+        Err(e) => return fatal("trace", e),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
         Err(e) => return fatal("trace", e),
     };
     let mut code = 0;
@@ -63,6 +85,10 @@ pub fn run(dir: &Path, a: TraceArgs) -> i32 {
                 cfg.get("mynetworks"),
                 res.address
             );
+        }
+        if res.class == Class::Default || res.class == Class::Relay {
+            let how = rt.block_on(outbound.explain(&a.from, &addr.internal()));
+            print!("{how}");
         }
     }
     code

@@ -10,7 +10,8 @@ use tokio::net::TcpStream;
 use yubin_conn::smtp::{SmtpAsk, SmtpCore};
 use yubin_conn::{drive, Conn, End, Handler, Options, Step};
 use yubin_smtp::{
-    Answer, AuthRequest, ClientInfo, Reply, Request, SaslExchange, SaslStep, Session,
+    Answer, AuthRequest, ClientInfo, RecipientQuery, Reply, Request, SaslExchange, SaslStep,
+    Session,
 };
 
 use super::runtime::{Runtime, Service, Shared};
@@ -83,8 +84,18 @@ impl Handler<SmtpCore> for Smtpd {
                 let verdict = self.svc.policy.recipient(&self.client, &q).await;
                 core.answer(Answer::Verdict(verdict))
             }
+            // Postfix's vrfy_cmd runs the recipient restrictions
+            // (smtpd_check_rcpt): from outside mynetworks, VRFY of a remote
+            // address is "454 4.7.1 Relay access denied".
             SmtpAsk::Request(Request::Verify(addr)) => {
-                core.answer(Answer::Verdict(self.svc.policy.verify(&addr)))
+                let q = RecipientQuery {
+                    recipient: addr,
+                    sender: None,
+                    sasl_user: None,
+                    helo: None,
+                };
+                let verdict = self.svc.policy.recipient(&self.client, &q).await;
+                core.answer(Answer::Verdict(verdict))
             }
             SmtpAsk::Request(Request::Auth(req)) => {
                 let step = self.sasl(req).await;

@@ -116,6 +116,56 @@ impl Server {
         s
     }
 
+    /// The embedded default configuration, as `yubin serve` writes it on
+    /// first start (crates/yubin/src/server/embedded.rs), with its two
+    /// listeners (2525 and 2587) moved to free ports. Returns the server and
+    /// the submission port. `yubin serve` is stopped as soon as it has
+    /// written the folder.
+    pub fn embedded() -> (Server, u16) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        let _ = err.read_line(&mut first);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            first.contains("created the embedded default"),
+            "yubin serve: {first}"
+        );
+        let data = dir.path().join("yubin-data");
+        let (port, submission) = (free_port(), free_port());
+        let master = std::fs::read_to_string(data.join("master.cf"))
+            .unwrap()
+            .replace("127.0.0.1:2525 ", &format!("127.0.0.1:{port} "))
+            .replace("127.0.0.1:2587 ", &format!("127.0.0.1:{submission} "));
+        std::fs::write(data.join("master.cf"), master).unwrap();
+        // Served as `yubin -c DIR`: the folder's contents move up into the
+        // temporary folder (main.cf names its files by $config_directory).
+        for e in std::fs::read_dir(&data).unwrap() {
+            let e = e.unwrap();
+            std::fs::rename(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+        std::fs::remove_dir(&data).unwrap();
+        let s = Server {
+            dir,
+            port,
+            child: None,
+        };
+        (s, submission)
+    }
+
     /// Runs `yubin -c DIR args...`, asserting success; returns stdout.
     pub fn yubin(&self, args: &[&str]) -> String {
         let out = self.yubin_output(args);
