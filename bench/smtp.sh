@@ -7,6 +7,8 @@
 # Also: resident memory with 1,000 idle SMTP sessions.
 # Needs root (it reconfigures and restarts the system Postfix on loopback
 # and restores main.cf afterwards). Usage: bench/smtp.sh [N] [SIZE]
+# YUBIN_BEFORE=/path/to/older/yubin runs an older build in the same run
+# (issue 11: "no slower than before the change").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000}; SIZE=${2:-2048}
@@ -18,7 +20,7 @@ id vmail >/dev/null 2>&1 || useradd -r -u 5000 -M -d /home/vmail -s /usr/sbin/no
 VUID=$(id -u vmail); VGID=$(id -g vmail)
 work=$(mktemp -d); chmod 755 "$work"
 cp /etc/postfix/main.cf "$work/main.cf.orig"
-cleanup() { cp "$work/main.cf.orig" /etc/postfix/main.cf; postfix stop >/dev/null 2>&1 || true; [ -n "${YPID:-}" ] && kill "$YPID" 2>/dev/null; rm -rf "$work"; }
+cleanup() { cp "$work/main.cf.orig" /etc/postfix/main.cf; postfix stop >/dev/null 2>&1 || true; [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null; sleep 1; rm -rf "$work"; }
 trap cleanup EXIT
 
 # --- Postfix -------------------------------------------------------------
@@ -37,21 +39,23 @@ postfix stop >/dev/null 2>&1 || true
 for _ in $(seq 50); do pgrep -x master >/dev/null || break; sleep 0.2; done
 postfix start >/dev/null 2>&1; sleep 2
 
-# --- yubin ---------------------------------------------------------------
-YP=2526
-mkdir -p "$work/y/vmail"; chown vmail: "$work/y/vmail"
-cp "$work/pf/virtual_domains" "$work/pf/virtual_maps" "$work/pf/virtual" "$work/y/"
-cat > "$work/y/main.cf" <<CF
+# --- yubin (and, with YUBIN_BEFORE=PATH, an older build beside it) --------
+# start_yubin NAME BINARY PORT: its own directory, queue, Maildir and log.
+start_yubin() {
+  local name=$1 bin=$2 port=$3 d="$work/$1"
+  mkdir -p "$d/vmail"; chown vmail: "$d/vmail"
+  cp "$work/pf/virtual_domains" "$work/pf/virtual_maps" "$work/pf/virtual" "$d/"
+  cat > "$d/main.cf" <<CF
 myhostname = mail.mydomain.com
 mydomain = mydomain.com
 myorigin = \$mydomain
 mydestination = localhost, \$myhostname
 inet_interfaces = loopback-only
 mynetworks = 127.0.0.0/8
-virtual_alias_maps = hash:$work/y/virtual
-virtual_mailbox_base = $work/y/vmail
-virtual_mailbox_domains = $work/y/virtual_domains
-virtual_mailbox_maps = hash:$work/y/virtual_maps
+virtual_alias_maps = hash:$d/virtual
+virtual_mailbox_base = $d/vmail
+virtual_mailbox_domains = $d/virtual_domains
+virtual_mailbox_maps = hash:$d/virtual_maps
 virtual_uid_maps = static:$VUID
 virtual_gid_maps = static:$VGID
 smtpd_banner = \$myhostname ESMTP
@@ -59,13 +63,20 @@ alias_maps =
 local_recipient_maps =
 default_process_limit = 1100
 mail_owner = vmail
-queue_directory = $work/y/queue
-maillog_file = $work/y/mail.log
+queue_directory = $d/queue
+maillog_file = $d/mail.log
 CF
-printf '127.0.0.1:%s inet n - n - - smtpd\n' "$YP" > "$work/y/master.cf"
-"$Y" -c "$work/y" postmap "$work/y/virtual" "$work/y/virtual_maps"
-"$Y" -c "$work/y" serve 2>"$work/y/serve.err" & YPID=$!
-for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$YP) 2>/dev/null && break; sleep 0.1; done
+  printf '127.0.0.1:%s inet n - n - - smtpd\n' "$port" > "$d/master.cf"
+  "$bin" -c "$d" postmap "$d/virtual" "$d/virtual_maps"
+  "$bin" -c "$d" serve 2>"$d/serve.err" &
+  PIDS="$PIDS $!"
+  for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+}
+PIDS=""
+YP=2526
+start_yubin y "$Y" $YP
+YPID=${PIDS# }
+if [ -n "${YUBIN_BEFORE:-}" ]; then start_yubin before "$YUBIN_BEFORE" 2527; fi
 
 count() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
 run() { # name port maildir sessions
@@ -82,8 +93,9 @@ printf '%-8s %-9s %-14s %-14s\n' server sessions accepted/s delivered/s
 for s in 1 10 100; do
   run postfix 25 "$work/pf/vmail/mydomain.com/hoge/new" "$s"
   run yubin "$YP" "$work/y/vmail/mydomain.com/hoge/new" "$s"
+  if [ -n "${YUBIN_BEFORE:-}" ]; then run before 2527 "$work/before/vmail/mydomain.com/hoge/new" "$s"; fi
 done | tee "$work/results"
-awk '{a[$1" "$2]=$3; d[$1" "$2]=$4} END {for (s in a) {split(s,k," "); if (k[1]=="yubin") printf "ratio yubin/postfix, %s sessions: accepted %.2fx, delivered %.2fx\n", k[2], a[s]/a["postfix "k[2]], d[s]/d["postfix "k[2]]}}' "$work/results" | sort -t, -k1,1n
+awk '{a[$1" "$2]=$3; d[$1" "$2]=$4} END {for (s in a) {split(s,k," "); if (k[1]!="postfix") printf "ratio %s/postfix, %s sessions: accepted %.2fx, delivered %.2fx\n", k[1], k[2], a[s]/a["postfix "k[2]], d[s]/d["postfix "k[2]]}}' "$work/results" | sort
 
 # --- memory with 1,000 idle sessions ------------------------------------
 idle() { # port -> holds 1000 sessions open for 5 s

@@ -23,6 +23,15 @@ pub struct Settings {
     pub alias_files: bool,
     /// How long a `|command` may run (command_time_limit).
     pub command_time_limit: Duration,
+    /// enable_original_recipient: duplicates are eliminated per (original
+    /// recipient, final recipient) pair, so two addresses that lead to one
+    /// mailbox each get their copy with its own X-Original-To (postconf(5));
+    /// with `no`, per final recipient.
+    pub original_recipient: bool,
+    /// duplicate_filter_limit: how many addresses the duplicate filter
+    /// remembers per message (0 = no limit); past it, copies are no
+    /// longer filtered, as in Postfix.
+    pub duplicate_filter_limit: usize,
 }
 
 impl Default for Settings {
@@ -34,6 +43,8 @@ impl Default for Settings {
             alias_commands: true,
             alias_files: true,
             command_time_limit: Duration::from_secs(1000),
+            original_recipient: true,
+            duplicate_filter_limit: 1000,
         }
     }
 }
@@ -52,6 +63,42 @@ pub struct Context<'a> {
     pub as_user: Option<&'a dyn AsUser>,
     /// The message was tried before: Maildir looks for its own earlier copy.
     pub retry: bool,
+    /// The SMTP client (smtp(8)), provided by the daemon; `None`: relay
+    /// copies stay queued with a clear reason.
+    pub relay: Option<&'a dyn Relay>,
+}
+
+/// One relay copy's result and the `relay=` value of its log line
+/// (`mx.example.org[192.0.2.1]:25`, or `none` when no server answered).
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    pub result: Result<String, Failure>,
+    pub relay: String,
+}
+
+/// The relay agent (smtp(8)): delivers copies of one message for one
+/// destination in one transaction. Implemented by the daemon around
+/// yubin-outbound, so that this crate stays free of sockets and async.
+pub trait Relay: Sync {
+    /// `nexthop` as the resolver gave it; one result per copy, in order.
+    fn relay(
+        &self,
+        nexthop: &str,
+        copies: &[(&Delivery, Message<'_>)],
+        envelope: &Envelope<'_>,
+    ) -> Vec<Relayed>;
+}
+
+/// What a relay passes on from the queued envelope: RFC 3461 DSN
+/// parameters and the RFC 6531 SMTPUTF8 request.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope<'a> {
+    /// RET=FULL|HDRS.
+    pub ret: Option<&'a str>,
+    pub envid: Option<&'a str>,
+    pub smtputf8: bool,
+    /// Per copy, in order: NOTIFY and ORCPT as received.
+    pub dsn: Vec<(Option<&'a str>, Option<&'a str>)>,
 }
 
 /// The daemon name and `relay=` value Postfix logs for this agent.
@@ -88,9 +135,14 @@ pub fn deliver(d: &Delivery, m: &Message<'_>, cx: &Context<'_>) -> Result<String
         Agent::Command(cmd) => command(cmd, m, cx),
         Agent::File(path) => file(path, m, cx),
         Agent::Discard(text) => Ok(text.clone()),
-        Agent::Smtp { .. } | Agent::Lmtp { .. } => relay(std::slice::from_ref(&(d, m.clone())), cx)
-            .pop()
-            .unwrap_or_else(|| Err(Failure::temp("4.3.0", "no delivery"))),
+        Agent::Smtp { .. } | Agent::Lmtp { .. } => relay(
+            std::slice::from_ref(&(d, m.clone())),
+            &Envelope::default(),
+            cx,
+        )
+        .pop()
+        .map(|r| r.result)
+        .unwrap_or_else(|| Err(Failure::temp("4.3.0", "no delivery"))),
     }
 }
 
@@ -103,25 +155,33 @@ pub fn is_relay(agent: &Agent) -> bool {
 /// One relay delivery: copies of one message for one destination (same
 /// transport and next hop), at most the destination's recipient limit, as
 /// one SMTP/LMTP transaction would carry them. One result per copy, in order.
-///
-/// The SMTP/LMTP client agent plugs in here; until it does, every copy stays
-/// queued with a clear reason.
 pub fn relay(
     copies: &[(&Delivery, Message<'_>)],
-    _cx: &Context<'_>,
-) -> Vec<Result<String, Failure>> {
-    copies
-        .iter()
-        .map(|(d, _)| {
-            let nexthop = d.target().unwrap_or_default();
-            Err(Failure::temp(
-                "4.4.1",
-                format!(
-                    "delivery to remote domains ({nexthop}) is not available in this yubin release: relaying is planned; the message stays queued"
-                ),
-            ))
-        })
-        .collect()
+    envelope: &Envelope<'_>,
+    cx: &Context<'_>,
+) -> Vec<Relayed> {
+    let nexthop = copies
+        .first()
+        .and_then(|(d, _)| d.target())
+        .unwrap_or_default();
+    let lmtp = copies
+        .first()
+        .is_some_and(|(d, _)| matches!(d.agent, Agent::Lmtp { .. }));
+    match cx.relay {
+        Some(agent) if !lmtp => agent.relay(&nexthop, copies, envelope),
+        _ => copies
+            .iter()
+            .map(|_| Relayed {
+                result: Err(Failure::temp(
+                    "4.4.1",
+                    format!(
+                        "delivery to remote domains ({nexthop}) is not available in this yubin release: relaying is planned; the message stays queued"
+                    ),
+                )),
+                relay: "none".into(),
+            })
+            .collect(),
+    }
 }
 
 fn limit(mb: &Mailbox, s: &Settings) -> u64 {
@@ -227,6 +287,7 @@ mod tests {
                 settings,
                 as_user: None,
                 retry: false,
+                relay: None,
             },
         )
     }

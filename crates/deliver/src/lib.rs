@@ -17,6 +17,9 @@ pub struct Failure {
     pub temporary: bool,
     pub dsn: String,
     pub text: String,
+    /// For a remote server's refusal: its name (`Remote-MTA: dns; NAME`)
+    /// and the typed diagnostic (`smtp; 550 5.1.1 ...`), RFC 3464 section 2.3.
+    pub remote: Option<(String, String)>,
 }
 
 impl Failure {
@@ -25,6 +28,7 @@ impl Failure {
             temporary: true,
             dsn: dsn.into(),
             text: text.into(),
+            remote: None,
         }
     }
     pub fn perm(dsn: &str, text: impl Into<String>) -> Failure {
@@ -32,8 +36,15 @@ impl Failure {
             temporary: false,
             dsn: dsn.into(),
             text: text.into(),
+            remote: None,
         }
     }
+    /// The remote server that refused, and its reply as a Diagnostic-Code.
+    pub fn with_remote(mut self, mta: impl Into<String>, diagnostic: impl Into<String>) -> Failure {
+        self.remote = Some((mta.into(), diagnostic.into()));
+        self
+    }
+
     /// An I/O error: out of space and quota are temporary, as in Postfix.
     pub fn io(what: &str, e: &std::io::Error) -> Failure {
         Failure::temp("4.2.0", format!("{what}: {e}"))

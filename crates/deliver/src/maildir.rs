@@ -29,7 +29,16 @@ pub fn deliver(
     size_limit: u64,
 ) -> Result<PathBuf, Failure> {
     check_loops(m)?;
-    let tag = delivery_tag(m.queue_id, m.recipient);
+    // Two original recipients that lead to one mailbox are two deliveries
+    // (enable_original_recipient): the crash-safe tag names the pair.
+    let key = if m.original_recipient.eq_ignore_ascii_case(m.recipient)
+        || m.original_recipient.is_empty()
+    {
+        m.recipient.to_string()
+    } else {
+        format!("{}\n{}", m.recipient, m.original_recipient)
+    };
+    let tag = delivery_tag(m.queue_id, &key);
     let head = prepend(m);
     let parts: [&[u8]; 2] = [head.as_bytes(), m.content];
     let d = yubin_mailstore::Delivery {

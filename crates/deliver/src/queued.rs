@@ -32,6 +32,8 @@ pub struct Env<'a> {
     pub hostname: &'a str,
     pub as_user: Option<&'a dyn AsUser>,
     pub submit: &'a dyn Submit,
+    /// The SMTP client for relay copies (None: they stay queued).
+    pub relay: Option<&'a dyn agent::Relay>,
 }
 
 /// `delay=` numbers as Postfix prints them: 0, 0.04, 1.2, 12.
@@ -149,6 +151,7 @@ impl Attempt<'_> {
             settings: self.env.agents,
             as_user: self.env.as_user,
             retry: self.retry,
+            relay: self.env.relay,
         }
     }
 
@@ -168,22 +171,45 @@ impl Attempt<'_> {
         for (dest, copies) in std::mem::take(&mut t.relay) {
             for batch in policy.batches(&dest.transport, copies) {
                 let started = Instant::now();
-                let results: Vec<Result<String, Failure>> = match self.held(&dest.transport) {
-                    Some(f) => batch.iter().map(|_| Err(f.clone())).collect(),
+                let results: Vec<agent::Relayed> = match self.held(&dest.transport) {
+                    Some(f) => batch
+                        .iter()
+                        .map(|_| agent::Relayed {
+                            result: Err(f.clone()),
+                            relay: "none".into(),
+                        })
+                        .collect(),
                     None => {
                         let msgs: Vec<(&Delivery, Message<'_>)> = batch
                             .iter()
                             .map(|(idx, d)| (d, self.message(d, &self.q.recipients[*idx].address)))
                             .collect();
-                        agent::relay(&msgs, &self.context())
+                        let q = self.q;
+                        let envelope = agent::Envelope {
+                            ret: q.ret.as_deref(),
+                            envid: q.envid.as_deref(),
+                            smtputf8: q.smtputf8,
+                            dsn: batch
+                                .iter()
+                                .map(|(idx, _)| {
+                                    let r = &q.recipients[*idx];
+                                    (r.notify.as_deref(), r.orcpt.as_deref())
+                                })
+                                .collect(),
+                        };
+                        agent::relay(&msgs, &envelope, &self.context())
                     }
                 };
                 // A copy the agent gave no answer for stays queued, never lost.
-                let results = results.into_iter().chain(std::iter::repeat_with(|| {
-                    Err(Failure::temp("4.3.0", "relay agent gave no result"))
-                }));
-                for ((idx, d), result) in batch.iter().zip(results) {
-                    self.record(*idx, d, result, started, t);
+                let results =
+                    results
+                        .into_iter()
+                        .chain(std::iter::repeat_with(|| agent::Relayed {
+                            result: Err(Failure::temp("4.3.0", "relay agent gave no result")),
+                            relay: "none".into(),
+                        }));
+                for ((idx, d), r) in batch.iter().zip(results) {
+                    self.record_via(*idx, d, r.result, Some(&r.relay), started, t);
                 }
             }
         }
@@ -191,11 +217,9 @@ impl Attempt<'_> {
 
     /// One queued recipient: expanded, each final copy delivered once.
     fn recipient(&self, idx: usize, r: &QueuedRecipient, t: &mut Tally) {
-        let started = Instant::now();
         // The queue file keeps the internal form ("quoted local@x", no
         // quotes): split it, never re-parse it, so an acknowledged recipient
         // cannot turn into a syntax bounce later (issue 16 item 8).
-        let _ = started;
         let deliveries = self
             .env
             .resolver
@@ -203,14 +227,21 @@ impl Attempt<'_> {
             .0;
         t.expanded.push(idx);
         for d in deliveries {
+            let settings = self.env.agents;
+            let orig = if settings.original_recipient {
+                r.address.to_lowercase()
+            } else {
+                String::new()
+            };
             let key = format!(
-                "{}|{}|{}",
+                "{}|{}|{}|{orig}",
                 d.recipient.to_lowercase(),
                 d.transport(),
                 d.target().unwrap_or_default()
             );
-            if !t.seen.insert(key) {
-                continue; // duplicate final recipient: one copy, as Postfix
+            let limit = settings.duplicate_filter_limit;
+            if (limit == 0 || t.seen.len() < limit) && !t.seen.insert(key) {
+                continue; // a duplicate: one copy, as Postfix's cleanup
             }
             if agent::is_relay(&d.agent) {
                 t.relay.entry(destination(&d)).or_default().push((idx, d));
@@ -231,8 +262,22 @@ impl Attempt<'_> {
         started: Instant,
         t: &mut Tally,
     ) {
+        self.record_via(idx, d, result, None, started, t)
+    }
+
+    /// As [`Attempt::record`], with the `relay=` a relay agent reported.
+    fn record_via(
+        &self,
+        idx: usize,
+        d: &Delivery,
+        result: Result<String, Failure>,
+        relay: Option<&str>,
+        started: Instant,
+        t: &mut Tally,
+    ) {
         let r = &self.q.recipients[idx];
-        let (daemon, relay) = agent::log_names(&d.agent);
+        let (daemon, default_relay) = agent::log_names(&d.agent);
+        let relay = relay.unwrap_or(default_relay);
         let route = Route {
             daemon,
             to: &d.recipient,
@@ -249,8 +294,9 @@ impl Attempt<'_> {
             }
             Err(f) => {
                 self.log(&route, &f.dsn, "bounced", &f.text, started);
-                t.bounced
-                    .push(Bounced::new(r, &d.recipient, &f.dsn, &f.text));
+                t.bounced.push(
+                    Bounced::new(r, &d.recipient, &f.dsn, &f.text).with_remote(f.remote.clone()),
+                );
             }
         }
     }

@@ -103,6 +103,7 @@ impl World {
             hostname: "mail.example.com",
             as_user: None,
             submit: &self.queue,
+            relay: None,
         };
         let job = Job {
             id: id.into(),

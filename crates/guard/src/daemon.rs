@@ -3,7 +3,6 @@
 //! blocker actually has an effect.
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -23,9 +22,7 @@ impl PidLock {
             .read(true)
             .open(path)
             .map_err(|e| anyhow::anyhow!("LOCK_FILE {}: {e}", path.display()))?;
-        // SAFETY: plain syscall on an fd we own.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r != 0 {
+        if yubin_sys::lock_exclusive(&f, false).is_err() {
             let pid = std::fs::read_to_string(path).unwrap_or_default();
             anyhow::bail!(
                 "another yubin guard daemon holds {} (pid {})",

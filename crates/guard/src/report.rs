@@ -251,14 +251,11 @@ pub fn send(cfg: &Config, message: &[u8]) -> anyhow::Result<String> {
 
 /// This machine's name for EHLO.
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let n = buf.iter().position(|&b| b == 0).unwrap_or(0);
-    if r == 0 && n > 0 {
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    } else {
+    let name = yubin_sys::hostname();
+    if name.is_empty() {
         "localhost".into()
+    } else {
+        name
     }
 }
 

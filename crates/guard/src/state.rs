@@ -243,14 +243,10 @@ impl StateLock {
 
 /// `flock(LOCK_EX)`, waiting.
 pub fn flock(f: &std::fs::File) -> anyhow::Result<()> {
-    use std::os::fd::AsRawFd;
     loop {
-        // SAFETY: plain syscall on an fd we own.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-        if r == 0 {
+        let Err(e) = yubin_sys::lock_exclusive(f, true) else {
             return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
+        };
         if e.kind() != std::io::ErrorKind::Interrupted {
             anyhow::bail!("flock: {e}");
         }

@@ -351,6 +351,12 @@ impl Store {
         }
     }
 
+    /// Opens folder `name` (see `Mailbox::open`); a folder that does not
+    /// exist is an `io::ErrorKind::NotFound` error.
+    pub fn mailbox(&self, name: &FolderName) -> Result<crate::Mailbox, crate::Error> {
+        crate::Mailbox::open(&self.path(name))
+    }
+
     pub fn exists(&self, name: &FolderName) -> bool {
         self.path(name).join("cur").is_dir()
     }
@@ -635,6 +641,8 @@ mod tests {
         assert!(!work.exists && work.has_children);
         assert_eq!(l[4].special_use, Some(SpecialUse::Sent));
         s.create(&n("Work")).unwrap();
+        assert_eq!(s.mailbox(&n("Work")).unwrap().len(), 0);
+        assert!(s.mailbox(&n("Nope")).is_err());
         s.rename(&n("Work"), &n("Old")).unwrap();
         assert!(s.exists(&n("Old/2024")) && !s.exists(&n("Work/2024")));
         s.delete(&n("Old")).unwrap();

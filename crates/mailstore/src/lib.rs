@@ -1,4 +1,4 @@
-//! The Maildir store: delivery (tmp -> new with batched fsyncs), flags in
+//! The Maildir store: delivery (tmp -> new with shared fsyncs), flags in
 //! file names, Maildir++ folders, `dovecot-uidlist` UIDs, a per-folder index
 //! with MODSEQs, and `maildirsize` quota, all in the on-disk formats of
 //! Dovecot 2.3 so that Dovecot and yubin can share one Maildir.

@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -170,6 +170,7 @@ pub struct Mailbox {
     /// Inode of `yubin-index` and how many bytes of it are applied.
     index_ino: u64,
     index_off: u64,
+    index_file: Option<File>,
 }
 
 /// Holds the folder's `flock` until dropped.
@@ -195,6 +196,7 @@ impl Mailbox {
             keywords_mtime: -1,
             index_ino: 0,
             index_off: 0,
+            index_file: None,
         };
         mb.replay()?;
         mb.reload_keywords()?;
@@ -333,25 +335,43 @@ impl Mailbox {
     }
 
     /// Applies what was appended to `yubin-index` since we last read it,
-    /// or reloads it when another session replaced it.
+    /// or reloads it when another session replaced it. The version we have
+    /// applied stays open, so its inode number cannot be reused by a newer
+    /// file: a different inode at the path always means "replaced".
     fn replay(&mut self) -> io::Result<()> {
-        let mut f = match File::open(self.dir.join(index::FILE)) {
-            Ok(f) => f,
+        let path = self.dir.join(index::FILE);
+        let path_ino = match fs::metadata(&path) {
+            Ok(m) => m.ino(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let meta = f.metadata()?;
-        if meta.ino() != self.index_ino || meta.len() < self.index_off {
+        let held = self
+            .index_file
+            .as_ref()
+            .filter(|_| self.index_ino == path_ino);
+        let len = match held {
+            Some(f) => f.metadata()?.len(),
+            None => 0,
+        };
+        if held.is_none() || len < self.index_off {
+            let mut f = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let ino = f.metadata()?.ino();
             let mut text = String::new();
             if f.read_to_string(&mut text).is_err() {
+                self.idx.header.stamp = Stamp::default();
                 return Ok(()); // not text: rebuilt by the next scan
             }
             match Index::parse(&text) {
                 Some(i) => {
                     let complete = text.rfind('\n').map_or(0, |p| p + 1);
                     self.idx = i;
-                    self.index_ino = meta.ino();
+                    self.index_ino = ino;
                     self.index_off = complete as u64;
+                    self.index_file = Some(f);
                 }
                 None => {
                     // Broken: keep what we know; the next scan rewrites it.
@@ -360,18 +380,18 @@ impl Mailbox {
             }
             return Ok(());
         }
-        if meta.len() == self.index_off {
+        if len == self.index_off {
             return Ok(());
         }
-        f.seek(SeekFrom::Start(self.index_off))?;
-        let mut text = String::new();
-        if f.take(meta.len() - self.index_off)
-            .read_to_string(&mut text)
-            .is_err()
-        {
+        let Some(f) = self.index_file.as_ref() else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; (len - self.index_off) as usize];
+        f.read_exact_at(&mut buf, self.index_off)?;
+        let Ok(text) = String::from_utf8(buf) else {
             self.idx.header.stamp = Stamp::default();
             return Ok(());
-        }
+        };
         let mut have_header = true;
         match self.idx.apply(&text, &mut have_header) {
             Some(used) => self.index_off += used as u64,
@@ -383,7 +403,7 @@ impl Mailbox {
     /// Appends change lines (we hold the lock and have replayed, so the
     /// file ends where our offset is).
     fn append_log(&mut self, text: &str) -> io::Result<()> {
-        if self.index_ino == 0 {
+        if self.index_file.is_none() {
             return self.write_snapshot();
         }
         let mut f = OpenOptions::new()
@@ -403,7 +423,10 @@ impl Mailbox {
         let text = self.idx.snapshot();
         let path = self.dir.join(index::FILE);
         crate::atomic_write(&path, text.as_bytes())?;
-        self.index_ino = fs::metadata(&path)?.ino();
+        // We hold the lock: nobody replaced it since our rename.
+        let f = File::open(&path)?;
+        self.index_ino = f.metadata()?.ino();
+        self.index_file = Some(f);
         self.index_off = text.len() as u64;
         self.idx.lines = 1 + self.idx.entries.len();
         Ok(())
@@ -1056,6 +1079,55 @@ mod tests {
         assert_eq!((c.expunged, c.flags), (vec![1], vec![2]));
         assert!(s1.highest_modseq() > h0 + 2);
         assert_eq!(s1.keyword_index("$forwarded", false).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn concurrent_sessions_never_lose_or_reuse_a_modseq() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().to_path_buf();
+        for i in 0..8 {
+            deliver(&dir, &format!("M{i}"), b"x");
+        }
+        let h0 = Mailbox::open(&dir).unwrap().highest_modseq();
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let mut mb = Mailbox::open(&dir).unwrap();
+                    let uids = [2 * t + 1, 2 * t + 2];
+                    for round in 0..10 {
+                        let op = if round % 2 == 0 {
+                            FlagOp::Add
+                        } else {
+                            FlagOp::Remove
+                        };
+                        let f = Flags::EMPTY.with(SystemFlag::Seen);
+                        let r = mb.store(&uids, op, f, None).unwrap();
+                        assert_eq!(r.changed.len(), 2);
+                        mb.refresh().unwrap();
+                    }
+                    mb.store(
+                        &uids,
+                        FlagOp::Add,
+                        Flags::EMPTY.with(SystemFlag::Flagged),
+                        None,
+                    )
+                    .unwrap()
+                })
+            })
+            .collect();
+        let mut finals = Vec::new();
+        for t in threads {
+            finals.extend(t.join().unwrap().changed);
+        }
+        let mb = Mailbox::open(&dir).unwrap();
+        // 4 sessions x 2 messages x 11 changes, each with its own MODSEQ.
+        assert_eq!(mb.highest_modseq(), h0 + 88);
+        for (uid, modseq, flags) in finals {
+            let m = mb.message(uid).unwrap();
+            assert_eq!((m.modseq, m.flags), (modseq, flags));
+            assert!(flags.has(SystemFlag::Flagged) && !flags.has(SystemFlag::Seen));
+        }
     }
 
     #[test]

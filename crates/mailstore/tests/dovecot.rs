@@ -220,6 +220,25 @@ fn dovecot_and_yubin_share_a_maildir() {
     );
     assert!(fetch.contains("uid: 2\nflags: \\Flagged\n"), "{fetch}");
     assert!(!fetch.contains("uid: 3"), "{fetch}");
+    let sizes = doveadm(
+        &d,
+        &[
+            "fetch",
+            "-u",
+            "test",
+            "size.physical size.virtual",
+            "mailbox",
+            "INBOX",
+            "uid",
+            "1",
+        ],
+        None,
+    );
+    let m1 = inbox.message(1).unwrap();
+    assert_eq!(
+        sizes,
+        format!("size.physical: {}\nsize.virtual: {}\n", m1.size, m1.vsize)
+    );
     let status = doveadm(
         &d,
         &[

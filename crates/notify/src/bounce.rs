@@ -23,6 +23,9 @@ pub struct Bounced {
     pub notify: Option<String>,
     pub dsn: String,
     pub text: String,
+    /// A remote server's refusal: `Remote-MTA: dns; NAME` and its typed
+    /// `Diagnostic-Code` (`smtp; 550 5.1.1 ...`), RFC 3464 section 2.3.
+    pub remote: Option<(String, String)>,
 }
 
 impl Bounced {
@@ -35,7 +38,14 @@ impl Bounced {
             notify: r.notify.clone(),
             dsn: dsn.to_string(),
             text: text.to_string(),
+            remote: None,
         }
+    }
+
+    /// Quotes the remote server's reply, as Postfix's smtp(8) bounces do.
+    pub fn with_remote(mut self, remote: Option<(String, String)>) -> Bounced {
+        self.remote = remote;
+        self
     }
 
     fn wants_failure_notice(&self) -> bool {
@@ -112,10 +122,16 @@ pub fn build(
             None => report.push_str(&format!("Original-Recipient: rfc822;{}\n", b.original)),
         }
         let action = if delayed { "delayed" } else { "failed" };
-        report.push_str(&format!(
-            "Action: {action}\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n",
-            b.dsn, b.text
-        ));
+        match &b.remote {
+            Some((mta, diagnostic)) => report.push_str(&format!(
+                "Action: {action}\nStatus: {}\nRemote-MTA: dns; {mta}\nDiagnostic-Code: {diagnostic}\n",
+                b.dsn
+            )),
+            None => report.push_str(&format!(
+                "Action: {action}\nStatus: {}\nDiagnostic-Code: X-Postfix; {}\n",
+                b.dsn, b.text
+            )),
+        }
         if delayed {
             let until = q.arrival + s.maximal_queue_lifetime as i64;
             report.push_str(&format!("Will-Retry-Until: {}\n", clock::rfc5322(until)));

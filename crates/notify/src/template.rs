@@ -169,24 +169,31 @@ impl Templates {
     /// The templates of `bounce_template_file`, or Postfix's defaults. A
     /// file that cannot be read or parsed is an error naming file and line.
     pub fn load(cfg: &Config) -> Result<Templates, String> {
-        let mut failure = FAILURE.to_string();
-        let mut delay = DELAY.to_string();
         let file = cfg.get("bounce_template_file");
-        if !file.is_empty() {
-            let path = Path::new(file);
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("bounce_template_file {file}: {e}"))?;
-            let docs = here_docs(path, &text)?;
-            if let Some(f) = docs.get("failure_template") {
-                failure = f.clone();
-            }
-            if let Some(d) = docs.get("delay_template") {
-                delay = d.clone();
-            }
+        if file.is_empty() {
+            return Templates::parse(cfg, Path::new(""), "");
         }
+        let path = Path::new(file);
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("bounce_template_file {file}: {e}"))?;
+        Templates::parse(cfg, path, &text)
+    }
+
+    /// The templates of a bounce(5) file's text (`path` names it in
+    /// errors); what the file does not define keeps Postfix's default.
+    pub fn parse(cfg: &Config, path: &Path, text: &str) -> Result<Templates, String> {
+        let docs = here_docs(path, text)?;
+        let failure = docs
+            .get("failure_template")
+            .map(String::as_str)
+            .unwrap_or(FAILURE);
+        let delay = docs
+            .get("delay_template")
+            .map(String::as_str)
+            .unwrap_or(DELAY);
         Ok(Templates {
-            failure: parse_one(&failure, cfg),
-            delay: parse_one(&delay, cfg),
+            failure: parse_one(failure, cfg),
+            delay: parse_one(delay, cfg),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! every reply, including each syntax error, must be the one Postfix 3.7's
 //! smtpd gives (recorded in tests/dialogs/*.expected).
 
+pub mod client;
 pub mod command;
 pub mod envelope;
 pub mod params;

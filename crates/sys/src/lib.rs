@@ -1,8 +1,10 @@
 //! The system calls yubin makes that the standard library does not offer,
 //! behind safe functions: rustix where it has the call, libc where it does
 //! not (the password database, local time, interface and service names).
-//! Every `unsafe` block of the workspace's library code lives here, each
-//! with the reason it is sound; callers never touch libc.
+//! Every `unsafe` system call of the MTA's crates lives here, each with the
+//! reason it is sound; callers never touch libc. (The guard's log-time
+//! arithmetic, mktime/strftime, and its reverse lookups keep their own
+//! blocks in crates/guard, each with its SAFETY note.)
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -340,6 +342,94 @@ pub fn default_sigpipe() {
     }
 }
 
+/// The effective group id of this process.
+pub fn getegid() -> u32 {
+    rustix::process::getegid().as_raw()
+}
+
+/// Whether this process may search (execute) `path` (access(2) X_OK):
+/// how a directory that blocks the unprivileged user is found by name.
+pub fn can_search(path: &Path) -> io::Result<()> {
+    rustix::fs::access(path, rustix::fs::Access::EXEC_OK).map_err(io::Error::from)
+}
+
+/// Becomes `user` for good: its supplementary groups (initgroups(3)), then
+/// its group, then its user id, in that order (after setuid nothing else
+/// could be changed). Postfix's master drops to mail_owner the same way.
+pub fn become_user(name: &str, uid: u32, gid: u32) -> io::Result<()> {
+    let cname = CString::new(name).map_err(|_| io::Error::other("NUL in user name"))?;
+    // SAFETY: initgroups reads a valid NUL-terminated name; setgid and
+    // setuid take plain integers. Errors are checked after each call.
+    unsafe {
+        if libc::initgroups(cname.as_ptr(), gid as libc::gid_t) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setgid(gid as libc::gid_t) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setuid(uid as libc::uid_t) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Becomes `uid`/`gid` with exactly one group (no initgroups: the
+/// privilege-separated helper child runs it and must not read the group
+/// database after fork).
+pub fn become_ids(uid: u32, gid: u32) -> io::Result<()> {
+    let g = gid as libc::gid_t;
+    // SAFETY: setgroups reads one gid from a valid pointer; setgid and
+    // setuid take plain integers; each result is checked.
+    unsafe {
+        if libc::setgroups(1, &g) != 0
+            || libc::setgid(g) != 0
+            || libc::setuid(uid as libc::uid_t) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// What [`fork`] returned to this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forked {
+    Child,
+    Parent(i32),
+}
+
+/// fork(2).
+///
+/// # Safety
+/// The caller must be single-threaded at the time of the call, or the
+/// child must only call async-signal-safe functions before it execs or
+/// exits: other threads' locks are copied held into the child.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller upholds the contract above.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Ends this process at once with `code`, without running destructors or
+/// atexit handlers (_exit(2)): how a forked child leaves, so that the
+/// parent's buffers and files are not flushed or closed twice.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Waits for the child `pid` to end (waitpid(2)); its exit status, if any.
+pub fn wait_child(pid: i32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: status is a valid out-parameter; pid is our own child.
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    (rc == pid && libc::WIFEXITED(status)).then(|| libc::WEXITSTATUS(status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +470,16 @@ mod tests {
         assert!(interface_addresses().iter().any(|a| a.is_loopback()));
         assert_eq!(service_port("smtp"), Some(25));
         assert_eq!(service_port("no-such-service-yubin"), None);
+    }
+
+    #[test]
+    fn a_forked_child_exits_with_its_code() {
+        // SAFETY: the child calls only _exit.
+        match unsafe { fork() }.unwrap() {
+            Forked::Child => exit_now(7),
+            Forked::Parent(pid) => assert_eq!(wait_child(pid), Some(7)),
+        }
+        assert!(can_search(Path::new("/")).is_ok());
     }
 
     #[test]

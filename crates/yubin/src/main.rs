@@ -66,6 +66,8 @@ enum Command {
     Newaliases,
     /// Explain where an address goes, or why it is rejected.
     Trace(cmd::trace::TraceArgs),
+    /// DKIM keys for signing outgoing mail (`dkim keygen DOMAIN SELECTOR`).
+    Dkim(cmd::dkim::DkimArgs),
     /// DenyHosts-compatible SSH/SMTP/IMAP brute-force blocker (`yubin guard --help`).
     #[command(disable_help_flag = true)]
     Guard {
@@ -152,6 +154,7 @@ fn main() {
         Command::Postalias(_) => "postalias",
         Command::Newaliases => "newaliases",
         Command::Trace(_) => "trace",
+        Command::Dkim(_) => "dkim",
         Command::Guard { .. } => "guard",
         Command::Send { .. } => "send",
         Command::Sendmail { .. } => "sendmail",
@@ -176,6 +179,7 @@ fn main() {
         Command::Postalias(a) => cmd::postmap::run(&config_dir, a, SourceFormat::Aliases),
         Command::Newaliases => cmd::postmap::newaliases(&config_dir),
         Command::Trace(a) => cmd::trace::run(&config_dir, a),
+        Command::Dkim(a) => cmd::dkim::run(&config_dir, a),
         Command::Guard { args } => yubin_guard::main(&config_dir, args),
         Command::Send { args } => yubin_send::cli::main(&config_dir, args),
         Command::Sendmail { args } => cmd::sendmail::run(&config_dir, args),

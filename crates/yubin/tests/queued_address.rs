@@ -10,16 +10,21 @@ use common::{Client, Server, VIRTUAL_AFTER};
 
 #[test]
 fn quoted_and_utf8_recipients_survive_queue_and_restart() {
-    let mut s = Server::seed(VIRTUAL_AFTER, "smtputf8_enable = yes\n");
+    // defer_transports holds the remote recipients (Postfix's way to keep
+    // mail queued), so they are still queued at the restart.
+    let mut s = Server::seed(
+        VIRTUAL_AFTER,
+        "smtputf8_enable = yes\ndefer_transports = smtp\n",
+    );
     s.start();
     let mut c = Client::connect(s.port);
     assert!(c.cmd("EHLO client.example").starts_with("250"));
     assert!(c
         .cmd("MAIL FROM:<c@example.org> SMTPUTF8")
         .starts_with("250"));
-    // Remote recipients (the client is in mynetworks): this release keeps
-    // them queued (deferred), which is what lets the test restart the server
-    // with them still in the queue.
+    // Remote recipients (the client is in mynetworks): held by
+    // defer_transports, which is what lets the test restart the server with
+    // them still in the queue.
     for rcpt in [
         "\"quoted local\"@remote.example",
         "a..b@remote.example",

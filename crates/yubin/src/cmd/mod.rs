@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod dkim;
 pub mod links;
 pub mod log;
 pub mod passwd;

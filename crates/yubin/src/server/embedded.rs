@@ -103,8 +103,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
         return Ok(false);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = yubin_sys::geteuid();
     let (owner, uid, gid) = if euid == 0 {
         let nobody = yubin_addr::passwd::lookup("nobody")
             .context("user nobody (the embedded default's mail_owner when started as root)")?;
@@ -116,8 +115,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
             .filter(|u| u.uid == euid);
         match me {
             Some(u) => (u.name, u.uid, u.gid),
-            // SAFETY: getegid has no preconditions.
-            None => (euid.to_string(), euid, unsafe { libc::getegid() }),
+            None => (euid.to_string(), euid, yubin_sys::getegid()),
         }
     };
     let write = |name: &str, text: &str| {
@@ -159,8 +157,7 @@ pub fn ensure(dir: &Path) -> anyhow::Result<bool> {
 /// Elsewhere (not root, or an explicit configuration) nothing changes and
 /// an unreachable path is refused by name (privilege::drop_to).
 pub fn enter(dir: &Path, embedded: bool) -> anyhow::Result<PathBuf> {
-    // SAFETY: geteuid has no preconditions.
-    if !embedded || unsafe { libc::geteuid() } != 0 {
+    if !embedded || !yubin_sys::is_root() {
         return Ok(dir.to_path_buf());
     }
     std::env::set_current_dir(dir).with_context(|| format!("chdir {}", dir.display()))?;

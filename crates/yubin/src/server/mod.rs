@@ -11,6 +11,7 @@ pub mod pickup;
 pub mod privilege;
 pub mod privsep;
 pub mod qmgr;
+pub mod relay;
 pub mod runtime;
 pub mod sasl;
 pub mod settings;

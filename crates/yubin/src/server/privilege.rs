@@ -4,11 +4,10 @@
 //! server needs is checked as mail_owner, so that a refusal names the path,
 //! the user and the fix instead of a bare "Permission denied".
 
-use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use yubin_conf::Config;
 
 /// Hands the queue to mail_owner. Never follows a symbolic link (lchown,
@@ -43,14 +42,10 @@ fn unreachable(p: &Path) -> Option<PathBuf> {
     let mut walked = PathBuf::new();
     for c in p.components() {
         walked.push(c);
-        let Ok(cpath) = CString::new(walked.as_os_str().as_encoded_bytes()) else {
-            return Some(walked);
-        };
-        // SAFETY: a valid NUL-terminated path.
-        if unsafe { libc::access(cpath.as_ptr(), libc::X_OK) } != 0 {
+        if let Err(e) = yubin_sys::can_search(&walked) {
             // A missing last component is created later (by the server, as
             // mail_owner, under a directory it can search): not a refusal.
-            let missing = std::io::Error::last_os_error().kind() == std::io::ErrorKind::NotFound;
+            let missing = e.kind() == std::io::ErrorKind::NotFound;
             return (!missing).then_some(walked);
         }
     }
@@ -85,8 +80,7 @@ fn reach_error(what: &str, path: &Path, blocker: &Path, user: &str, cfg: &Config
 /// are given to mail_owner first. A mail_owner of root is refused unless
 /// it is the embedded default's own user.
 pub fn drop_to(cfg: &Config, owned: &[&Path]) -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !yubin_sys::is_root() {
         return Ok(());
     }
     let name = cfg.get("mail_owner");
@@ -111,19 +105,13 @@ pub fn drop_to(cfg: &Config, owned: &[&Path]) -> anyhow::Result<()> {
         }
         let _ = std::os::unix::fs::chown(lp, Some(user.uid), Some(user.gid));
     }
-    let cname = CString::new(name).map_err(|_| anyhow!("bad mail_owner"))?;
-    // SAFETY: plain system calls with valid arguments; order: groups, gid, uid.
-    unsafe {
-        if libc::initgroups(cname.as_ptr(), user.gid as libc::gid_t) != 0 {
-            bail!("initgroups({name}): {}", std::io::Error::last_os_error());
-        }
-        if libc::setgid(user.gid) != 0 {
-            bail!("setgid({}): {}", user.gid, std::io::Error::last_os_error());
-        }
-        if libc::setuid(user.uid) != 0 {
-            bail!("setuid({}): {}", user.uid, std::io::Error::last_os_error());
-        }
-    }
+    yubin_sys::become_user(name, user.uid, user.gid).map_err(|e| {
+        anyhow!(
+            "switching to mail_owner {name} (uid {}, gid {}): {e}",
+            user.uid,
+            user.gid
+        )
+    })?;
     // Checked as mail_owner, after the drop: exactly the access the server
     // will have. The configuration directory is read again on reload.
     let mut needed: Vec<(&str, PathBuf)> =

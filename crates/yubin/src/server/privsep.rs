@@ -65,8 +65,7 @@ const MAX_FRAME: u64 = 1 << 30;
 /// Forks the helper when running as root. Must be called before any thread
 /// starts (before the async runtime).
 pub fn start(default_privs: &str) -> anyhow::Result<Option<PrivSep>> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !yubin_sys::is_root() {
         return Ok(None);
     }
     let user = yubin_addr::passwd::lookup(default_privs)
@@ -75,17 +74,15 @@ pub fn start(default_privs: &str) -> anyhow::Result<Option<PrivSep>> {
         anyhow::bail!("default_privs = {default_privs}: must not be root");
     }
     let (parent, child) = UnixStream::pair()?;
-    // SAFETY: called while the process is single-threaded; the child only
-    // serves jobs and exits.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error().into()),
-        0 => {
+    // SAFETY: called while the process is single-threaded (before the
+    // async runtime starts); the child only serves jobs and exits.
+    match unsafe { yubin_sys::fork() }? {
+        yubin_sys::Forked::Child => {
             drop(parent);
             serve(child, user.uid, user.gid);
-            // SAFETY: leave without running the parent's destructors.
-            unsafe { libc::_exit(0) }
+            yubin_sys::exit_now(0)
         }
-        _ => {
+        yubin_sys::Forked::Parent(_) => {
             drop(child);
             Ok(Some(PrivSep {
                 sock: Mutex::new(parent),
@@ -128,13 +125,13 @@ fn run_as(job: &Job, content: &[u8], uid: u32, gid: u32) -> Outcome {
     };
     // SAFETY: the helper is single-threaded; the child drops privileges
     // first, delivers, reports and exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
+    let forked = unsafe { yubin_sys::fork() };
+    if forked
+        .as_ref()
+        .is_ok_and(|f| *f == yubin_sys::Forked::Child)
+    {
         drop(r);
-        // SAFETY: plain system calls; order: groups, gid, uid.
-        let ok = unsafe {
-            libc::setgroups(1, &gid) == 0 && libc::setgid(gid) == 0 && libc::setuid(uid) == 0
-        };
+        let ok = yubin_sys::become_ids(uid, gid).is_ok();
         let result = if !ok {
             Err(Failure::temp("4.3.0", "cannot switch to default_privs"))
         } else {
@@ -167,8 +164,7 @@ fn run_as(job: &Job, content: &[u8], uid: u32, gid: u32) -> Outcome {
             },
         };
         let _ = serde_json::to_vec(&o).map(|b| send_frame(&mut w, &b));
-        // SAFETY: end the child without the helper's destructors.
-        unsafe { libc::_exit(0) }
+        yubin_sys::exit_now(0)
     }
     drop(w);
     let outcome = read_frame(&mut r, 1 << 20)
@@ -180,10 +176,8 @@ fn run_as(job: &Job, content: &[u8], uid: u32, gid: u32) -> Outcome {
             dsn: "4.3.0".into(),
             text: "delivery helper child failed".into(),
         });
-    if pid > 0 {
-        let mut status = 0;
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+    if let Ok(yubin_sys::Forked::Parent(pid)) = forked {
+        yubin_sys::wait_child(pid);
     }
     outcome
 }

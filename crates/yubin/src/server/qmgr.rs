@@ -94,6 +94,15 @@ pub async fn run(shared: Arc<Shared>, mut rx: UnboundedReceiver<QmgrMsg>) {
 /// One delivery run with the settings in force now.
 fn run_job(shared: &Shared, job: &yubin_queue::schedule::Job, picked: Instant) -> Finished {
     let rt = shared.current();
+    // Runs on a blocking worker of the server's runtime: the SMTP client
+    // is awaited there with block_on.
+    let relay = tokio::runtime::Handle::try_current()
+        .ok()
+        .map(|handle| super::relay::SmtpRelay {
+            outbound: rt.outbound.clone(),
+            handle,
+            log: &shared.log,
+        });
     let env = Env {
         spool: &shared.spool,
         log: &shared.log,
@@ -107,6 +116,9 @@ fn run_job(shared: &Shared, job: &yubin_queue::schedule::Job, picked: Instant) -
             .as_ref()
             .map(|p| p as &dyn yubin_deliver::agent::AsUser),
         submit: shared,
+        relay: relay
+            .as_ref()
+            .map(|r| r as &dyn yubin_deliver::agent::Relay),
     };
     deliver_message(&env, job, picked)
 }

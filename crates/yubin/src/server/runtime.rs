@@ -52,6 +52,8 @@ pub struct Runtime {
     pub sasl_authenticated_header: bool,
     /// Queue manager, delivery agents and notifications (typed, built once).
     pub queue: super::settings::QueueSettings,
+    /// The SMTP client (smtp(8)): settings, TLS, SASL, DKIM, on the shared resolver.
+    pub outbound: Arc<yubin_outbound::Outbound>,
 }
 
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -236,7 +238,11 @@ impl Runtime {
                 tls,
             }));
         }
+        let outbound = Arc::new(
+            yubin_outbound::Outbound::with_resolver(cfg, dns.clone()).map_err(|e| anyhow!(e))?,
+        );
         Ok(Runtime {
+            outbound,
             resolver,
             services,
             mynetworks: parse_mynetworks(cfg)?,

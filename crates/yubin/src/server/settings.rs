@@ -24,6 +24,8 @@ pub const PARAMS: &[&str] = &[
     "defer_transports",
     "virtual_mailbox_limit",
     "mailbox_size_limit",
+    "enable_original_recipient",
+    "duplicate_filter_limit",
     "allow_mail_to_commands",
     "allow_mail_to_files",
     "command_time_limit",
@@ -90,6 +92,15 @@ impl QueueSettings {
             alias_commands: alias("allow_mail_to_commands"),
             alias_files: alias("allow_mail_to_files"),
             command_time_limit: Duration::from_secs(time("command_time_limit", 's')?),
+            original_recipient: cfg
+                .bool(checked("enable_original_recipient"))
+                .map_err(|e| {
+                    anyhow!(
+                        "{}: enable_original_recipient: {e}",
+                        cfg.origin_text("enable_original_recipient")
+                    )
+                })?,
+            duplicate_filter_limit: number("duplicate_filter_limit")? as usize,
         };
         Ok(QueueSettings {
             schedule,

@@ -1,0 +1,105 @@
+//! What `yubin trace` says about a remote address: the nexthop and why,
+//! the servers that would be tried in order, the TLS level that applies and
+//! where it comes from, and whether the mail would be DKIM-signed. Only DNS
+//! lookups, no connection.
+
+use std::fmt;
+
+use crate::dns::{RouteError, Server, Shuffle};
+use crate::nexthop::Nexthop;
+use crate::outbound::Outbound;
+use crate::tls::TlsLevel;
+
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub nexthop: Nexthop,
+    /// `relayhost = ...` or `MX lookup for the recipient domain`.
+    pub nexthop_why: String,
+    /// The servers in the order they would be tried, or why there are none.
+    pub servers: Result<Vec<Server>, RouteError>,
+    pub tls: TlsLevel,
+    pub tls_why: String,
+    /// `(domain, selector, key file)` of the DKIM key for the sender.
+    pub dkim: Option<(String, String, String)>,
+}
+
+impl Outbound {
+    /// Explains the route for `recipient` (user@domain) sent by `sender`.
+    pub async fn explain(&self, sender: &str, recipient: &str) -> Explanation {
+        let domain = recipient
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or(recipient);
+        let nexthop = self.nexthop_for(domain);
+        let nexthop_why = match &self.settings.relayhost {
+            Some(r) => format!("relayhost = {r}"),
+            None => "no relayhost: the recipient domain's MX hosts".to_string(),
+        };
+        let s = &self.settings;
+        let servers = self
+            .dns
+            .servers(
+                &nexthop,
+                s.protocols,
+                s.address_preference,
+                &s.my_addresses,
+                &mut Shuffle::from_clock(),
+            )
+            .await;
+        let (tls, tls_why) = s.tls_level_for(&nexthop);
+        let dkim = s.dkim.for_sender(sender).map(|k| {
+            (
+                k.domain.clone(),
+                k.selector.clone(),
+                k.key_file.display().to_string(),
+            )
+        });
+        Explanation {
+            nexthop,
+            nexthop_why,
+            servers,
+            tls,
+            tls_why,
+            dkim,
+        }
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "transport: smtp, nexthop {} ({})",
+            self.nexthop, self.nexthop_why
+        )?;
+        match &self.servers {
+            Ok(list) => {
+                for (i, s) in list.iter().enumerate() {
+                    let addrs: Vec<String> = s.addrs.iter().map(|a| a.to_string()).collect();
+                    writeln!(
+                        f,
+                        "  {}. {} (preference {}) {}",
+                        i + 1,
+                        s.name,
+                        s.preference,
+                        addrs.join(", ")
+                    )?;
+                }
+            }
+            Err(e) => writeln!(
+                f,
+                "  no server: {} {e} ({})",
+                e.enhanced(),
+                if e.is_permanent() { "bounce" } else { "defer" }
+            )?,
+        }
+        writeln!(f, "TLS: {} (from {})", self.tls.name(), self.tls_why)?;
+        match &self.dkim {
+            Some((d, s, k)) => writeln!(f, "DKIM: signed as d={d} s={s} with {k}"),
+            None => writeln!(
+                f,
+                "DKIM: not signed (sender domain not in yubin_dkim_signing_maps)"
+            ),
+        }
+    }
+}
