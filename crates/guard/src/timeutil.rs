@@ -66,12 +66,13 @@ pub fn parse_asctime(s: &str) -> Option<i64> {
 /// seconds are added to the hour's start, which equals mktime's own answer
 /// except inside a DST change that is not on a whole hour (never in the
 /// tz database's current zones but Lord Howe's 30-minute one).
+/// (year, month, day, hour) of the cached hour, and its start in Unix time.
+type CachedHour = Option<((i32, i32, i32, i32), i64)>;
+
 fn mktime_local_cached(year: i32, mon: i32, day: i32, h: i32, m: i32, s: i32) -> i64 {
     use std::cell::Cell;
-    /// (year, month, day, hour) and the epoch second of its start.
-    type HourStart = ((i32, i32, i32, i32), i64);
     thread_local! {
-        static HOUR: Cell<Option<HourStart>> = const { Cell::new(None) };
+        static HOUR: Cell<CachedHour> = const { Cell::new(None) };
     }
     if !(0..60).contains(&m) || !(0..=60).contains(&s) {
         return mktime_local(year, mon, day, h, m, s);
