@@ -72,6 +72,8 @@ struct Opts {
     ret: Option<String>,
     envid: Option<String>,
     verbose: bool,
+    /// `-qRsite`: flush only mail for this site (postqueue -s).
+    flush_site: Option<String>,
 }
 
 /// Options that take a value (`-f addr` or `-faddr`), as in Postfix's
@@ -111,8 +113,24 @@ fn parse_args(args: &[String]) -> Result<Opts, i32> {
             let c = chars[k];
             k += 1;
             if c == 'q' {
-                // -q, -q30m, -qRsite: all mean "flush" here.
+                // sendmail(1): -q and -qINTERVAL flush the whole queue;
+                // -qRsite (or -qR site) only the mail for that site, as
+                // postqueue -s does.
                 o.mode = Mode::Flush;
+                if chars.get(k) == Some(&'R') {
+                    let rest: String = chars[k + 1..].iter().collect();
+                    let site = if rest.is_empty() {
+                        let next = args.get(i).cloned();
+                        i += 1;
+                        next
+                    } else {
+                        Some(rest)
+                    };
+                    match site {
+                        Some(s) if !s.is_empty() => o.flush_site = Some(s),
+                        _ => return usage("option requires an argument -- R".into()),
+                    }
+                }
                 break;
             }
             if WITHOUT_VALUE.contains(&c) {
@@ -222,7 +240,13 @@ pub fn run(config_dir: &Path, args: Vec<OsString>) -> i32 {
             print!("{}", listing::mailq(&spool));
             0
         }
-        Mode::Flush => match control::request(&spool.control_socket(), "flush") {
+        Mode::Flush => match control::request(
+            &spool.control_socket(),
+            &match &o.flush_site {
+                Some(site) => format!("flush {site}"),
+                None => "flush".to_string(),
+            },
+        ) {
             Ok(_) => 0,
             Err(e) => fatal(
                 EX_UNAVAILABLE,
@@ -837,6 +861,15 @@ mod tests {
         assert_eq!(parse_args(&words("-z")).unwrap_err(), EX_USAGE);
         assert_eq!(parse_args(&words("-f")).unwrap_err(), EX_USAGE);
         assert_eq!(parse_args(&words("-q")).unwrap().mode, Mode::Flush);
+        assert_eq!(parse_args(&words("-q30m")).unwrap().flush_site, None);
+        let o = parse_args(&words("-qRexample.org")).unwrap();
+        assert_eq!(
+            (o.mode, o.flush_site.as_deref()),
+            (Mode::Flush, Some("example.org"))
+        );
+        let o = parse_args(&words("-qR example.org")).unwrap();
+        assert_eq!(o.flush_site.as_deref(), Some("example.org"));
+        assert_eq!(parse_args(&words("-qR")).unwrap_err(), EX_USAGE);
         assert_eq!(parse_args(&words("-bi")).unwrap().mode, Mode::Newaliases);
         assert_eq!(parse_args(&words("-bp")).unwrap().mode, Mode::Mailq);
         assert_eq!(parse_args(&words("-bv x")).unwrap().mode, Mode::Verify);
