@@ -9,19 +9,8 @@ const MONTHS: [&str; 12] = [
 ];
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
-/// Broken-down local time.
-#[derive(Debug, Clone)]
-pub struct Local {
-    pub year: i32,
-    pub month: usize,
-    pub day: i32,
-    pub hour: i32,
-    pub min: i32,
-    pub sec: i32,
-    pub weekday: usize,
-    pub gmtoff: i64,
-    pub zone: String,
-}
+/// Broken-down local time (the sys crate's, from localtime_r).
+pub type Local = yubin_sys::LocalTime;
 
 pub fn now_secs() -> i64 {
     SystemTime::now()
@@ -31,30 +20,17 @@ pub fn now_secs() -> i64 {
 }
 
 pub fn local(secs: i64) -> Local {
-    match yubin_sys::local_time(secs) {
-        Some(t) => Local {
-            year: t.year,
-            month: t.month,
-            day: t.day,
-            hour: t.hour,
-            min: t.min,
-            sec: t.sec,
-            weekday: t.weekday,
-            gmtoff: t.gmtoff,
-            zone: t.zone,
-        },
-        None => Local {
-            year: 1970,
-            month: 0,
-            day: 1,
-            hour: 0,
-            min: 0,
-            sec: 0,
-            weekday: 4,
-            gmtoff: 0,
-            zone: "UTC".into(),
-        },
-    }
+    yubin_sys::local_time(secs).unwrap_or(Local {
+        year: 1970,
+        month: 0,
+        day: 1,
+        hour: 0,
+        min: 0,
+        sec: 0,
+        weekday: 4,
+        gmtoff: 0,
+        zone: "UTC".into(),
+    })
 }
 
 /// `Nov 29 03:00:28`: the traditional syslog stamp Postfix's maillog_file uses.
