@@ -13,11 +13,7 @@ fn auth_server() -> Server {
     let d = s.dir.path();
     common::make_cert(d);
     // A SHA512-CRYPT password as `doveadm pw -s SHA512-CRYPT` makes them.
-    let hash = Command::new("openssl")
-        .args(["passwd", "-6", "-salt", "saltsalt", "secret"])
-        .output()
-        .unwrap();
-    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
+    let hash = common::sha512_crypt("secret");
     std::fs::write(d.join("users"), format!("hoge@mydomain.com:{{SHA512-CRYPT}}{hash}:5000:5000::/home/vmail/mydomain.com/hoge::\nplain@mydomain.com:{{PLAIN}}pencil::::::\n")).unwrap();
     let mut main = std::fs::read_to_string(d.join("main.cf")).unwrap();
     main.push_str(&format!(

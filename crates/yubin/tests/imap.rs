@@ -19,11 +19,7 @@ fn imap_server() -> Imap {
     let s = Server::seed(VIRTUAL_AFTER, "");
     let d = s.dir.path();
     common::make_cert(d);
-    let hash = Command::new("openssl")
-        .args(["passwd", "-6", "-salt", "saltsalt", "secret"])
-        .output()
-        .unwrap();
-    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
+    let hash = common::sha512_crypt("secret");
     // No home or mail field: the Maildir is the one the resolver delivers
     // hoge's mail to (virtual_mailbox_maps).
     std::fs::write(

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Server, VIRTUAL_AFTER};
@@ -18,11 +17,7 @@ fn smarthost() -> Server {
     let s = Server::seed(VIRTUAL_AFTER, "");
     let d = s.dir.path();
     common::make_cert(d);
-    let hash = Command::new("openssl")
-        .args(["passwd", "-6", "-salt", "saltsalt", "secret"])
-        .output()
-        .unwrap();
-    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
+    let hash = common::sha512_crypt("secret");
     std::fs::write(
         d.join("users"),
         format!(

@@ -380,3 +380,14 @@ pub fn make_cert(dir: &Path) {
     let (_, uid, gid) = owner();
     let _ = std::os::unix::fs::chown(dir.join("key.pem"), Some(uid), Some(gid));
 }
+
+/// A SHA512-CRYPT hash of `password` (fixed salt) as Dovecot's passwd-file
+/// holds it, made by openssl as `doveadm pw -s SHA512-CRYPT` would.
+#[allow(dead_code)]
+pub fn sha512_crypt(password: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["passwd", "-6", "-salt", "saltsalt", password])
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
