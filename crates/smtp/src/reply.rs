@@ -97,30 +97,41 @@ impl Reply {
     /// The wire form, each line ended by CRLF (RFC 5321 section 4.2.1:
     /// `code-text` on all lines but the last, `code text` on the last).
     pub fn to_wire(&self) -> Vec<u8> {
+        // Written straight into one buffer: smtpd sends a reply per command.
         let mut out = String::new();
-        for line in self.wire_lines() {
-            out.push_str(&line);
+        self.each_line(|line| {
+            out.push_str(line);
             out.push_str("\r\n");
-        }
+        });
         out.into_bytes()
+    }
+
+    /// Calls `f` with each line as sent or received, without its line end.
+    fn each_line(&self, mut f: impl FnMut(&str)) {
+        if !self.raw.is_empty() {
+            self.raw.iter().for_each(|l| f(l));
+            return;
+        }
+        let n = self.text.len().max(1);
+        let mut line = String::new();
+        for i in 0..n {
+            use std::fmt::Write;
+            line.clear();
+            let sep = if i + 1 == n { ' ' } else { '-' };
+            let text = self.text.get(i).map(String::as_str).unwrap_or("");
+            let _ = match (i, &self.enhanced) {
+                (0, Some(e)) => write!(line, "{}{sep}{e} {text}", self.code),
+                _ => write!(line, "{}{sep}{text}", self.code),
+            };
+            f(&line);
+        }
     }
 
     /// The lines without line ends, as sent or received.
     pub fn wire_lines(&self) -> Vec<String> {
-        if !self.raw.is_empty() {
-            return self.raw.clone();
-        }
-        let n = self.text.len().max(1);
-        (0..n)
-            .map(|i| {
-                let sep = if i + 1 == n { ' ' } else { '-' };
-                let text = self.text.get(i).map(String::as_str).unwrap_or("");
-                match (i, &self.enhanced) {
-                    (0, Some(e)) => format!("{}{sep}{e} {text}", self.code),
-                    _ => format!("{}{sep}{text}", self.code),
-                }
-            })
-            .collect()
+        let mut lines = Vec::new();
+        self.each_line(|l| lines.push(l.to_string()));
+        lines
     }
 
     /// The reply as swaks prints it: the lines joined with `\n`.
