@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::nexthop::Nexthop;
+
 /// Postfix's address classes (ADDRESS_CLASS_README), in the order
 /// trivial-rewrite(8) tests them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,6 +115,15 @@ pub struct Mailbox {
     pub gid: u32,
 }
 
+/// The two names smtp(8) runs under in Postfix's master.cf: `smtp`
+/// (default_transport) and `relay` (relay_transport). Logs, defer_transports
+/// and the per-transport limits see the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpService {
+    Smtp,
+    Relay,
+}
+
 /// The delivery agents (Postfix's transports), each implemented in the
 /// deliver crate and chosen there by a match.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,9 +136,15 @@ pub enum Agent {
     Command(String),
     /// `/file` of aliases(5).
     File(String),
-    /// smtp(8) to a next hop (`[host]`, or a domain looked up by MX).
-    Smtp { nexthop: String },
-    /// lmtp(8) to a next hop.
+    /// smtp(8) to a next hop (`[host]`, or a domain looked up by MX),
+    /// under the service name that routed it (`smtp` or `relay`).
+    Smtp {
+        service: SmtpService,
+        nexthop: Nexthop,
+    },
+    /// lmtp(8) to a next hop, in lmtp(8)'s form as [`LmtpNexthop`]'s
+    /// Display writes it (`unix:private/dovecot-lmtp`, `inet:[host]:24`):
+    /// checked when routed, so `LmtpNexthop::parse` of it cannot fail.
     Lmtp { nexthop: String },
     /// error(8) (and address errors): the reason with its enhanced status
     /// code; temporary errors defer instead of bouncing.
@@ -146,7 +163,14 @@ impl Delivery {
             },
             Agent::Command(_) => "pipe",
             Agent::File(_) => "file",
-            Agent::Smtp { .. } => "smtp",
+            Agent::Smtp {
+                service: SmtpService::Smtp,
+                ..
+            } => "smtp",
+            Agent::Smtp {
+                service: SmtpService::Relay,
+                ..
+            } => "relay",
             Agent::Lmtp { .. } => "lmtp",
             Agent::Error { .. } => "error",
             Agent::Discard(_) => "discard",
@@ -167,7 +191,8 @@ impl Delivery {
         match &self.agent {
             Agent::Command(c) => Some(format!("|{c}")),
             Agent::File(f) => Some(f.clone()),
-            Agent::Smtp { nexthop } | Agent::Lmtp { nexthop } => Some(nexthop.clone()),
+            Agent::Smtp { nexthop, .. } => Some(nexthop.to_string()),
+            Agent::Lmtp { nexthop } => Some(nexthop.clone()),
             _ => None,
         }
     }

@@ -18,6 +18,8 @@ use crate::address::{parse_address, Address};
 use crate::domains::DomainList;
 use crate::passwd;
 use crate::resolution::{Agent, Class, Delivery, Mailbox, MailboxKind, Resolution, Step, Verdict};
+use crate::routing::{self, Routing};
+use crate::transport::Service;
 
 /// One entry of `local_recipient_maps`: the system passwd file, or a table.
 enum RecipientMap {
@@ -52,6 +54,8 @@ pub struct Resolver {
     expansion_limit: usize,
     double_bounce_sender: String,
     origins: Origins,
+    /// trivial-rewrite(8)'s transport and nexthop choice.
+    routing: Routing,
 }
 
 /// Where the main parameters were set, for hints in the trace.
@@ -141,6 +145,7 @@ impl Resolver {
                 virtual_alias_maps: cfg.origin_text("virtual_alias_maps"),
                 local_recipient_maps: cfg.origin_text("local_recipient_maps"),
             },
+            routing: Routing::new(cfg)?,
         })
     }
 
@@ -262,8 +267,16 @@ impl Resolver {
         None
     }
 
-    /// Full resolution: the RCPT verdict and, when accepted, the deliveries.
+    /// Full resolution: the RCPT verdict and, when accepted, the deliveries
+    /// (no envelope sender known: the sender-dependent tables are skipped).
     pub fn resolve(&self, addr: &Address) -> Resolution {
+        self.resolve_from(addr, None)
+    }
+
+    /// As [`Resolver::resolve`] for mail from `sender` (the internal form;
+    /// `""` is the null sender), which sender_dependent_relayhost_maps and
+    /// sender_dependent_default_transport_maps are searched with.
+    pub fn resolve_from(&self, addr: &Address, sender: Option<&str>) -> Resolution {
         let mut steps = Vec::new();
         let canonical = self.canonical(addr);
         if canonical != *addr {
@@ -285,7 +298,7 @@ impl Resolver {
         });
         let verdict = self.verdict(addr, &canonical, class, &mut steps);
         let deliveries = if matches!(verdict, Verdict::Accept) {
-            self.expand_into(&canonical, &mut steps)
+            self.expand_into(&canonical, &mut steps, sender)
         } else {
             Vec::new()
         };
@@ -479,17 +492,28 @@ impl Resolver {
         }
     }
 
-    /// Expands an accepted, canonical address into its deliveries.
+    /// Expands an accepted, canonical address into its deliveries (no
+    /// envelope sender known).
     pub fn expand(&self, addr: &Address) -> (Vec<Delivery>, Vec<Step>) {
+        self.expand_from(addr, None)
+    }
+
+    /// As [`Resolver::expand`] for mail from `sender` (`""`: null sender).
+    pub fn expand_from(&self, addr: &Address, sender: Option<&str>) -> (Vec<Delivery>, Vec<Step>) {
         let mut steps = Vec::new();
-        let d = self.expand_into(&self.canonical(addr), &mut steps);
+        let d = self.expand_into(&self.canonical(addr), &mut steps, sender);
         (d, steps)
     }
 
-    fn expand_into(&self, addr: &Address, steps: &mut Vec<Step>) -> Vec<Delivery> {
+    fn expand_into(
+        &self,
+        addr: &Address,
+        steps: &mut Vec<Step>,
+        sender: Option<&str>,
+    ) -> Vec<Delivery> {
         let mut out = Vec::new();
         let mut work = 0usize;
-        self.expand_virtual(addr, 0, &mut work, &mut out, steps);
+        self.expand_virtual(addr, 0, &mut work, &mut out, steps, sender);
         out
     }
 
@@ -506,13 +530,14 @@ impl Resolver {
         work: &mut usize,
         out: &mut Vec<Delivery>,
         steps: &mut Vec<Step>,
+        sender: Option<&str>,
     ) {
         // Depth-first, iteratively: a loop can be 1000 levels deep.
         // (address, depth, deliver as is because it mapped to itself)
         let mut stack: Vec<(Address, usize, bool)> = vec![(start.clone(), start_depth, false)];
         while let Some((addr, depth, as_is)) = stack.pop() {
             if as_is {
-                self.final_delivery(&addr, depth, out, steps);
+                self.final_delivery(&addr, depth, out, steps, sender);
                 continue;
             }
             if depth > self.recursion_limit + start_depth {
@@ -541,7 +566,7 @@ impl Resolver {
                 depth,
                 "virtual_alias_maps",
             ) else {
-                self.final_delivery(&addr, depth, out, steps);
+                self.final_delivery(&addr, depth, out, steps, sender);
                 continue;
             };
             let mut children = Vec::new();
@@ -587,6 +612,7 @@ impl Resolver {
         depth: usize,
         out: &mut Vec<Delivery>,
         steps: &mut Vec<Step>,
+        sender: Option<&str>,
     ) {
         if out.iter().any(|d| d.recipient == addr.internal()) {
             return;
@@ -599,19 +625,37 @@ impl Resolver {
                 source: None,
             });
         }
-        match class {
-            Class::VirtualMailbox => out.push(self.virtual_mailbox(addr, depth, steps)),
-            Class::Local => self.local_delivery(addr, depth, out, steps, 0),
-            Class::VirtualAlias => out.push(error_delivery(
+        if class == Class::VirtualAlias {
+            // resolve.c: the transport table never overrides this result.
+            out.push(error_delivery(
                 addr,
                 "5.1.1 User unknown in virtual alias table",
                 false,
-            )),
-            Class::Relay | Class::Default => out.push(Delivery {
+            ));
+            return;
+        }
+        let route = match self
+            .routing
+            .route(addr, class, sender, &self.delimiter, depth, steps)
+        {
+            Ok(r) => r,
+            Err(reason) => {
+                // Postfix defers on a transport lookup failure.
+                steps.push(Step {
+                    depth: depth + 1,
+                    text: format!("routing failed: {reason}"),
+                    source: None,
+                });
+                out.push(error_delivery(addr, &format!("4.3.0 {reason}"), true));
+                return;
+            }
+        };
+        match route.service {
+            Service::Local => self.local_delivery(addr, depth, out, steps, 0, sender),
+            Service::Virtual => out.push(self.virtual_mailbox(addr, depth, steps)),
+            other => out.push(Delivery {
                 recipient: addr.internal(),
-                agent: Agent::Smtp {
-                    nexthop: format!("[{}]", addr.domain),
-                },
+                agent: routing::agent(other, &route.nexthop, &addr.domain),
             }),
         }
     }
@@ -667,6 +711,7 @@ impl Resolver {
         out: &mut Vec<Delivery>,
         steps: &mut Vec<Step>,
         alias_depth: usize,
+        sender: Option<&str>,
     ) {
         let (user, _) = addr.split_extension(&self.delimiter);
         let local = user.to_lowercase();
@@ -687,7 +732,7 @@ impl Resolver {
                     }),
                 });
                 for t in split_targets(&hit.value) {
-                    self.alias_target(addr, &local, &t, depth + 1, out, steps, alias_depth);
+                    self.alias_target(addr, &local, &t, depth + 1, out, steps, alias_depth, sender);
                 }
                 return;
             }
@@ -733,6 +778,7 @@ impl Resolver {
         out: &mut Vec<Delivery>,
         steps: &mut Vec<Step>,
         alias_depth: usize,
+        sender: Option<&str>,
     ) {
         let special = |agent: Agent| Delivery {
             recipient: addr.internal(),
@@ -764,6 +810,7 @@ impl Resolver {
                                 out,
                                 steps,
                                 alias_depth + 1,
+                                sender,
                             );
                         }
                     }
@@ -793,11 +840,11 @@ impl Resolver {
             let (next_user, _) = next.split_extension(&self.delimiter);
             if class == Class::Local && next_user.to_lowercase() == local {
                 // An alias that names its own user delivers to the mailbox.
-                self.mailbox_only(&next, depth, out, steps);
+                self.mailbox_only(&next, depth, out, steps, sender);
             } else if class == Class::Local {
-                self.local_delivery(&next, depth, out, steps, alias_depth + 1);
+                self.local_delivery(&next, depth, out, steps, alias_depth + 1, sender);
             } else {
-                self.expand_virtual(&next, depth, &mut 0, out, steps);
+                self.expand_virtual(&next, depth, &mut 0, out, steps, sender);
             }
         }
     }
@@ -808,8 +855,9 @@ impl Resolver {
         depth: usize,
         out: &mut Vec<Delivery>,
         steps: &mut Vec<Step>,
+        sender: Option<&str>,
     ) {
-        self.local_delivery(addr, depth, out, steps, usize::MAX / 2);
+        self.local_delivery(addr, depth, out, steps, usize::MAX / 2, sender);
     }
 }
 

@@ -1,12 +1,13 @@
 //! The agents behind [`Agent`]: one match chooses how a copy is delivered.
 //! Mailboxes as virtual(8)/local(8), aliases(5) commands and files as
 //! local(8), `error:` as error(8), `discard:` as discard(8). Relaying
-//! (smtp(8)/lmtp(8)) defers until the SMTP client agent is in place.
+//! (smtp(8)) goes through the daemon's [`Relay`]; without one, and for
+//! lmtp(8) until its client is in place, relay copies stay queued.
 
 use std::path::Path;
 use std::time::Duration;
 
-use yubin_addr::{Agent, Delivery, Mailbox, MailboxKind};
+use yubin_addr::{Agent, Delivery, Mailbox, MailboxKind, Nexthop, SmtpService};
 
 use crate::{maildir, mbox, pipe, Failure, Message};
 
@@ -80,10 +81,10 @@ pub struct Relayed {
 /// destination in one transaction. Implemented by the daemon around
 /// yubin-outbound, so that this crate stays free of sockets and async.
 pub trait Relay: Sync {
-    /// `nexthop` as the resolver gave it; one result per copy, in order.
+    /// `nexthop` as the resolver routed it; one result per copy, in order.
     fn relay(
         &self,
-        nexthop: &str,
+        nexthop: &Nexthop,
         copies: &[(&Delivery, Message<'_>)],
         envelope: &Envelope<'_>,
     ) -> Vec<Relayed>;
@@ -112,6 +113,11 @@ pub fn log_names(agent: &Agent) -> (&'static str, &'static str) {
         Agent::Error { .. } => ("error", "none"),
         Agent::Discard(_) => ("discard", "none"),
         Agent::Lmtp { .. } => ("lmtp", "none"),
+        // Postfix logs relay_transport deliveries as postfix/relay.
+        Agent::Smtp {
+            service: SmtpService::Relay,
+            ..
+        } => ("relay", "none"),
         Agent::Smtp { .. } => ("smtp", "none"),
     }
 }
@@ -160,15 +166,16 @@ pub fn relay(
     envelope: &Envelope<'_>,
     cx: &Context<'_>,
 ) -> Vec<Relayed> {
+    let smtp = copies.first().and_then(|(d, _)| match &d.agent {
+        Agent::Smtp { nexthop, .. } => Some(nexthop),
+        _ => None,
+    });
     let nexthop = copies
         .first()
         .and_then(|(d, _)| d.target())
         .unwrap_or_default();
-    let lmtp = copies
-        .first()
-        .is_some_and(|(d, _)| matches!(d.agent, Agent::Lmtp { .. }));
-    match cx.relay {
-        Some(agent) if !lmtp => agent.relay(&nexthop, copies, envelope),
+    match (cx.relay, smtp) {
+        (Some(agent), Some(smtp)) => agent.relay(smtp, copies, envelope),
         _ => copies
             .iter()
             .map(|_| Relayed {
@@ -332,7 +339,8 @@ mod tests {
         );
         let e = run(
             Agent::Smtp {
-                nexthop: "[example.net]".into(),
+                service: SmtpService::Smtp,
+                nexthop: Nexthop::parse("[example.net]").unwrap(),
             },
             &s,
         )

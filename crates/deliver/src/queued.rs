@@ -223,7 +223,7 @@ impl Attempt<'_> {
         let deliveries = self
             .env
             .resolver
-            .expand(&Address::from_internal(&r.address))
+            .expand_from(&Address::from_internal(&r.address), Some(&self.q.sender))
             .0;
         t.expanded.push(idx);
         for d in deliveries {

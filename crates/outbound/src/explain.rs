@@ -1,4 +1,5 @@
-//! What `yubin trace` says about a remote address: the nexthop and why,
+//! What `yubin trace` says about a remote address once the resolver has
+//! routed it (transport and nexthop, and why, are the resolver's steps):
 //! the servers that would be tried in order, the TLS level that applies and
 //! where it comes from, and whether the mail would be DKIM-signed. Only DNS
 //! lookups, no connection.
@@ -13,8 +14,6 @@ use crate::tls::TlsLevel;
 #[derive(Debug, Clone)]
 pub struct Explanation {
     pub nexthop: Nexthop,
-    /// `relayhost = ...` or `MX lookup for the recipient domain`.
-    pub nexthop_why: String,
     /// The servers in the order they would be tried, or why there are none.
     pub servers: Result<Vec<Server>, RouteError>,
     pub tls: TlsLevel,
@@ -24,17 +23,9 @@ pub struct Explanation {
 }
 
 impl Outbound {
-    /// Explains the route for `recipient` (user@domain) sent by `sender`.
-    pub async fn explain(&self, sender: &str, recipient: &str) -> Explanation {
-        let domain = recipient
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or(recipient);
-        let nexthop = self.nexthop_for(domain);
-        let nexthop_why = match &self.settings.relayhost {
-            Some(r) => format!("relayhost = {r}"),
-            None => "no relayhost: the recipient domain's MX hosts".to_string(),
-        };
+    /// Explains delivery to `nexthop` (as routed) of mail from `sender`.
+    pub async fn explain(&self, nexthop: &Nexthop, sender: &str) -> Explanation {
+        let nexthop = nexthop.clone();
         let s = &self.settings;
         let servers = self
             .dns
@@ -56,7 +47,6 @@ impl Outbound {
         });
         Explanation {
             nexthop,
-            nexthop_why,
             servers,
             tls,
             tls_why,
@@ -67,11 +57,11 @@ impl Outbound {
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "transport: smtp, nexthop {} ({})",
-            self.nexthop, self.nexthop_why
-        )?;
+        let how = match &self.nexthop {
+            Nexthop::Mx { .. } => "MX lookup",
+            Nexthop::Host { .. } => "no MX lookup",
+        };
+        writeln!(f, "nexthop {} ({how}):", self.nexthop)?;
         match &self.servers {
             Ok(list) => {
                 for (i, s) in list.iter().enumerate() {

@@ -1,5 +1,5 @@
-//! Outbound delivery, Postfix's smtp(8): routing a message to its nexthop
-//! (relayhost or MX), the TLS policy, SASL credentials, and the async driver
+//! Outbound delivery, Postfix's smtp(8): from a routed nexthop (the
+//! resolver's: relayhost, transport_maps, ...) to the servers (MX), the TLS policy, SASL credentials, and the async driver
 //! that runs the I/O-free client core of `yubin-smtp` over real sockets.
 //! It does not queue, retry later, bounce or log: it returns typed
 //! per-recipient results and the caller (the queue manager) does the rest.
@@ -9,14 +9,15 @@ pub mod dkim;
 pub mod dns;
 pub mod explain;
 pub mod log;
-pub mod nexthop;
 pub mod outbound;
 pub mod settings;
 pub mod tls;
 
 pub use agent::{deliver, Delivery, Job, RcptResult, Status};
 pub use dns::Dns;
-pub use nexthop::{Host, Nexthop};
 pub use outbound::Outbound;
 pub use settings::{Settings, Timeouts};
 pub use tls::{TlsClient, TlsLevel};
+/// Nexthops are parsed where routes are decided (yubin-addr).
+pub use yubin_addr::nexthop;
+pub use yubin_addr::nexthop::{Host, Nexthop};

@@ -14,7 +14,8 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Reads `smtp_*`, `relayhost`, `inet_protocols`, `dns_servers`, ...
+    /// Reads `smtp_*`, `inet_protocols`, `dns_servers`, ... (`relayhost` and
+    /// the transports are the address resolver's: yubin-addr routing).
     /// An error names the parameter and where it was set.
     pub fn from_config(cfg: &Config) -> Result<Outbound, String> {
         let servers = yubin_dns::parse_servers(&cfg.list("dns_servers"))
@@ -34,29 +35,6 @@ impl Outbound {
             settings: Settings::from_config(cfg)?,
             dns: Dns::shared(dns),
         })
-    }
-
-    /// The nexthop for a recipient domain: `relayhost` when set, else the
-    /// domain itself by MX.
-    pub fn nexthop_for(&self, recipient_domain: &str) -> Nexthop {
-        Nexthop::route(recipient_domain, self.settings.relayhost.as_ref())
-    }
-
-    /// The nexthop for a relay copy, from the target the address resolver
-    /// gave (`[domain]` or `domain` for the recipient's own domain, as
-    /// trivial-rewrite gives for the default and relay classes) : that is
-    /// routed by `relayhost` or MX; any other target (a transport_maps-style
-    /// nexthop) is used as written.
-    pub fn nexthop_for_target(
-        &self,
-        target: &str,
-        recipient_domain: &str,
-    ) -> Result<Nexthop, crate::nexthop::NexthopError> {
-        let bare = target.trim_start_matches('[').trim_end_matches(']');
-        if target.is_empty() || bare.eq_ignore_ascii_case(recipient_domain) {
-            return Ok(self.nexthop_for(recipient_domain));
-        }
-        Nexthop::parse(target)
     }
 
     /// Delivers one message to one nexthop (all its recipients for that
@@ -93,35 +71,5 @@ mod tests {
             smtputf8: false,
         };
         send(&ob.deliver(&nh, &job));
-    }
-
-    #[test]
-    fn resolver_targets() {
-        let mut ob = Outbound {
-            settings: Settings::new("me.test"),
-            dns: Dns::new(None),
-        };
-        let mx = Nexthop::parse("example.org").unwrap();
-        assert_eq!(
-            ob.nexthop_for_target("[example.org]", "example.org")
-                .unwrap(),
-            mx
-        );
-        assert_eq!(
-            ob.nexthop_for_target("example.org", "example.org").unwrap(),
-            mx
-        );
-        assert_eq!(
-            ob.nexthop_for_target("[relay.test]:2525", "example.org")
-                .unwrap(),
-            Nexthop::parse("[relay.test]:2525").unwrap()
-        );
-        ob.settings.relayhost = Some(Nexthop::parse("[smart.test]:587").unwrap());
-        assert_eq!(
-            ob.nexthop_for_target("[example.org]", "example.org")
-                .unwrap()
-                .to_string(),
-            "[smart.test]:587"
-        );
     }
 }

@@ -70,7 +70,6 @@ pub struct Settings {
     /// PLAIN/LOGIN allowed without TLS (`smtp_sasl_security_options`
     /// without `noplaintext`).
     pub sasl_plaintext: bool,
-    pub relayhost: Option<Nexthop>,
     /// This host's addresses, for the "loops back to myself" check
     /// (`inet_interfaces` and `proxy_interfaces` when they are addresses).
     pub my_addresses: Vec<IpAddr>,
@@ -81,7 +80,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults suitable for tests: no TLS, no relayhost, all protocols.
+    /// Defaults suitable for tests: no TLS, all protocols.
     pub fn new(helo_name: &str) -> Settings {
         Settings {
             helo_name: helo_name.to_string(),
@@ -99,7 +98,6 @@ impl Settings {
             tls_policy: Maps::default(),
             sasl_passwords: None,
             sasl_plaintext: false,
-            relayhost: None,
             my_addresses: Vec::new(),
             chunking: true,
             dkim: SigningTable::default(),
@@ -128,10 +126,6 @@ impl Settings {
             cfg.u64(n).map(|v| v as usize).map_err(|e| e.to_string())
         };
         let at = |n: &str, e: String| format!("{}: {e}", cfg.origin_text(n));
-        let relayhost = match cfg.get("relayhost").trim() {
-            "" => None,
-            r => Some(Nexthop::parse(r).map_err(|e| at("relayhost", e.to_string()))?),
-        };
         let ca = cfg.get("smtp_tls_CAfile").trim().to_string();
         let tls = TlsClient::new((!ca.is_empty()).then(|| Path::new(&ca)))
             .map_err(|e| at("smtp_tls_CAfile", e))?;
@@ -180,7 +174,6 @@ impl Settings {
             tls_policy: open("smtp_tls_policy_maps")?,
             sasl_passwords,
             sasl_plaintext: !noplaintext,
-            relayhost,
             my_addresses,
             chunking: true,
             dkim: SigningTable::load(&open("yubin_dkim_signing_maps")?)

@@ -145,7 +145,9 @@ fn explain(lab: &Lab, rcpt: &str) -> String {
                 settings,
                 dns: Dns::new(Some(&[dns_addr])),
             };
-            ob.explain("s@client.lab.test", &rcpt).await.to_string()
+            let domain = rcpt.rsplit_once('@').unwrap().1;
+            let nexthop = yubin_outbound::Nexthop::parse(domain).unwrap();
+            ob.explain(&nexthop, "s@client.lab.test").await.to_string()
         })
     })
 }
@@ -159,7 +161,7 @@ fn first_mx_refuses_second_accepts_delivered_once() {
     assert_eq!(
         explain(&lab, "a@example.test"),
         format!(
-            "transport: smtp, nexthop example.test (no relayhost: the recipient domain's MX hosts)\n  \
+            "nexthop example.test (MX lookup):\n  \
              1. mx1.lab.test (preference 10) {NET}.10\n  \
              2. mx2.lab.test (preference 20) {NET}.11\n\
              TLS: may (from smtp_tls_security_level)\n\

@@ -64,7 +64,13 @@ fn relay(conf: &std::path::Path) -> yubin_outbound::RcptResult {
     let cfg = yubin_conf::Config::load(conf).unwrap();
     let out = Outbound::from_config(&cfg).unwrap();
     assert_eq!(out.settings.tls_level, TlsLevel::Encrypt);
-    let nexthop: Nexthop = out.nexthop_for("mydomain.com");
+    // Routed as the queue manager routes it: relayhost, by the resolver.
+    let resolver = yubin_addr::Resolver::new(&cfg).unwrap();
+    let (deliveries, _) = resolver.expand(&yubin_addr::Address::new("hoge", "mydomain.com"));
+    let nexthop: Nexthop = match &deliveries[0].agent {
+        yubin_addr::Agent::Smtp { nexthop, .. } => nexthop.clone(),
+        other => panic!("{other:?}"),
+    };
     let msg = b"From: hoge@mydomain.com\nSubject: via smarthost\n\nhello\n".to_vec();
     let job = Job {
         queue_id: "AUTHTEST",

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use clap::Args;
-use yubin_addr::{parse_address, Class, Resolver, Verdict};
+use yubin_addr::{parse_address, Agent, Class, Resolver, Verdict};
 use yubin_conf::Config;
 
 use crate::fail::{fatal, warn};
@@ -19,9 +19,12 @@ pub struct TraceArgs {
     /// Print one JSON object per address instead of text.
     #[arg(long)]
     json: bool,
-    /// The envelope sender, for the DKIM signing decision of remote mail.
-    #[arg(long, value_name = "ADDRESS", default_value = "")]
-    from: String,
+    /// The envelope sender: the sender-dependent tables
+    /// (sender_dependent_relayhost_maps, sender_dependent_default_transport_maps)
+    /// and the DKIM signing decision use it. Without it those tables are
+    /// not searched.
+    #[arg(long, value_name = "ADDRESS")]
+    from: Option<String>,
     /// Addresses as they would appear in RCPT TO (with or without <>).
     #[arg(required = true)]
     addresses: Vec<String>,
@@ -66,7 +69,11 @@ pub fn run(dir: &Path, a: TraceArgs) -> i32 {
                 continue;
             }
         };
-        let res = resolver.resolve(&addr);
+        let from = a
+            .from
+            .as_deref()
+            .map(|f| f.trim().trim_start_matches('<').trim_end_matches('>'));
+        let res = resolver.resolve_from(&addr, from);
         if matches!(res.verdict, Verdict::Reject { .. }) {
             code = 1;
         }
@@ -86,9 +93,14 @@ pub fn run(dir: &Path, a: TraceArgs) -> i32 {
                 res.address
             );
         }
-        if res.class == Class::Default || res.class == Class::Relay {
-            let how = rt.block_on(outbound.explain(&a.from, &addr.internal()));
-            print!("{how}");
+        // Each smtp/relay delivery: the servers, TLS and DKIM for its nexthop.
+        if matches!(res.verdict, Verdict::Accept) {
+            for d in &res.deliveries {
+                if let Agent::Smtp { nexthop, .. } = &d.agent {
+                    let how = rt.block_on(outbound.explain(nexthop, from.unwrap_or("")));
+                    print!("{how}");
+                }
+            }
         }
     }
     code

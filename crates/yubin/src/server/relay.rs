@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
-use yubin_addr::Delivery;
+use yubin_addr::{Delivery, Nexthop};
 use yubin_deliver::agent::{Envelope, Relay, Relayed};
 use yubin_deliver::{Failure, Message};
 use yubin_maillog::MailLog;
@@ -22,29 +22,12 @@ pub struct SmtpRelay<'a> {
 impl Relay for SmtpRelay<'_> {
     fn relay(
         &self,
-        nexthop: &str,
+        nexthop: &Nexthop,
         copies: &[(&Delivery, Message<'_>)],
         envelope: &Envelope<'_>,
     ) -> Vec<Relayed> {
         let Some((_, first)) = copies.first() else {
             return Vec::new();
-        };
-        let domain = first
-            .recipient
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("");
-        let nexthop = match self.outbound.nexthop_for_target(nexthop, domain) {
-            Ok(n) => n,
-            Err(e) => {
-                return copies
-                    .iter()
-                    .map(|_| Relayed {
-                        result: Err(Failure::temp("4.3.5", e.to_string())),
-                        relay: "none".into(),
-                    })
-                    .collect()
-            }
         };
         let job = Job {
             queue_id: first.queue_id,
@@ -70,7 +53,7 @@ impl Relay for SmtpRelay<'_> {
             envid: envelope.envid.map(str::to_string),
             smtputf8: envelope.smtputf8,
         };
-        let done = self.handle.block_on(self.outbound.deliver(&nexthop, &job));
+        let done = self.handle.block_on(self.outbound.deliver(nexthop, &job));
         for note in &done.notes {
             self.log.log("smtp", note);
         }

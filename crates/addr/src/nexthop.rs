@@ -2,7 +2,8 @@
 //! (postconf(5) `relayhost`, transport(5) "nexthop"): `domain` or
 //! `domain:port` means an MX lookup; `[host]` or `[host]:port` means the
 //! host's own addresses, no MX lookup; `[1.2.3.4]` and `[ipv6:::1]` are
-//! literal addresses.
+//! literal addresses. Also lmtp(8)'s `unix:path` / `inet:host:port` form.
+//! Parsed once (main.cf, transport(5) results) and carried typed.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -88,18 +89,6 @@ impl Nexthop {
         })
     }
 
-    /// The nexthop for a recipient domain: `relayhost` when set, else the
-    /// domain by MX (postconf(5) relayhost; the `default_transport` smtp).
-    pub fn route(recipient_domain: &str, relayhost: Option<&Nexthop>) -> Nexthop {
-        match relayhost {
-            Some(r) => r.clone(),
-            None => Nexthop::Mx {
-                domain: recipient_domain.trim_end_matches('.').to_ascii_lowercase(),
-                port: SMTP_PORT,
-            },
-        }
-    }
-
     pub fn port(&self) -> u16 {
         match self {
             Nexthop::Mx { port, .. } | Nexthop::Host { port, .. } => *port,
@@ -137,11 +126,81 @@ impl fmt::Display for Nexthop {
     }
 }
 
+/// The default LMTP port (`lmtp` service, RFC 2033 section 5).
+pub const LMTP_PORT: u16 = 24;
+
+/// Where lmtp(8) connects (lmtp(8) "destination"): `unix:pathname` (a
+/// relative name is under `queue_directory`, as Postfix's
+/// `lmtp:unix:private/dovecot-lmtp`), or `inet:host[:port]`,
+/// `inet:[host][:port]`, or the same without `inet:`. No MX lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LmtpNexthop {
+    Unix(String),
+    Inet { host: Host, port: u16 },
+}
+
+impl LmtpNexthop {
+    pub fn parse(input: &str) -> Result<LmtpNexthop, NexthopError> {
+        let err = |why| NexthopError {
+            input: input.to_string(),
+            why,
+        };
+        let s = input.trim();
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(err("empty unix socket path"));
+            }
+            if path.bytes().any(|b| b == 0 || b.is_ascii_whitespace()) {
+                return Err(err("bad unix socket path"));
+            }
+            return Ok(LmtpNexthop::Unix(path.to_string()));
+        }
+        let rest = s.strip_prefix("inet:").unwrap_or(s);
+        // The host is taken as written: lmtp(8) does no MX lookup, so the
+        // `[host]` and `host` forms name the same thing.
+        let bracketed = if rest.starts_with('[') {
+            rest.to_string()
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => format!("[{h}]:{p}"),
+                None => format!("[{rest}]"),
+            }
+        };
+        let explicit_port = bracketed
+            .rsplit_once(']')
+            .is_some_and(|(_, p)| !p.is_empty());
+        match Nexthop::parse(&bracketed).map_err(|e| err(e.why))? {
+            Nexthop::Host { host, port } => Ok(LmtpNexthop::Inet {
+                host,
+                port: if explicit_port { port } else { LMTP_PORT },
+            }),
+            Nexthop::Mx { .. } => Err(err("bad host")),
+        }
+    }
+}
+
+impl fmt::Display for LmtpNexthop {
+    /// lmtp(8)'s form: `unix:private/dovecot-lmtp`, `inet:[host]:24`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LmtpNexthop::Unix(p) => write!(f, "unix:{p}"),
+            LmtpNexthop::Inet { host, port } => {
+                let h = match host {
+                    Host::Ip(IpAddr::V6(v6)) => format!("ipv6:{v6}"),
+                    h => h.to_string(),
+                };
+                write!(f, "inet:[{h}]:{port}")
+            }
+        }
+    }
+}
+
 fn parse_port(p: &str) -> Option<u16> {
     match p {
         "smtp" => Some(25),
         "submission" => Some(587),
         "submissions" | "smtps" => Some(465),
+        "lmtp" => Some(LMTP_PORT),
         _ => p.parse().ok().filter(|&n| n > 0),
     }
 }
@@ -210,15 +269,18 @@ mod tests {
     }
 
     #[test]
-    fn route_prefers_relayhost() {
-        let r = Nexthop::parse("[smart.test]:587").unwrap();
-        assert_eq!(Nexthop::route("x.test", Some(&r)), r);
+    fn lmtp_forms() {
+        let p = |s: &str| LmtpNexthop::parse(s).map(|n| n.to_string());
         assert_eq!(
-            Nexthop::route("X.test.", None),
-            Nexthop::Mx {
-                domain: "x.test".into(),
-                port: 25
-            }
+            p("unix:private/dovecot-lmtp").unwrap(),
+            "unix:private/dovecot-lmtp"
         );
+        assert_eq!(p("inet:127.0.0.1").unwrap(), "inet:[127.0.0.1]:24");
+        assert_eq!(p("inet:mail.test:2424").unwrap(), "inet:[mail.test]:2424");
+        assert_eq!(p("[ipv6:::1]:24").unwrap(), "inet:[ipv6:::1]:24");
+        assert_eq!(p("Mail.Test").unwrap(), "inet:[mail.test]:24");
+        for bad in ["unix:", "inet:", "inet:a b", "x:0", "unix:a b", "[x"] {
+            assert!(LmtpNexthop::parse(bad).is_err(), "{bad}");
+        }
     }
 }
