@@ -21,6 +21,7 @@ use yubin_smtp::client::{
 };
 use yubin_smtp::{Enhanced, Reply};
 
+use crate::cache::{ConnCache, Idle};
 use crate::dns::{Dns, RouteError, Shuffle};
 use crate::nexthop::Nexthop;
 use crate::settings::Settings;
@@ -75,9 +76,22 @@ pub struct RcptResult {
     /// AUTH) and d (transmission).
     pub conn_setup: Duration,
     pub transmission: Duration,
+    /// Which transaction of its connection carried this recipient (1 for
+    /// a new connection); Postfix logs `conn_use=N` when N > 1.
+    pub conn_use: u32,
 }
 
 impl RcptResult {
+    /// The log's `relay=` value with Postfix's `conn_use=N` for a reused
+    /// connection: `mx.example[192.0.2.1]:25, conn_use=2`.
+    pub fn relay_field(&self) -> String {
+        if self.conn_use > 1 {
+            format!("{}, conn_use={}", self.relay, self.conn_use)
+        } else {
+            self.relay.clone()
+        }
+    }
+
     /// The bounce's `Diagnostic-Code:` value (RFC 3464 section 2.3.6).
     pub fn diagnostic_code(&self) -> String {
         match &self.reply {
@@ -96,9 +110,23 @@ pub struct Delivery {
     pub notes: Vec<String>,
 }
 
-/// Delivers one message to a nexthop. Never panics on peer input; every
-/// wait is bounded by a timeout from `settings`.
+/// Delivers one message to a nexthop on new connections (no connection
+/// cache). Never panics on peer input; every wait is bounded by a timeout
+/// from `settings`.
 pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Job<'_>) -> Delivery {
+    deliver_with(settings, dns, None, nexthop, job).await
+}
+
+/// As [`deliver`], first on an idle session from `cache` when there is one
+/// for this nexthop, and parking the session afterwards when
+/// `settings.cache` says so (Postfix's connection cache).
+pub async fn deliver_with(
+    settings: &Settings,
+    dns: &Dns,
+    cache: Option<&ConnCache>,
+    nexthop: &Nexthop,
+    job: &Job<'_>,
+) -> Delivery {
     let started = Instant::now();
     let n = job.recipients.len();
     let mut notes = Vec::new();
@@ -155,6 +183,62 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
     // The latest soft failure of each recipient, reported if no server
     // takes it.
     let mut soft: Vec<Option<RcptResult>> = vec![None; n];
+    let cache = cache.filter(|_| settings.cache.applies(nexthop));
+    // A cached session first: RSET, then the transaction. One that fails
+    // its RSET (the server closed it while idle, or refuses) is dropped
+    // and the next one, or a new connection, is used: that is no failure
+    // of the destination.
+    while let Some(idle) = cache.and_then(|c| c.take(nexthop, &settings.cache)) {
+        let pending: Vec<usize> = (0..n).filter(|&i| results[i].is_none()).collect();
+        let mut tx = tx_template.clone();
+        tx.recipients = pending.iter().map(|&i| job.recipients[i].clone()).collect();
+        let Idle {
+            conn,
+            client,
+            server,
+            relay,
+            hostaddr,
+            born,
+            uses,
+        } = idle;
+        let s = Session {
+            settings,
+            level,
+            tls_name: &server,
+            relay: &relay,
+            message,
+        };
+        let out = s
+            .run(Start::Reused(conn, client), tx, Instant::now(), true)
+            .await;
+        if matches!(&out.close, Some(f) if f.stage() == Stage::Rset) {
+            continue;
+        }
+        notes.extend(out.notes);
+        let uses = uses + 1;
+        for (k, outcome) in out.outcomes {
+            let Some(&i) = pending.get(k) else { continue };
+            let mut r = rcpt_result(outcome, &relay, &hostaddr, &server, out.setup, out.xfer);
+            r.conn_use = uses;
+            match r.status {
+                Status::Deferred => soft[i] = Some(r),
+                _ => results[i] = Some(r),
+            }
+        }
+        if let (Some(c), Some((conn, client))) = (cache, out.idle) {
+            let idle = Idle {
+                conn,
+                client,
+                server,
+                relay,
+                hostaddr,
+                born,
+                uses,
+            };
+            c.put(nexthop, idle, &settings.cache, settings.timeouts.quit);
+        }
+        break;
+    }
     let mut addresses = 0usize;
     let mut sessions = 0usize;
     'servers: for server in &servers {
@@ -231,8 +315,22 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
                     relay: &relay,
                     message,
                 };
-                let out = s.run(tcp, cfg, tx, conn_start).await;
-                notes.extend(out.notes);
+                let mut out = s
+                    .run(Start::Fresh(tcp, cfg), tx, conn_start, cache.is_some())
+                    .await;
+                notes.extend(std::mem::take(&mut out.notes));
+                if let (Some(c), Some((conn, client))) = (cache, out.idle.take()) {
+                    let idle = Idle {
+                        conn,
+                        client,
+                        server: server.name.clone(),
+                        relay: relay.clone(),
+                        hostaddr: hostaddr.clone(),
+                        born: conn_start,
+                        uses: 1,
+                    };
+                    c.put(nexthop, idle, &settings.cache, settings.timeouts.quit);
+                }
                 let had_outcomes = !out.outcomes.is_empty();
                 for (k, outcome) in out.outcomes {
                     let Some(&i) = pending.get(k) else { continue };
@@ -313,6 +411,7 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
                     remote_mta: None,
                     conn_setup: started.elapsed(),
                     transmission: Duration::ZERO,
+                    conn_use: 0,
                 })
         })
         .collect();
@@ -352,6 +451,7 @@ fn mark_soft(
             remote_mta: None,
             conn_setup: setup,
             transmission: Duration::ZERO,
+            conn_use: 0,
         });
     }
 }
@@ -371,6 +471,7 @@ fn route_failure(e: &RouteError, n: usize, setup: Duration) -> Delivery {
         remote_mta: None,
         conn_setup: setup,
         transmission: Duration::ZERO,
+        conn_use: 0,
     };
     Delivery {
         results: vec![r; n],
@@ -396,6 +497,7 @@ fn rcpt_result(
             remote_mta: Some(host.to_string()),
             conn_setup: setup,
             transmission: xfer,
+            conn_use: 1,
         },
         Outcome::Failed(f) => RcptResult {
             status: if f.is_permanent() {
@@ -410,12 +512,13 @@ fn rcpt_result(
             remote_mta: Some(host.to_string()),
             conn_setup: setup,
             transmission: xfer,
+            conn_use: 1,
         },
     }
 }
 
 /// A connection, plain or after STARTTLS.
-enum Conn {
+pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
     Gone,
@@ -471,9 +574,18 @@ struct Session<'a> {
     message: &'a [u8],
 }
 
+/// How a session starts: a new TCP connection (greeting, EHLO, TLS, AUTH
+/// first), or an idle one from the connection cache.
+enum Start {
+    Fresh(TcpStream, ClientConfig),
+    Reused(Conn, Box<Client>),
+}
+
 struct SessionOut {
     /// (index into the transaction's recipients, outcome)
     outcomes: Vec<(usize, Outcome)>,
+    /// The session, idle after its transaction, when it is to be kept.
+    idle: Option<(Conn, Box<Client>)>,
     close: Option<Failure>,
     notes: Vec<String>,
     setup: Duration,
@@ -496,28 +608,41 @@ impl Session<'_> {
         }
     }
 
+    /// Runs one transaction; with `keep`, a session still idle after it
+    /// is handed back in `idle` instead of ending with QUIT.
     async fn run(
         &self,
-        tcp: TcpStream,
-        cfg: ClientConfig,
+        start: Start,
         tx: Transaction,
         conn_start: Instant,
+        keep: bool,
     ) -> SessionOut {
         let mut out = SessionOut {
             outcomes: Vec::new(),
+            idle: None,
             close: None,
             notes: Vec::new(),
             setup: Duration::ZERO,
             xfer: Duration::ZERO,
         };
         let mut tx = Some(tx);
-        let mut conn = Conn::Plain(tcp);
-        let mut client = Client::new(cfg);
         let mut queue: std::collections::VecDeque<Action> = Default::default();
+        let mut xfer_start: Option<Instant> = None;
+        let (mut conn, mut client) = match start {
+            Start::Fresh(tcp, cfg) => (Conn::Plain(tcp), Box::new(Client::new(cfg))),
+            Start::Reused(conn, mut client) => {
+                // RSET first (Client::reuse), then the transaction at once.
+                client.reuse();
+                xfer_start = Some(Instant::now());
+                if let Some(t) = tx.take() {
+                    queue.extend(client.begin(t));
+                }
+                (conn, client)
+            }
+        };
         let mut buf = vec![0u8; 4096];
         let mut stage = client.stage();
         let mut deadline = tokio::time::Instant::now() + self.stage_timeout(stage);
-        let mut xfer_start: Option<Instant> = None;
         loop {
             if let Some(a) = queue.pop_front() {
                 match a {
@@ -596,6 +721,10 @@ impl Session<'_> {
                     }
                     Action::TransactionDone => {
                         out.xfer = xfer_start.map(|s| s.elapsed()).unwrap_or_default();
+                        if keep && client.is_idle() && queue.is_empty() {
+                            out.idle = Some((conn, client));
+                            return out;
+                        }
                         queue.extend(client.quit());
                     }
                     Action::Close(why) => {

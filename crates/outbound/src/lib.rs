@@ -5,6 +5,7 @@
 //! per-recipient results and the caller (the queue manager) does the rest.
 
 pub mod agent;
+pub mod cache;
 pub mod dkim;
 pub mod dns;
 pub mod explain;
@@ -13,7 +14,8 @@ pub mod outbound;
 pub mod settings;
 pub mod tls;
 
-pub use agent::{deliver, Delivery, Job, RcptResult, Status};
+pub use agent::{deliver, deliver_with, Delivery, Job, RcptResult, Status};
+pub use cache::{CacheSettings, ConnCache};
 pub use dns::Dns;
 pub use outbound::Outbound;
 pub use settings::{Settings, Timeouts};

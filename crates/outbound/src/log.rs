@@ -33,7 +33,7 @@ pub fn delivery_line(
     let sum = q.before_qmgr + q.in_qmgr + r.conn_setup + r.transmission;
     format!(
         "{queue_id}: to=<{to}>{orig}, relay={}, delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})",
-        r.relay,
+        r.relay_field(),
         fmt_delay(q.total.max(sum).as_secs_f64()),
         fmt_delay(q.before_qmgr.as_secs_f64()),
         fmt_delay(q.in_qmgr.as_secs_f64()),
@@ -65,6 +65,7 @@ mod tests {
             remote_mta: Some("mx1.lab.test".into()),
             conn_setup: Duration::from_millis(30),
             transmission: Duration::from_millis(12),
+            conn_use: 1,
         };
         let q = QueueTimes {
             before_qmgr: Duration::from_millis(100),
@@ -76,5 +77,8 @@ mod tests {
             "ABC: to=<u@example.test>, relay=mx1.lab.test[10.0.0.10]:25, delay=0.15, delays=0.1/0/0.03/0.01, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4F2A1B)"
         );
         assert_eq!(r.diagnostic_code(), "smtp; 250 2.0.0 Ok: queued as 4F2A1B");
+        let reused = RcptResult { conn_use: 3, ..r };
+        assert!(delivery_line("ABC", "u@example.test", None, &reused, q)
+            .contains("relay=mx1.lab.test[10.0.0.10]:25, conn_use=3, delay=0.15"));
     }
 }

@@ -3,7 +3,8 @@
 
 use yubin_conf::Config;
 
-use crate::agent::{deliver, Delivery, Job};
+use crate::agent::{deliver_with, Delivery, Job};
+use crate::cache::ConnCache;
 use crate::dns::Dns;
 use crate::nexthop::Nexthop;
 use crate::settings::Settings;
@@ -11,6 +12,8 @@ use crate::settings::Settings;
 pub struct Outbound {
     pub settings: Settings,
     pub dns: Dns,
+    /// Idle SMTP sessions kept for the next message to the same nexthop.
+    pub cache: ConnCache,
 }
 
 impl Outbound {
@@ -23,6 +26,7 @@ impl Outbound {
         Ok(Outbound {
             settings: Settings::from_config(cfg)?,
             dns: Dns::new(Some(&servers)),
+            cache: ConnCache::default(),
         })
     }
 
@@ -34,6 +38,7 @@ impl Outbound {
         Ok(Outbound {
             settings: Settings::from_config(cfg)?,
             dns: Dns::shared(dns),
+            cache: ConnCache::default(),
         })
     }
 
@@ -41,7 +46,7 @@ impl Outbound {
     /// nexthop in one transaction). Call from a tokio runtime; from a
     /// blocking worker use `Handle::block_on`.
     pub async fn deliver(&self, nexthop: &Nexthop, job: &Job<'_>) -> Delivery {
-        deliver(&self.settings, &self.dns, nexthop, job).await
+        deliver_with(&self.settings, &self.dns, Some(&self.cache), nexthop, job).await
     }
 }
 
@@ -58,6 +63,7 @@ mod tests {
         let ob = Outbound {
             settings: Settings::new("me.test"),
             dns: Dns::new(None),
+            cache: ConnCache::default(),
         };
         sync_send(&ob);
         let nh = Nexthop::parse("example.test").unwrap();

@@ -8,6 +8,7 @@ use std::time::Duration;
 use yubin_conf::Config;
 use yubin_table::Maps;
 
+use crate::cache::CacheSettings;
 use crate::dkim::SigningTable;
 use crate::dns::{AddressPreference, Protocols};
 use crate::nexthop::Nexthop;
@@ -77,6 +78,8 @@ pub struct Settings {
     pub chunking: bool,
     /// `yubin_dkim_signing_maps`: sender domain -> `selector:keyfile`.
     pub dkim: SigningTable,
+    /// Connection reuse (`smtp_connection_cache_*`, `smtp_connection_reuse_*`).
+    pub cache: CacheSettings,
 }
 
 impl Settings {
@@ -101,6 +104,7 @@ impl Settings {
             my_addresses: Vec::new(),
             chunking: true,
             dkim: SigningTable::default(),
+            cache: CacheSettings::default(),
         }
     }
 
@@ -178,6 +182,7 @@ impl Settings {
             chunking: true,
             dkim: SigningTable::load(&open("yubin_dkim_signing_maps")?)
                 .map_err(|e| at("yubin_dkim_signing_maps", e))?,
+            cache: CacheSettings::from_config(cfg)?,
         })
     }
 

@@ -144,6 +144,7 @@ fn explain(lab: &Lab, rcpt: &str) -> String {
             let ob = Outbound {
                 settings,
                 dns: Dns::new(Some(&[dns_addr])),
+                cache: Default::default(),
             };
             let domain = rcpt.rsplit_once('@').unwrap().1;
             let nexthop = yubin_outbound::Nexthop::parse(domain).unwrap();

@@ -545,6 +545,18 @@ impl Client {
         self.authenticated
     }
 
+    /// Between transactions on a live connection: `begin` may be called.
+    pub fn is_idle(&self) -> bool {
+        self.idle && !self.closed
+    }
+
+    /// The connection comes out of the connection cache: the next `begin`
+    /// sends RSET first, which Postfix's smtp(8) uses "to verify that a
+    /// cached session is still usable" (postconf(5) smtp_rset_timeout).
+    pub fn reuse(&mut self) {
+        self.dirty = true;
+    }
+
     /// Where the conversation is, for choosing the timeout.
     pub fn stage(&self) -> Stage {
         if self.closed {

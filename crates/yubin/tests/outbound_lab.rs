@@ -166,3 +166,132 @@ print('ok')
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Submits one message to the yubin in the lab host `client`.
+fn swaks(lab: &Lab, port: u16, to: &str, id: &str) {
+    let out = std::process::Command::new("bash")
+        .arg(format!("{SHARED}/netlab.sh"))
+        .args(["exec", "client", "swaks", "--server"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--from", "hoge@mydomain.com", "--to", to, "--header"])
+        .arg(format!("Message-Id: <{id}@mydomain.com>"))
+        .env("NETLAB_ID", &lab.id)
+        .output()
+        .unwrap();
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        transcript.contains("<-  250 2.0.0 Ok: queued as"),
+        "{transcript}"
+    );
+}
+
+/// Waits until `needle` occurs `n` times in the server's mail.log.
+fn wait_count(s: &common::Server, needle: &str, n: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let log = s.log();
+        if log.matches(needle).count() >= n {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} x {needle:?} not seen:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `yubin serve` with transport_maps and connection reuse: three messages
+/// for example.test (MX mx1) go out one after another over one SMTP
+/// session (the peer counts one connection; mail.log says conn_use=2 and
+/// 3, as Postfix); routed.test, whose MX is also mx1, goes to mx2 because
+/// transport_maps says `smtp:[mx2.lab.test]`; gone.test bounces with the
+/// table's error text.
+#[test]
+fn yubin_serve_routes_by_transport_maps_and_reuses_a_session() {
+    let lab = Lab::new(&[
+        "example.test. MX 10 mx1.lab.test.",
+        "routed.test. MX 10 mx1.lab.test.",
+    ]);
+    let mx1 = lab.peer("mx1", &format!("{NET}.10"), &[]);
+    let mx2 = lab.peer("mx2", &format!("{NET}.11"), &[]);
+    let mx1_before = events(&mx1, "connect").len();
+    // The messages wait in the queue (defer_transports) until the flush,
+    // then go out one at a time (concurrency 1), so each can take the
+    // session the previous one left; the cache time limit is long so a
+    // slow machine cannot make the test depend on timing.
+    let s = Server::seed(
+        VIRTUAL_AFTER,
+        "defer_transports = smtp\nsmtp_destination_concurrency_limit = 1\n\
+         smtp_connection_cache_time_limit = 60s\ntransport_maps = texthash:transport\n",
+    );
+    std::fs::write(
+        s.path("transport"),
+        "routed.test   smtp:[mx2.lab.test]\ngone.test     error:5.7.1 gone.test takes no mail\n",
+    )
+    .unwrap();
+    let log = lab.path("yubin-client.log");
+    lab.sh(&[
+        "spawn",
+        "client",
+        log.to_str().unwrap(),
+        common::bin().to_str().unwrap(),
+        "-c",
+        s.dir.path().to_str().unwrap(),
+        "serve",
+    ]);
+    lab.sh(&["wait", "client", "127.0.0.1", &s.port.to_string(), "20"]);
+    for i in 1..=3 {
+        swaks(
+            &lab,
+            s.port,
+            &format!("bob{i}@example.test"),
+            &format!("reuse{i}"),
+        );
+    }
+    swaks(&lab, s.port, "x@routed.test", "routed");
+    swaks(&lab, s.port, "y@gone.test", "gone");
+    wait_count(&s, "status=deferred (deferred transport)", 4);
+    let bounced = s.wait_log("to=<y@gone.test>");
+    assert!(
+        bounced.contains("dsn=5.7.1, status=bounced (gone.test takes no mail)"),
+        "{bounced}"
+    );
+    s.yubin(&["postqueue", "-f"]);
+    let maillog = wait_count(&s, "status=sent", 4);
+    let line = |to: &str| {
+        maillog
+            .lines()
+            .find(|l| l.contains(&format!("to=<{to}>")) && l.contains("status=sent"))
+            .unwrap_or_else(|| panic!("no sent line for {to}:\n{maillog}"))
+            .to_string()
+    };
+    assert!(
+        line("x@routed.test").contains(&format!("relay=mx2.lab.test[{NET}.11]:25, delay=")),
+        "{maillog}"
+    );
+    let uses: Vec<String> = (1..=3)
+        .map(|i| line(&format!("bob{i}@example.test")))
+        .collect();
+    for l in &uses {
+        assert!(
+            l.contains(&format!("relay=mx1.lab.test[{NET}.10]:25")),
+            "{l}"
+        );
+    }
+    assert!(
+        uses.iter().any(|l| l.contains(":25, conn_use=2, delay=")),
+        "{maillog}"
+    );
+    assert!(
+        uses.iter().any(|l| l.contains(":25, conn_use=3, delay=")),
+        "{maillog}"
+    );
+    assert_eq!(
+        events(&mx1, "connect").len() - mx1_before,
+        1,
+        "one connection carried the three messages"
+    );
+    assert_eq!(events(&mx1, "accepted").len(), 3);
+    assert_eq!(events(&mx2, "accepted").len(), 1);
+}

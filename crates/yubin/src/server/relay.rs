@@ -60,6 +60,7 @@ impl Relay for SmtpRelay<'_> {
         done.results
             .into_iter()
             .map(|r| Relayed {
+                relay: r.relay_field(),
                 result: match r.status {
                     Status::Sent => Ok(r.text),
                     Status::Deferred => Err(Failure::temp(&r.dsn.to_string(), r.text)),
@@ -72,7 +73,6 @@ impl Relay for SmtpRelay<'_> {
                         })
                     }
                 },
-                relay: r.relay,
             })
             .collect()
     }
