@@ -39,6 +39,10 @@ fuzz_target!(|data: &[u8]| {
             match a {
                 Action::Ready | Action::TransactionDone if began < 3 => {
                     began += 1;
+                    if began > 1 && ctl & 1 != 0 {
+                        // A session from the connection cache: RSET first.
+                        c.reuse();
+                    }
                     let t = Transaction {
                         sender: "s@x".into(),
                         recipients: (0..n_rcpt).map(|k| Rcpt::new(format!("r{k}@y"))).collect(),
