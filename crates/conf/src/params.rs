@@ -56,7 +56,6 @@ params! {
     "double_bounce_sender" => "double-bounce",
     "duplicate_filter_limit" => "1000",
     "empty_address_default_transport_maps_lookup_key" => "<>",
-    "empty_address_recipient" => "MAILER-DAEMON",
     "empty_address_relayhost_maps_lookup_key" => "<>",
     "enable_long_queue_ids" => "no",
     "enable_original_recipient" => "yes",
