@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use yubin_smtp::client::{
 use yubin_smtp::{Enhanced, Reply};
 
 use crate::cache::{ConnCache, Idle};
+use crate::dane;
 use crate::dns::{Dns, RouteError, Shuffle};
 use crate::nexthop::Nexthop;
 use crate::settings::Settings;
@@ -165,6 +167,28 @@ pub async fn deliver_with(
         None => job.message,
     };
     let (level, _why) = settings.tls_level_for(nexthop);
+    // DANE (RFC 7672 section 2.2.1): TLSA records count only below an
+    // authenticated MX RRset.
+    let resolvers = if level.is_dane() {
+        dane::resolvers(&settings.dns_servers)
+    } else {
+        Vec::new()
+    };
+    let dns_limit = settings.timeouts.connect;
+    let mut mx_insecure = false;
+    if let (true, Nexthop::Mx { domain, .. }) = (level.is_dane(), nexthop) {
+        match dane::mx_secure(&resolvers, domain, dns_limit).await {
+            Ok(secure) => mx_insecure = !secure,
+            Err(e) => {
+                let e = RouteError::TryAgain {
+                    name: domain.clone(),
+                    rtype: "MX",
+                    why: e,
+                };
+                return route_failure(&e, n, started.elapsed());
+            }
+        }
+    }
     let port = nexthop.port();
     let size = message.len() as u64;
     let tx_template = Transaction {
@@ -204,6 +228,7 @@ pub async fn deliver_with(
         let s = Session {
             settings,
             level,
+            dane: None,
             tls_name: &server,
             relay: &relay,
             message,
@@ -242,6 +267,38 @@ pub async fn deliver_with(
     let mut addresses = 0usize;
     let mut sessions = 0usize;
     'servers: for server in &servers {
+        let (host_level, dane_config) = if level.is_dane() {
+            match dane_policy(
+                level,
+                mx_insecure,
+                nexthop,
+                &resolvers,
+                &server.name,
+                port,
+                dns_limit,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(text) => {
+                    // This host cannot be used under the policy: the next
+                    // one may; the recipients defer if none can.
+                    let pending: Vec<usize> = (0..n).filter(|&i| results[i].is_none()).collect();
+                    notes.push(format!("{}: {text}", job.queue_id));
+                    mark_soft(
+                        &mut soft,
+                        &pending,
+                        "none",
+                        &text,
+                        Enhanced::new(4, 7, 5),
+                        started.elapsed(),
+                    );
+                    continue 'servers;
+                }
+            }
+        } else {
+            (level, None)
+        };
         for &ip in &server.addrs {
             let pending: Vec<usize> = (0..n).filter(|&i| results[i].is_none()).collect();
             if pending.is_empty() {
@@ -256,7 +313,7 @@ pub async fn deliver_with(
             let relay = format!("{}[{}]:{}", server.name, ip, port);
             let hostaddr = format!("{}[{}]", server.name, ip);
             let addr = SocketAddr::new(ip, port);
-            let mut tls_level = level;
+            let mut tls_level = host_level;
             // Under `may`, a failed handshake is retried once in plaintext.
             for _attempt in 0..2 {
                 let conn_start = Instant::now();
@@ -311,6 +368,7 @@ pub async fn deliver_with(
                 let s = Session {
                     settings,
                     level: tls_level,
+                    dane: dane_config.clone(),
                     tls_name: &tls_name,
                     relay: &relay,
                     message,
@@ -416,6 +474,54 @@ pub async fn deliver_with(
         })
         .collect();
     Delivery { results, notes }
+}
+
+/// The TLS policy for one server under `dane` / `dane-only` (see the
+/// `dane` module): the level to use and, when the server has usable
+/// authenticated TLSA records, the configuration that checks them. `Err`:
+/// this server may not be used (the text is the deferral reason).
+async fn dane_policy(
+    level: TlsLevel,
+    mx_insecure: bool,
+    nexthop: &Nexthop,
+    resolvers: &[SocketAddr],
+    host: &str,
+    port: u16,
+    limit: Duration,
+) -> Result<(TlsLevel, Option<Arc<rustls::ClientConfig>>), String> {
+    let only = level == TlsLevel::DaneOnly;
+    let fallback = |why: String| {
+        if only {
+            Err(why)
+        } else {
+            Ok((TlsLevel::May, None))
+        }
+    };
+    if mx_insecure {
+        return fallback(format!(
+            "no DNSSEC-authenticated MX records for {} (smtp_tls_security_level = dane-only)",
+            nexthop.name()
+        ));
+    }
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return fallback(format!(
+            "no TLSA records for an address literal [{host}] (smtp_tls_security_level = dane-only)"
+        ));
+    }
+    match dane::tlsa(resolvers, host, port, limit).await {
+        Err(e) => Err(format!("TLSA lookup error for _{port}._tcp.{host}: {e}")),
+        Ok(dane::TlsaAnswer::Secure(records)) if !records.is_empty() => {
+            if records.iter().any(dane::Tlsa::usable) {
+                Ok((level, Some(dane::client_config(records)?)))
+            } else {
+                // RFC 7672 section 2.2: TLS without authentication.
+                Ok((TlsLevel::Encrypt, None))
+            }
+        }
+        Ok(_) => fallback(format!(
+            "no DNSSEC-authenticated TLSA records for _{port}._tcp.{host} (smtp_tls_security_level = dane-only)"
+        )),
+    }
 }
 
 fn io_text(e: &std::io::Error) -> String {
@@ -569,6 +675,8 @@ impl AsyncWrite for Conn {
 struct Session<'a> {
     settings: &'a Settings,
     level: TlsLevel,
+    /// The DANE client configuration (TLSA-matching verifier) for this host.
+    dane: Option<Arc<rustls::ClientConfig>>,
     tls_name: &'a str,
     relay: &'a str,
     message: &'a [u8],
@@ -664,7 +772,11 @@ impl Session<'_> {
                                 continue;
                             }
                         };
-                        let connector = TlsConnector::from(self.settings.tls.config(self.level));
+                        let connector = TlsConnector::from(
+                            self.dane
+                                .clone()
+                                .unwrap_or_else(|| self.settings.tls.config(self.level)),
+                        );
                         let d = tokio::time::Instant::now() + self.settings.timeouts.starttls;
                         match timeout_at(d, connector.connect(server_name(self.tls_name), tcp))
                             .await

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod cache;
+pub mod dane;
 pub mod dkim;
 pub mod dns;
 pub mod explain;

@@ -80,6 +80,9 @@ pub struct Settings {
     pub dkim: SigningTable,
     /// Connection reuse (`smtp_connection_cache_*`, `smtp_connection_reuse_*`).
     pub cache: CacheSettings,
+    /// `dns_servers` (empty: resolv.conf), asked directly for the AD bit
+    /// of DANE's MX and TLSA lookups.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 impl Settings {
@@ -105,6 +108,7 @@ impl Settings {
             chunking: true,
             dkim: SigningTable::default(),
             cache: CacheSettings::default(),
+            dns_servers: Vec::new(),
         }
     }
 
@@ -183,6 +187,8 @@ impl Settings {
             dkim: SigningTable::load(&open("yubin_dkim_signing_maps")?)
                 .map_err(|e| at("yubin_dkim_signing_maps", e))?,
             cache: CacheSettings::from_config(cfg)?,
+            dns_servers: yubin_dns::parse_servers(&cfg.list("dns_servers"))
+                .map_err(|e| at("dns_servers", e))?,
         })
     }
 

@@ -9,6 +9,7 @@
 //!   certificate must name the server host (the MX name, or the `[host]`).
 //! - `secure`: as verify, but the certificate must name the nexthop
 //!   domain (Postfix's default `smtp_tls_secure_cert_match = nexthop, dot-nexthop`).
+//! - `dane`, `dane-only`: RFC 7672, decided per server in the `dane` module.
 //!
 //! As in Postfix (`tls_append_default_CA = no`), the system's CA bundle is
 //! not trusted unless `smtp_tls_CAfile` names it.
@@ -31,6 +32,11 @@ pub enum TlsLevel {
     Encrypt,
     Verify,
     Secure,
+    /// RFC 7672: DANE where the server has DNSSEC-authenticated TLSA
+    /// records, else opportunistic (`may`).
+    Dane,
+    /// DANE or no delivery.
+    DaneOnly,
 }
 
 impl TlsLevel {
@@ -42,8 +48,10 @@ impl TlsLevel {
             "encrypt" => Ok(TlsLevel::Encrypt),
             "verify" => Ok(TlsLevel::Verify),
             "secure" => Ok(TlsLevel::Secure),
-            "dane" | "dane-only" | "fingerprint" => Err(format!(
-                "smtp_tls_security_level = {s}: not supported by yubin (use may, encrypt, verify or secure)"
+            "dane" => Ok(TlsLevel::Dane),
+            "dane-only" => Ok(TlsLevel::DaneOnly),
+            "fingerprint" => Err(format!(
+                "smtp_tls_security_level = {s}: not supported by yubin (use may, encrypt, verify, secure or dane)"
             )),
             o => Err(format!("smtp_tls_security_level: unknown level {o:?}")),
         }
@@ -58,7 +66,14 @@ impl TlsLevel {
     }
 
     pub fn verifies(self) -> bool {
-        matches!(self, TlsLevel::Verify | TlsLevel::Secure)
+        matches!(
+            self,
+            TlsLevel::Verify | TlsLevel::Secure | TlsLevel::Dane | TlsLevel::DaneOnly
+        )
+    }
+
+    pub fn is_dane(self) -> bool {
+        matches!(self, TlsLevel::Dane | TlsLevel::DaneOnly)
     }
 
     pub fn name(self) -> &'static str {
@@ -68,6 +83,8 @@ impl TlsLevel {
             TlsLevel::Encrypt => "encrypt",
             TlsLevel::Verify => "verify",
             TlsLevel::Secure => "secure",
+            TlsLevel::Dane => "dane",
+            TlsLevel::DaneOnly => "dane-only",
         }
     }
 }
@@ -201,7 +218,8 @@ mod tests {
             TlsLevel::parse("verify").unwrap().starttls(),
             StartTls::Required
         );
-        assert!(TlsLevel::parse("dane")
+        assert_eq!(TlsLevel::parse("dane-only").unwrap(), TlsLevel::DaneOnly);
+        assert!(TlsLevel::parse("fingerprint")
             .unwrap_err()
             .contains("not supported"));
         assert!(TlsLevel::parse("maybe").is_err());
