@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::dane;
 use crate::dns::{RouteError, Server, Shuffle};
 use crate::nexthop::Nexthop;
 use crate::outbound::Outbound;
@@ -18,6 +19,9 @@ pub struct Explanation {
     pub servers: Result<Vec<Server>, RouteError>,
     pub tls: TlsLevel,
     pub tls_why: String,
+    /// Under dane/dane-only: what the DNS says for the MX RRset and each
+    /// server's TLSA records, and the level that follows.
+    pub dane: Vec<String>,
     /// `(domain, selector, key file)` of the DKIM key for the sender.
     pub dkim: Option<(String, String, String)>,
 }
@@ -38,6 +42,11 @@ impl Outbound {
             )
             .await;
         let (tls, tls_why) = s.tls_level_for(&nexthop);
+        let dane = if tls.is_dane() {
+            self.explain_dane(&nexthop, &servers).await
+        } else {
+            Vec::new()
+        };
         let dkim = s.dkim.for_sender(sender).map(|k| {
             (
                 k.domain.clone(),
@@ -50,8 +59,61 @@ impl Outbound {
             servers,
             tls,
             tls_why,
+            dane,
             dkim,
         }
+    }
+}
+
+impl Outbound {
+    async fn explain_dane(
+        &self,
+        nexthop: &Nexthop,
+        servers: &Result<Vec<Server>, RouteError>,
+    ) -> Vec<String> {
+        let resolvers = dane::resolvers(&self.settings.dns_servers);
+        let limit = self.settings.timeouts.connect;
+        let mut out = Vec::new();
+        if let Nexthop::Mx { domain, .. } = nexthop {
+            out.push(match dane::mx_secure(&resolvers, domain, limit).await {
+                Ok(true) => format!("MX records of {domain}: DNSSEC-authenticated (AD)"),
+                Ok(false) => format!(
+                    "MX records of {domain}: not authenticated (no AD from the resolver): no DANE"
+                ),
+                Err(e) => format!("MX records of {domain}: lookup error: {e}"),
+            });
+        }
+        for s in servers.iter().flatten() {
+            let port = nexthop.port();
+            let name = format!("_{port}._tcp.{}", s.name);
+            out.push(match dane::tlsa(&resolvers, &s.name, port, limit).await {
+                Ok(dane::TlsaAnswer::Secure(r)) if r.is_empty() => {
+                    format!("{name}: no TLSA records (authenticated denial)")
+                }
+                Ok(dane::TlsaAnswer::Secure(r)) => {
+                    let list: Vec<String> = r
+                        .iter()
+                        .map(|t| {
+                            let hex: String = t.data.iter().map(|b| format!("{b:02x}")).collect();
+                            format!(
+                                "{} {} {} {}{}",
+                                t.usage,
+                                t.selector,
+                                t.matching,
+                                hex,
+                                if t.usable() { "" } else { " (unusable)" }
+                            )
+                        })
+                        .collect();
+                    format!("{name}: TLSA (authenticated): {}", list.join("; "))
+                }
+                Ok(dane::TlsaAnswer::Insecure) => {
+                    format!("{name}: answer not authenticated (no AD): no DANE for this host")
+                }
+                Err(e) => format!("{name}: lookup error: {e} (this host would be skipped)"),
+            });
+        }
+        out
     }
 }
 
@@ -84,6 +146,9 @@ impl fmt::Display for Explanation {
             )?,
         }
         writeln!(f, "TLS: {} (from {})", self.tls.name(), self.tls_why)?;
+        for line in &self.dane {
+            writeln!(f, "  DANE: {line}")?;
+        }
         match &self.dkim {
             Some((d, s, k)) => writeln!(f, "DKIM: signed as d={d} s={s} with {k}"),
             None => writeln!(

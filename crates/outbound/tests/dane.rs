@@ -115,6 +115,45 @@ fn cert(lab: &Lab) -> Cert {
     }
 }
 
+/// `yubin trace`'s TLS part for u@example.test under `level`.
+fn explain(lab: &Lab, zone: Zone, level: TlsLevel) -> String {
+    in_ns(lab.ns("client"), move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let stub = stub(zone).await;
+            let mut s = settings();
+            s.tls_level = level;
+            s.dns_servers = vec![stub];
+            let ob = yubin_outbound::Outbound {
+                settings: s,
+                dns: Dns::new(Some(&[stub])),
+                cache: Default::default(),
+            };
+            let nexthop = Nexthop::parse("example.test").unwrap();
+            ob.explain(&nexthop, "s@client.lab.test").await.to_string()
+        })
+    })
+}
+
+/// Starts the stub resolver on the current runtime; its address.
+async fn stub(zone: Zone) -> SocketAddr {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let sock = Arc::new(sock);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            if let Some(a) = answer(&zone, &buf[..n]) {
+                let _ = sock.send_to(&a, from).await;
+            }
+        }
+    });
+    addr
+}
+
 fn send(lab: &Lab, zone: Zone, level: TlsLevel, id: &str) -> Delivery {
     let id = id.to_string();
     in_ns(lab.ns("client"), move || {
@@ -123,17 +162,7 @@ fn send(lab: &Lab, zone: Zone, level: TlsLevel, id: &str) -> Delivery {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let stub: SocketAddr = sock.local_addr().unwrap();
-            let sock = Arc::new(sock);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                while let Ok((n, from)) = sock.recv_from(&mut buf).await {
-                    if let Some(a) = answer(&zone, &buf[..n]) {
-                        let _ = sock.send_to(&a, from).await;
-                    }
-                }
-            });
+            let stub = stub(zone).await;
             let mut s = settings();
             s.tls_level = level;
             s.dns_servers = vec![stub];
@@ -174,6 +203,37 @@ fn dane_and_dane_only_over_a_real_handshake() {
     let good = vec![(3, 1, 1, c.spki_sha256.clone())];
     let bad = vec![(3, 1, 1, vec![0x55; 32])];
     let tls_note = |d: &Delivery, what: &str| d.notes.iter().any(|n| n.starts_with(what));
+
+    // What `yubin trace` shows for the policy.
+    let hex: String = c.spki_sha256.iter().map(|b| format!("{b:02x}")).collect();
+    let t = explain(
+        &lab,
+        Zone {
+            ad: true,
+            tlsa: good.clone(),
+        },
+        TlsLevel::Dane,
+    );
+    assert!(
+        t.contains("TLS: dane (from smtp_tls_security_level)")
+            && t.contains("DANE: MX records of example.test: DNSSEC-authenticated (AD)")
+            && t.contains(&format!(
+                "DANE: _25._tcp.mx1.lab.test: TLSA (authenticated): 3 1 1 {hex}"
+            )),
+        "{t}"
+    );
+    let t = explain(
+        &lab,
+        Zone {
+            ad: false,
+            tlsa: good.clone(),
+        },
+        TlsLevel::Dane,
+    );
+    assert!(
+        t.contains("not authenticated (no AD from the resolver): no DANE"),
+        "{t}"
+    );
 
     // Authenticated TLSA 3 1 1 that matches: delivered, verified.
     let d = send(
