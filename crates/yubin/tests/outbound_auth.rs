@@ -49,7 +49,7 @@ fn client_conf(port: u16, password: &str) -> tempfile::TempDir {
     std::fs::write(
         d.join("main.cf"),
         format!(
-            "myhostname = client.test\nrelayhost = [127.0.0.1]:{port}\n\
+            "myhostname = client.test\nalias_maps =\nrelayhost = [127.0.0.1]:{port}\n\
              smtp_tls_security_level = encrypt\nsmtp_sasl_auth_enable = yes\n\
              smtp_sasl_password_maps = texthash:{d}/sasl_passwd\nsmtp_sasl_security_options = noanonymous\n\
              smtp_helo_timeout = 10s\nsmtp_data_done_timeout = 10s\n",
