@@ -140,10 +140,7 @@ fn delivered_bounced_and_deferred_in_one_run() {
     let Finished::Deferred { destinations, .. } = finished else {
         panic!("not deferred: {finished:?}");
     };
-    assert_eq!(
-        destinations,
-        vec![Destination::new("smtp", "example.net")]
-    );
+    assert_eq!(destinations, vec![Destination::new("smtp", "example.net")]);
     assert_eq!(w.spool.find("4AAA1"), Some(State::Deferred));
     let st = Status::load(&w.spool.status_path("4AAA1"));
     assert_eq!(st.attempts, 1);
