@@ -183,6 +183,8 @@ params! {
     "virtual_transport" => "virtual",
     "virtual_uid_maps" => "",
     "yubin_dkim_signing_maps" => "",
+    "yubin_mta_sts_CAfile" => "/etc/ssl/certs/ca-certificates.crt",
+    "yubin_mta_sts_enable" => "no",
     "yubin_notice_interval" => "10m",
 }
 

@@ -25,6 +25,7 @@ use yubin_smtp::{Enhanced, Reply};
 use crate::cache::{ConnCache, Idle};
 use crate::dane;
 use crate::dns::{Dns, RouteError, Shuffle};
+use crate::mta_sts;
 use crate::nexthop::Nexthop;
 use crate::settings::Settings;
 use crate::tls::{server_name, TlsLevel};
@@ -166,7 +167,7 @@ pub async fn deliver_with(
         }
         None => job.message,
     };
-    let (level, _why) = settings.tls_level_for(nexthop);
+    let (mut level, _why) = settings.tls_level_for(nexthop);
     // DANE (RFC 7672 section 2.2.1): TLSA records count only below an
     // authenticated MX RRset.
     let resolvers = if level.is_dane() {
@@ -203,6 +204,66 @@ pub async fn deliver_with(
         envid: job.envid.clone(),
     };
 
+    // MTA-STS (RFC 8461) for MX delivery where no stricter level is set:
+    // `enforce` keeps only the MX hosts the policy names and requires
+    // verified TLS with its CA file.
+    let mut servers = servers;
+    let mut sts_config: Option<Arc<rustls::ClientConfig>> = None;
+    if let (Some(sts), Nexthop::Mx { domain, .. }) = (&settings.mta_sts, nexthop) {
+        if matches!(level, TlsLevel::None | TlsLevel::May | TlsLevel::Encrypt) {
+            match sts
+                .cache
+                .lookup(dns, &sts.tls.verified, domain, settings.timeouts.connect)
+                .await
+            {
+                mta_sts::Decision::Policy(p, why) if p.mode == mta_sts::Mode::Enforce => {
+                    servers.retain(|s| p.allows(&s.name));
+                    if servers.is_empty() {
+                        let text = format!(
+                            "MTA-STS policy of {domain} ({why}): no MX host matches its mx patterns ({})",
+                            p.mx.join(", ")
+                        );
+                        notes.push(format!("{}: {text}", job.queue_id));
+                        let r = RcptResult {
+                            status: Status::Deferred,
+                            dsn: Enhanced::new(4, 7, 5),
+                            relay: "none".into(),
+                            text,
+                            reply: None,
+                            remote_mta: None,
+                            conn_setup: started.elapsed(),
+                            transmission: Duration::ZERO,
+                            conn_use: 0,
+                        };
+                        return Delivery {
+                            results: vec![r; n],
+                            notes,
+                        };
+                    }
+                    level = TlsLevel::Verify;
+                    sts_config = Some(sts.tls.verified.clone());
+                }
+                mta_sts::Decision::Failed(why) => {
+                    notes.push(format!("warning: {}: {why}", job.queue_id))
+                }
+                mta_sts::Decision::Policy(p, why) if p.mode == mta_sts::Mode::Testing => {
+                    let off: Vec<&str> = servers
+                        .iter()
+                        .filter(|s| !p.allows(&s.name))
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    if !off.is_empty() {
+                        notes.push(format!(
+                            "{}: MTA-STS policy of {domain} ({why}) in testing mode would refuse MX {}",
+                            job.queue_id,
+                            off.join(", ")
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     let mut results: Vec<Option<RcptResult>> = vec![None; n];
     // The latest soft failure of each recipient, reported if no server
     // takes it.
@@ -297,7 +358,7 @@ pub async fn deliver_with(
                 }
             }
         } else {
-            (level, None)
+            (level, sts_config.clone())
         };
         for &ip in &server.addrs {
             let pending: Vec<usize> = (0..n).filter(|&i| results[i].is_none()).collect();

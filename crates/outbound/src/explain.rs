@@ -22,6 +22,8 @@ pub struct Explanation {
     /// Under dane/dane-only: what the DNS says for the MX RRset and each
     /// server's TLSA records, and the level that follows.
     pub dane: Vec<String>,
+    /// With `yubin_mta_sts_enable`: the domain's policy and where it came from.
+    pub mta_sts: Option<String>,
     /// `(domain, selector, key file)` of the DKIM key for the sender.
     pub dkim: Option<(String, String, String)>,
 }
@@ -47,6 +49,32 @@ impl Outbound {
         } else {
             Vec::new()
         };
+        let mta_sts = match (&s.mta_sts, &nexthop) {
+            (Some(sts), Nexthop::Mx { domain, .. }) => Some(
+                match sts
+                    .cache
+                    .lookup(&self.dns, &sts.tls.verified, domain, s.timeouts.connect)
+                    .await
+                {
+                    crate::mta_sts::Decision::Policy(p, why) => format!(
+                        "{} (mx: {}; max_age {}s) from {why}{}",
+                        p.mode.name(),
+                        p.mx.join(", "),
+                        p.max_age,
+                        if matches!(tls, TlsLevel::None | TlsLevel::May | TlsLevel::Encrypt) {
+                            ""
+                        } else {
+                            " (not applied: the TLS level above takes precedence)"
+                        }
+                    ),
+                    crate::mta_sts::Decision::NoPolicy(why)
+                    | crate::mta_sts::Decision::Failed(why) => {
+                        format!("no policy: {why}")
+                    }
+                },
+            ),
+            _ => None,
+        };
         let dkim = s.dkim.for_sender(sender).map(|k| {
             (
                 k.domain.clone(),
@@ -60,6 +88,7 @@ impl Outbound {
             tls,
             tls_why,
             dane,
+            mta_sts,
             dkim,
         }
     }
@@ -148,6 +177,9 @@ impl fmt::Display for Explanation {
         writeln!(f, "TLS: {} (from {})", self.tls.name(), self.tls_why)?;
         for line in &self.dane {
             writeln!(f, "  DANE: {line}")?;
+        }
+        if let Some(m) = &self.mta_sts {
+            writeln!(f, "  MTA-STS: {m}")?;
         }
         match &self.dkim {
             Some((d, s, k)) => writeln!(f, "DKIM: signed as d={d} s={s} with {k}"),

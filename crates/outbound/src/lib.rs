@@ -11,6 +11,7 @@ pub mod dkim;
 pub mod dns;
 pub mod explain;
 pub mod log;
+pub mod mta_sts;
 pub mod outbound;
 pub mod settings;
 pub mod tls;

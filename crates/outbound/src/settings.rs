@@ -11,6 +11,7 @@ use yubin_table::Maps;
 use crate::cache::CacheSettings;
 use crate::dkim::SigningTable;
 use crate::dns::{AddressPreference, Protocols};
+use crate::mta_sts::PolicyCache;
 use crate::nexthop::Nexthop;
 use crate::tls::{TlsClient, TlsLevel};
 
@@ -83,6 +84,15 @@ pub struct Settings {
     /// `dns_servers` (empty: resolv.conf), asked directly for the AD bit
     /// of DANE's MX and TLSA lookups.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// MTA-STS when `yubin_mta_sts_enable = yes`.
+    pub mta_sts: Option<MtaSts>,
+}
+
+/// MTA-STS: the roots for the policy host and the MX hosts
+/// (`yubin_mta_sts_CAfile`), and the policies fetched so far.
+pub struct MtaSts {
+    pub tls: TlsClient,
+    pub cache: PolicyCache,
 }
 
 impl Settings {
@@ -109,6 +119,7 @@ impl Settings {
             dkim: SigningTable::default(),
             cache: CacheSettings::default(),
             dns_servers: Vec::new(),
+            mta_sts: None,
         }
     }
 
@@ -189,6 +200,19 @@ impl Settings {
             cache: CacheSettings::from_config(cfg)?,
             dns_servers: yubin_dns::parse_servers(&cfg.list("dns_servers"))
                 .map_err(|e| at("dns_servers", e))?,
+            mta_sts: if cfg
+                .bool("yubin_mta_sts_enable")
+                .map_err(|e| at("yubin_mta_sts_enable", e.to_string()))?
+            {
+                let ca = cfg.get("yubin_mta_sts_CAfile").trim().to_string();
+                Some(MtaSts {
+                    tls: TlsClient::new(Some(Path::new(&ca)))
+                        .map_err(|e| at("yubin_mta_sts_CAfile", e))?,
+                    cache: PolicyCache::default(),
+                })
+            } else {
+                None
+            },
         })
     }
 
