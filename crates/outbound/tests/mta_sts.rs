@@ -174,5 +174,5 @@ fn enforce_testing_and_no_policy() {
             .any(|n| n.starts_with("Untrusted TLS connection established")),
         "{d:?}"
     );
-    assert_eq!(events(&log, "accepted").len(), 3);
+    assert_eq!(count_events(&log, "accepted", 3), 3);
 }

@@ -146,6 +146,37 @@ pub fn events(log: &Path, ev: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The number of `ev` events once there are at least `n` (the peer may
+/// log an event just after its reply reached the client), or after 10 s
+/// whatever there is (so a wrong count still fails the assertion).
+pub fn count_events(log: &Path, ev: &str, n: usize) -> usize {
+    for _ in 0..200 {
+        let c = events(log, ev).len();
+        if c >= n {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    events(log, ev).len()
+}
+
+/// The peer's connection count once every connection so far has closed
+/// (`netlab.sh wait`'s probe is accepted by the kernel before the peer
+/// logs it: counting right after `peer` could miss it).
+pub fn settled_connects(log: &Path) -> usize {
+    for _ in 0..200 {
+        let (c, x) = (events(log, "connect").len(), events(log, "close").len());
+        if c > 0 && x >= c {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "the peer never logged the probe's connection: {}",
+        log.display()
+    );
+}
+
 /// Runs `f` on a thread inside the namespace `ns`.
 pub fn in_ns<T: Send + 'static>(ns: String, f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(move || {
