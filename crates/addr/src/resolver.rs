@@ -30,6 +30,8 @@ enum RecipientMap {
 /// here, before anything serves.
 pub struct Resolver {
     myorigin: String,
+    /// `Some(".$mydomain")` when append_dot_mydomain is on.
+    append_dot: Option<String>,
     delimiter: String,
     mydestination: DomainList,
     interface_addrs: Vec<IpAddr>,
@@ -117,6 +119,10 @@ impl Resolver {
         };
         Ok(Resolver {
             myorigin: cfg.get("myorigin").to_ascii_lowercase(),
+            append_dot: cfg
+                .bool("append_dot_mydomain")
+                .unwrap_or(false)
+                .then(|| format!(".{}", cfg.get("mydomain").to_ascii_lowercase())),
             delimiter: cfg.get("recipient_delimiter").to_string(),
             mydestination: list("mydestination", false)?,
             interface_addrs: interface_addresses(cfg),
@@ -144,13 +150,23 @@ impl Resolver {
         })
     }
 
-    /// Appends `@$myorigin` to a bare local part (postconf(5) append_at_myorigin).
+    /// Appends `@$myorigin` to a bare local part (postconf(5)
+    /// append_at_myorigin), then `.$mydomain` to a domain without a dot when
+    /// append_dot_mydomain is on (trivial-rewrite(8); the default below
+    /// compatibility_level 1, so `root@localhost` becomes
+    /// `root@localhost.$mydomain`, as Postfix 3.7 does at level 0).
     pub fn canonical(&self, addr: &Address) -> Address {
-        if addr.domain.is_empty() {
+        let mut out = if addr.domain.is_empty() {
             Address::new(&addr.local, &self.myorigin)
         } else {
             addr.clone()
+        };
+        if let Some(dot) = &self.append_dot {
+            if !out.domain.is_empty() && !out.domain.contains('.') && !out.domain.starts_with('[') {
+                out = Address::new(&out.local, &format!("{}{dot}", out.domain));
+            }
         }
+        out
     }
 
     /// Whether the domain is the local machine: `$mydestination`, or an
@@ -270,9 +286,14 @@ impl Resolver {
             steps.push(Step {
                 depth: 0,
                 text: format!(
-                    "canonical form {} (bare name gets @$myorigin = {})",
+                    "canonical form {} ({})",
                     canonical.internal(),
-                    self.myorigin
+                    if addr.domain.is_empty() {
+                        format!("bare name gets @$myorigin = {}", self.myorigin)
+                    } else {
+                        "append_dot_mydomain = yes appends .$mydomain to a domain without a dot"
+                            .to_string()
+                    }
                 ),
                 source: None,
             });

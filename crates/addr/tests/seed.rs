@@ -20,7 +20,7 @@ fn seed(dir: &Path, virtual_table: &str, extra: &str) -> Resolver {
     build(&dir.join("virtual_maps"), SourceFormat::Map, true).unwrap();
     build(&dir.join("aliases"), SourceFormat::Aliases, true).unwrap();
     let main = format!(
-        "myhostname = mail.mydomain.com\nmydomain = mydomain.com\nmyorigin = $mydomain\nmydestination = localhost, $myhostname\n\
+        "compatibility_level = 3.6\nmyhostname = mail.mydomain.com\nmydomain = mydomain.com\nmyorigin = $mydomain\nmydestination = localhost, $myhostname\n\
          recipient_delimiter = +\ninet_interfaces = loopback-only\nalias_maps = hash:{d}/aliases\n\
          virtual_alias_maps = hash:{d}/virtual\nvirtual_mailbox_base = /home/vmail\nvirtual_mailbox_domains = {d}/virtual_domains\n\
          virtual_mailbox_maps = hash:{d}/virtual_maps\nvirtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n{extra}",

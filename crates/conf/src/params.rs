@@ -38,7 +38,7 @@ params! {
     "broken_sasl_auth_clients" => "no",
     "command_directory" => "/usr/sbin",
     "command_time_limit" => "1000s",
-    "compatibility_level" => "3.6",
+    "compatibility_level" => "0",
     "config_directory" => "/etc/yubin",
     "daemon_directory" => "/usr/lib/yubin",
     "data_directory" => "/var/lib/yubin",
@@ -131,6 +131,7 @@ params! {
     "smtpd_junk_command_limit" => "100",
     "smtpd_recipient_limit" => "1000",
     "smtpd_recipient_restrictions" => "",
+    "smtpd_relay_before_recipient_restrictions" => "${{$compatibility_level} <level {3.6} ? {no} : {yes}}",
     "smtpd_relay_restrictions" => "${{$compatibility_level} <level {1} ? {} : {permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination}}",
     "smtpd_sasl_auth_enable" => "no",
     "smtpd_sasl_authenticated_header" => "no",
@@ -199,6 +200,7 @@ pub const COMPAT_DEPENDENT: &[(&str, &str)] = &[
     ("smtpd_relay_restrictions", "1"),
     ("mynetworks_style", "2"),
     ("relay_domains", "2"),
+    ("smtpd_relay_before_recipient_restrictions", "3.6"),
 ];
 
 #[cfg(test)]

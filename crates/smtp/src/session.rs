@@ -1026,6 +1026,12 @@ impl Session {
             return false;
         };
         let p = match parse_mail(&params, self.cfg.message_size_limit) {
+            // smtpd.c knows SMTPUTF8 only when smtputf8_enable is on; off
+            // (compatibility_level 0), it is an unknown parameter.
+            Ok(p) if p.smtputf8 && !self.cfg.smtputf8_enable => {
+                self.error(out, 555, "5.5.4", "Unsupported option: SMTPUTF8");
+                return false;
+            }
             Ok(p) => p,
             Err((c, e, t)) => {
                 self.error(out, c, e, &t);
@@ -1034,17 +1040,16 @@ impl Session {
         };
         let sender = match path {
             PathText::Bracketed("") => None,
-            // With smtputf8_enable, Postfix takes 8-bit addresses without the
-            // SMTPUTF8 parameter too (it detects them: smtputf8_autodetect_classes).
-            PathText::Bracketed(s) | PathText::Bare(s) => {
-                match parse_address(s, p.smtputf8 || self.cfg.smtputf8_enable) {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.error(out, 501, "5.1.7", "Bad sender address syntax");
-                        return false;
-                    }
+            // Postfix 3.7 takes 8-bit addresses without the SMTPUTF8
+            // parameter, and with smtputf8_enable = no too (recorded:
+            // tests/dialogs/level0/no-smtputf8); only the parameter is refused.
+            PathText::Bracketed(s) | PathText::Bare(s) => match parse_address(s, true) {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.error(out, 501, "5.1.7", "Bad sender address syntax");
+                    return false;
                 }
-            }
+            },
             PathText::Malformed => {
                 self.error(out, 501, "5.1.7", "Bad sender address syntax");
                 return false;

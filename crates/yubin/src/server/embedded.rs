@@ -16,6 +16,10 @@ fn main_cf(owner: &str, uid: u32, gid: u32) -> String {
 # Same syntax and meaning as Postfix's main.cf (postconf(5)).
 # Show the effective values with: yubin -c yubin-data postconf -n
 
+# Postfix 3.6+ defaults, as Debian's stock main.cf sets it (without this line
+# Postfix and yubin use level 0's backwards-compatible defaults).
+compatibility_level = 3.6
+
 myhostname = mail.example.test
 mydomain = example.test
 myorigin = $mydomain

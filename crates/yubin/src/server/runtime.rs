@@ -120,7 +120,18 @@ fn restrictions(cfg: &Config) -> anyhow::Result<Restrictions> {
         )
     })?;
     // Postfix refuses to run as an open relay by accident (smtpd_check.c).
-    Restrictions::new(sender, relay, recipient).map_err(|e| anyhow!("{e}"))
+    let mut r = Restrictions::new(sender, relay, recipient).map_err(|e| {
+        let level = cfg.get("compatibility_level");
+        if level == "0" && cfg.list("smtpd_relay_restrictions").is_empty() {
+            // The common way into this error: a main.cf from before Postfix
+            // 3.0 (or one that lost Debian's compatibility_level line).
+            anyhow!("{e} (compatibility_level = {level}, {}, leaves smtpd_relay_restrictions empty: add \"compatibility_level = 3.6\" to main.cf, or list reject_unauth_destination in smtpd_recipient_restrictions)", cfg.origin_text("compatibility_level"))
+        } else {
+            anyhow!("{e}")
+        }
+    })?;
+    r.relay_before_recipient = cfg.bool("smtpd_relay_before_recipient_restrictions")?;
+    Ok(r)
 }
 
 fn session_config(
