@@ -103,17 +103,17 @@ pub enum Event<'a> {
 impl Event<'_> {
     /// The event's name for log lines.
     pub fn name(&self) -> &'static str {
-        match self {
-            Event::Connect { .. } => "connect",
-            Event::Helo(_) => "helo",
-            Event::Mail(_) => "mail",
-            Event::Rcpt(_) => "rcpt",
-            Event::Data => "data",
-            Event::Header(..) => "header",
-            Event::Eoh => "eoh",
-            Event::Body(_) => "body",
-            Event::Eom => "end-of-message",
-        }
+        event_name(match self {
+            Event::Connect { .. } => SMFIC_CONNECT,
+            Event::Helo(_) => SMFIC_HELO,
+            Event::Mail(_) => SMFIC_MAIL,
+            Event::Rcpt(_) => SMFIC_RCPT,
+            Event::Data => SMFIC_DATA,
+            Event::Header(..) => SMFIC_HEADER,
+            Event::Eoh => SMFIC_EOH,
+            Event::Body(_) => SMFIC_BODY,
+            Event::Eom => SMFIC_BODYEOB,
+        })
     }
 }
 
@@ -207,7 +207,9 @@ enum State {
     Negotiating,
     Ready,
     /// A reply to `event` is awaited.
-    Waiting { event: u8 },
+    Waiting {
+        event: u8,
+    },
     /// ACCEPT at connect or helo: no more events this connection.
     AcceptConnection,
     /// ACCEPT or DISCARD during a message: none until the next MAIL.
@@ -400,9 +402,7 @@ impl Client {
                     }
                     Reply::ChangeHeader { index, name, value } => {
                         if name.is_empty() {
-                            return Err(MilterError::Negotiation(
-                                "null change header name".into(),
-                            ));
+                            return Err(MilterError::Negotiation("null change header name".into()));
                         }
                         (Actions::CHGHDRS, Edit::ChangeHeader { index, name, value })
                     }

@@ -10,7 +10,10 @@ use yubin_milter::*;
 
 fn cfg(default_action: DefaultAction) -> Config {
     let mut macros = BTreeMap::new();
-    macros.insert(Stage::Connect, vec!["j".into(), "{daemon_name}".into(), "v".into()]);
+    macros.insert(
+        Stage::Connect,
+        vec!["j".into(), "{daemon_name}".into(), "v".into()],
+    );
     macros.insert(Stage::Mail, vec!["i".into(), "{mail_addr}".into()]);
     macros.insert(Stage::Eom, vec!["i".into()]);
     Config {
@@ -100,7 +103,13 @@ fn connect_sends_macros_then_the_address() {
 #[test]
 fn reject_at_connect_sticks_for_the_session() {
     let mut c = ready(0);
-    wait(c.event(Event::Connect { hostname: "x", addr: None }, &macros));
+    wait(c.event(
+        Event::Connect {
+            hostname: "x",
+            addr: None,
+        },
+        &macros,
+    ));
     let o = c.feed(&frame(b'r', b"")).unwrap().unwrap();
     assert_eq!(o.verdict, Verdict::Reject(REJECT.into()));
     // Postfix answers HELO with 250 and MAIL with the persisting reply.
@@ -125,10 +134,16 @@ fn rcpt_reply_code_is_checked_and_unescaped() {
     c.feed(&frame(b'c', b"")).unwrap().unwrap();
     let rcpt = vec!["<u@x.example>".to_string()];
     wait(c.event(Event::Rcpt(&rcpt), &macros));
-    let o = c.feed(&frame(b'y', b"550 5.1.1 100%% unknown\0")).unwrap().unwrap();
+    let o = c
+        .feed(&frame(b'y', b"550 5.1.1 100%% unknown\0"))
+        .unwrap()
+        .unwrap();
     assert_eq!(o.verdict, Verdict::Reject("550 5.1.1 100% unknown".into()));
     // Per recipient only: the next one is asked again.
-    assert!(matches!(c.event(Event::Rcpt(&rcpt), &macros), Step::Wait(_)));
+    assert!(matches!(
+        c.event(Event::Rcpt(&rcpt), &macros),
+        Step::Wait(_)
+    ));
     let e = c.feed(&frame(b'y', b"250 ok\0")).unwrap_err();
     assert!(matches!(e, MilterError::MalformedReply(_)));
     assert_eq!(c.fail().verdict, Verdict::Reject(TEMPFAIL.into()));
@@ -153,7 +168,10 @@ fn no_reply_and_no_event_flags_are_honoured() {
         s => panic!("{s:?}"),
     }
     let rcpt = vec!["<u@x>".to_string()];
-    assert!(matches!(c.event(Event::Rcpt(&rcpt), &macros), Step::Done(..)));
+    assert!(matches!(
+        c.event(Event::Rcpt(&rcpt), &macros),
+        Step::Done(..)
+    ));
 }
 
 #[test]
@@ -266,7 +284,13 @@ fn symlist_replaces_configured_macros() {
 #[test]
 fn accept_at_connect_ends_all_events() {
     let mut c = ready(0);
-    wait(c.event(Event::Connect { hostname: "x", addr: None }, &macros));
+    wait(c.event(
+        Event::Connect {
+            hostname: "x",
+            addr: None,
+        },
+        &macros,
+    ));
     c.feed(&frame(b'a', b"")).unwrap();
     let args = vec!["<>".to_string()];
     assert!(matches!(c.event(Event::Mail(&args), &macros), Step::Done(_, o) if o.is_continue()));

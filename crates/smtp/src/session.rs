@@ -380,7 +380,11 @@ impl Session {
             return out;
         }
         self.mode = Mode::Command;
-        let verb = if self.bdat_seen { Verb::Bdat } else { Verb::Data };
+        let verb = if self.bdat_seen {
+            Verb::Bdat
+        } else {
+            Verb::Data
+        };
         self.stats.record(verb, false);
         self.refuse(&mut out, &reply);
         if reply.code == 421 {
@@ -416,7 +420,11 @@ impl Session {
                 return;
             }
         };
-        let verb = if stage == "MAIL" { Verb::Mail } else { Verb::Rcpt };
+        let verb = if stage == "MAIL" {
+            Verb::Mail
+        } else {
+            Verb::Rcpt
+        };
         self.stats.record(verb, false);
         let mut line = format!(
             "{}: milter-reject: {stage} from {}: {}; from=<{from}>",

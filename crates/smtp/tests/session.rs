@@ -585,11 +585,9 @@ fn milter_refusals() {
                     Answer::Milter(Reply::new(421, "4.7.0", "Server closing connection")),
                 )),
                 Action::Request(_) => next.extend(s.answer(Answer::Verdict(None))),
-                Action::Deliver { .. } => next.extend(s.refused(Reply::new(
-                    554,
-                    "5.7.1",
-                    "Spam message rejected",
-                ))),
+                Action::Deliver { .. } => {
+                    next.extend(s.refused(Reply::new(554, "5.7.1", "Spam message rejected")))
+                }
                 Action::Log(l) => logs.push(l),
                 Action::Reply(r) => replies.extend(r.wire_lines()),
                 _ => {}

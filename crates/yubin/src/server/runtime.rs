@@ -37,6 +37,10 @@ pub struct Service {
     /// (sessions at once, listen backlog): master.cf maxproc.
     pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
+    // milter: begin
+    /// smtpd_milters with the milter_* settings; `None` without milters.
+    pub milters: Option<Arc<super::settings::MilterSettings>>,
+    // milter: end
 }
 
 /// Everything a reload replaces.
@@ -236,6 +240,11 @@ impl Runtime {
                 },
                 process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
+                // milter: begin
+                milters: super::settings::MilterSettings::from_config(&scfg, "smtpd_milters")
+                    .with_context(context)?
+                    .map(Arc::new),
+                // milter: end
             }));
         }
         let outbound = Arc::new(

@@ -1,0 +1,505 @@
+//! smtpd_milters wiring: the sockets to the milters, the timeouts, and the
+//! loop that feeds the yubin-milter core; the protocol is the core's. One
+//! [`Milters`] lives as long as one SMTP session, as in Postfix smtpd.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use yubin_milter::client::body_chunks;
+use yubin_milter::{Client, Config, Edit, Event, Message, Outcome, Step, Verdict};
+use yubin_smtp::Reply;
+
+use super::settings::{MilterEndpoint, MilterSettings};
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(b).await,
+            Stream::Unix(s) => s.write_all(b).await,
+        }
+    }
+
+    async fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(b).await,
+            Stream::Unix(s) => s.read(b).await,
+        }
+    }
+}
+
+struct Conn {
+    client: Client,
+    stream: Option<Stream>,
+}
+
+/// The milters of one session, in configuration order, and the macro
+/// values known so far.
+pub struct Milters {
+    conns: Vec<Conn>,
+    settings: Arc<MilterSettings>,
+    /// Macro values (`j`, `{client_addr}`, `{mail_addr}`, `i`, ...).
+    pub macros: BTreeMap<String, String>,
+    /// mail.log lines (warnings) waiting for the caller to write.
+    pub warnings: Vec<String>,
+}
+
+/// Merges one milter's outcome into the running one: the first refusal
+/// wins; a hold is kept.
+fn merge(acc: &mut Outcome, o: Outcome) {
+    if acc.hold.is_none() {
+        acc.hold = o.hold;
+    }
+    acc.edits.extend(o.edits);
+    if acc.verdict == Verdict::Continue || acc.verdict == Verdict::Skip {
+        acc.verdict = o.verdict;
+    }
+}
+
+/// The SMTP reply of a milter's refusal text (`554 5.7.1 ...`, possibly
+/// multi-line with CRLF between lines).
+pub fn smtp_reply(text: &str) -> Reply {
+    let mut wire = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    wire.push_str("\r\n");
+    match yubin_smtp::parse_reply(wire.as_bytes()) {
+        Ok(Some((r, _))) => r,
+        // The core checked the form; a text the parser still refuses gets
+        // the generic rejection rather than a made-up reply.
+        _ => Reply::new(550, "5.7.1", "Command rejected"),
+    }
+}
+
+impl Milters {
+    /// Connects to every milter and negotiates; a milter that cannot be
+    /// reached is logged and then answers with milter_default_action.
+    pub async fn open(settings: Arc<MilterSettings>) -> Milters {
+        let mut conns = Vec::new();
+        let mut warnings = Vec::new();
+        for (name, ep) in &settings.milters {
+            let mut client = Client::new(Config {
+                name: name.clone(),
+                version: settings.protocol,
+                default_action: settings.default_action,
+                macros: settings.macros.clone(),
+            });
+            let connected = tokio::time::timeout(settings.connect_timeout, async {
+                match ep {
+                    MilterEndpoint::Inet { host, port } => {
+                        TcpStream::connect((host.as_str(), *port)).await.map(|s| {
+                            let _ = s.set_nodelay(true);
+                            Stream::Tcp(s)
+                        })
+                    }
+                    MilterEndpoint::Unix(p) => UnixStream::connect(p).await.map(Stream::Unix),
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            let mut conn = match connected {
+                Ok(s) => Conn {
+                    client,
+                    stream: Some(s),
+                },
+                Err(e) => {
+                    warnings.push(format!("warning: connect to Milter service {name}: {e}"));
+                    client.fail();
+                    conns.push(Conn {
+                        client,
+                        stream: None,
+                    });
+                    continue;
+                }
+            };
+            let hello = conn.client.negotiate();
+            let timeout = settings.command_timeout;
+            exchange(
+                &mut conn,
+                Step::Wait(hello),
+                timeout,
+                "SMFIC_OPTNEG",
+                &mut warnings,
+            )
+            .await;
+            conns.push(conn);
+        }
+        Milters {
+            conns,
+            settings,
+            macros: BTreeMap::new(),
+            warnings,
+        }
+    }
+
+    /// Reports an SMTP event to each milter in turn; the first that does
+    /// not say continue decides (Postfix milter.c).
+    pub async fn event(&mut self, ev: Event<'_>) -> Outcome {
+        let timeout = self.settings.command_timeout;
+        let mut acc = Outcome::verdict(Verdict::Continue);
+        for conn in &mut self.conns {
+            let macros = |n: &str| self.macros.get(n).cloned();
+            let step = conn.client.event(ev.clone(), &macros);
+            let o = exchange(conn, step, timeout, ev.name(), &mut self.warnings).await;
+            merge(&mut acc, o);
+            if !matches!(acc.verdict, Verdict::Continue) {
+                break;
+            }
+        }
+        acc
+    }
+
+    /// DATA, the headers, the body and the end of message, milter by
+    /// milter; each sees the message as the ones before it left it
+    /// (Postfix's cleanup runs them in order on the queue file). Returns
+    /// the decision, the edited message, and the envelope edits.
+    pub async fn message(&mut self, message: &[u8]) -> (Outcome, Vec<u8>, Vec<Edit>) {
+        let mut msg = Message::parse(message);
+        let mut acc = Outcome::verdict(Verdict::Continue);
+        let mut envelope = Vec::new();
+        let cmd = self.settings.command_timeout;
+        let content = self.settings.content_timeout;
+        'milters: for conn in &mut self.conns {
+            let macros = |n: &str| self.macros.get(n).cloned();
+            let w = &mut self.warnings;
+            let step_in = |conn: &mut Conn, ev: Event<'_>, t: Duration| {
+                let step = conn.client.event(ev.clone(), &macros);
+                (step, t, ev.name())
+            };
+            // One exchange; a decision other than continue ends the message
+            // for every milter.
+            macro_rules! ask {
+                ($ev:expr, $t:expr) => {{
+                    let (s, t, n) = step_in(conn, $ev, $t);
+                    let o = exchange(conn, s, t, n, w).await;
+                    let stop = !o.is_continue();
+                    merge(&mut acc, o);
+                    if stop {
+                        break 'milters;
+                    }
+                }};
+            }
+            ask!(Event::Data, cmd);
+            for (name, value) in &msg.headers {
+                ask!(Event::Header(name, value), content);
+            }
+            ask!(Event::Eoh, content);
+            if conn.client.wants_body() {
+                for chunk in body_chunks(&msg.body) {
+                    let (s, t, n) = step_in(conn, Event::Body(&chunk), content);
+                    let o = exchange(conn, s, t, n, w).await;
+                    match o.verdict {
+                        Verdict::Continue => merge(&mut acc, o),
+                        // SMFIR_SKIP: no more body for this milter.
+                        Verdict::Skip => break,
+                        _ => {
+                            merge(&mut acc, o);
+                            break 'milters;
+                        }
+                    }
+                }
+            }
+            let (s, t, n) = step_in(conn, Event::Eom, content);
+            let o = exchange(conn, s, t, n, w).await;
+            let leadspc = conn
+                .client
+                .negotiated()
+                .2
+                .has(yubin_milter::ProtoFlags::HDR_LEADSPC);
+            for e in &o.edits {
+                match e {
+                    Edit::AddRcpt(..) | Edit::DelRcpt(_) | Edit::ChangeFrom(..) => {
+                        envelope.push(e.clone())
+                    }
+                    _ => msg.apply(e, leadspc),
+                }
+            }
+            let stop = !o.is_continue();
+            merge(
+                &mut acc,
+                Outcome {
+                    edits: Vec::new(),
+                    ..o
+                },
+            );
+            if stop {
+                break;
+            }
+        }
+        (acc, msg.to_bytes(), envelope)
+    }
+
+    /// The end of the session: QUIT to each milter still talking.
+    pub async fn quit(&mut self) {
+        for conn in &mut self.conns {
+            let bytes = conn.client.quit();
+            if let Some(s) = conn.stream.as_mut() {
+                if !bytes.is_empty() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(&bytes)).await;
+                }
+            }
+            conn.stream = None;
+        }
+    }
+}
+
+/// Writes a step's bytes and, when a reply is due, reads until the core
+/// has one. The whole exchange is bounded by `timeout`: a milter that
+/// stalls, or keeps sending PROGRESS, gets milter_default_action.
+async fn exchange(
+    conn: &mut Conn,
+    step: Step,
+    timeout: Duration,
+    event: &str,
+    warnings: &mut Vec<String>,
+) -> Outcome {
+    let (bytes, done) = match step {
+        Step::Done(b, o) => (b, Some(o)),
+        Step::Wait(b) => (b, None),
+    };
+    let Some(stream) = conn.stream.as_mut() else {
+        return done.unwrap_or_else(|| conn.client.fail());
+    };
+    let client = &mut conn.client;
+    let name = client.name().to_string();
+    let r = tokio::time::timeout(timeout, async {
+        if !bytes.is_empty() {
+            stream
+                .write_all(&bytes)
+                .await
+                .map_err(|e| format!("error writing command: {e}"))?;
+        }
+        if let Some(o) = done {
+            return Ok(o);
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("can't read {event} reply packet header: {e}"))?;
+            if n == 0 {
+                return Err(format!(
+                    "can't read {event} reply packet header: Connection closed"
+                ));
+            }
+            match client.feed(&buf[..n]) {
+                Ok(Some(o)) => return Ok(o),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    let why = match r {
+        Ok(Ok(o)) => {
+            if conn.client.is_done() {
+                // Accepted or refused for the whole connection: Postfix
+                // closes the socket too (libmilter would).
+                conn.stream = None;
+            }
+            return o;
+        }
+        Ok(Err(why)) => why,
+        Err(_) => format!("can't read {event} reply packet header: Connection timed out"),
+    };
+    warnings.push(format!("warning: milter {name}: {why}"));
+    conn.stream = None;
+    conn.client.fail()
+}
+
+/// `_`: Sendmail's client macro, `name [addr]`.
+pub fn connect_macros(
+    m: &mut BTreeMap<String, String>,
+    settings: &MilterSettings,
+    client_name: &str,
+    peer: Option<SocketAddr>,
+    local: Option<SocketAddr>,
+) {
+    m.insert("j".into(), settings.hostname.clone());
+    m.insert("{daemon_name}".into(), settings.daemon_name.clone());
+    m.insert("v".into(), settings.v.clone());
+    if let Some(l) = local {
+        m.insert("{daemon_addr}".into(), l.ip().to_canonical().to_string());
+        m.insert("{daemon_port}".into(), l.port().to_string());
+    }
+    m.insert("{client_name}".into(), client_name.to_string());
+    m.insert("{client_ptr}".into(), client_name.to_string());
+    if let Some(p) = peer {
+        let ip = p.ip().to_canonical();
+        m.insert("{client_addr}".into(), ip.to_string());
+        m.insert("{client_port}".into(), p.port().to_string());
+        m.insert("_".into(), format!("{client_name} [{ip}]"));
+    }
+}
+
+/// `{tls_version}`, `{cipher}`, `{cipher_bits}` from yubin's TLS summary
+/// (`TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)`).
+pub fn tls_macros(m: &mut BTreeMap<String, String>, summary: Option<&str>) {
+    let Some(s) = summary else { return };
+    let mut words = s.split_whitespace();
+    if let Some(v) = words.next() {
+        m.insert("{tls_version}".into(), v.to_string());
+    }
+    let rest: Vec<&str> = words.collect();
+    if let Some(i) = rest.iter().position(|w| *w == "cipher") {
+        if let Some(c) = rest.get(i + 1) {
+            m.insert("{cipher}".into(), c.to_string());
+        }
+        if let Some(b) = rest.get(i + 2) {
+            let bits = b.trim_start_matches('(').split('/').next().unwrap_or("");
+            m.insert("{cipher_bits}".into(), bits.to_string());
+        }
+    }
+}
+
+/// Writes a queue file straight into `hold/` (a quarantined message: the
+/// queue manager must never see it in `incoming/`), durably.
+pub async fn commit_hold(
+    shared: &Arc<super::runtime::Shared>,
+    q: yubin_queue::QueueFile,
+) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = q.id.clone();
+    let dir = shared.spool.dir(yubin_queue::State::Hold);
+    let bytes = q.encode();
+    let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let path = dir.join(&q.id);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let r = f
+            .write_all(&bytes)
+            .and_then(|_| f.sync_data())
+            .and_then(|_| std::fs::File::open(&dir)?.sync_all());
+        if r.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        r
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => Ok(id),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An address as a milter gives it (`<a@b>` or `a@b`), in the queue's form.
+fn bare(addr: &str) -> String {
+    let a = addr.trim();
+    let a = a.strip_prefix('<').unwrap_or(a);
+    a.strip_suffix('>').unwrap_or(a).to_string()
+}
+
+/// The end of data: how smtpd must answer.
+pub enum Delivered {
+    Queued(Result<String, String>),
+    Refused(Reply),
+}
+
+/// Transaction state the MAIL and RCPT events left (DISCARD, quarantine).
+#[derive(Debug, Default)]
+pub struct Transaction {
+    pub discard: bool,
+    pub hold: Option<String>,
+}
+
+/// cleanup(8)'s milter part: the queue file is prepared, the milters see
+/// it and edit it, then it is queued, held, discarded or refused, with
+/// cleanup's log lines (`ID: milter-reject: END-OF-MESSAGE from ...`).
+pub async fn deliver(
+    shared: &Arc<super::runtime::Shared>,
+    rt: &super::runtime::Runtime,
+    client: &yubin_smtp::ClientInfo,
+    milters: &mut Milters,
+    tx: &Transaction,
+    envelope: yubin_smtp::Envelope,
+    data: Vec<u8>,
+) -> Delivered {
+    let whatsup = format!(
+        "from=<{}> to=<{}> proto={} helo=<{}>",
+        envelope
+            .sender
+            .as_ref()
+            .map(|a| a.internal())
+            .unwrap_or_default(),
+        envelope
+            .recipients
+            .first()
+            .map(|r| r.address.internal())
+            .unwrap_or_default(),
+        envelope.protocol,
+        envelope.helo
+    );
+    let id = envelope.queue_id.clone();
+    let label = client.label();
+    let log = |action: &str, text: &str| {
+        shared.log.log(
+            "cleanup",
+            &format!("{id}: {action}: END-OF-MESSAGE from {label}: {text}; {whatsup}"),
+        );
+    };
+    if tx.discard {
+        log("milter-discard", "milter triggers DISCARD action");
+        return Delivered::Queued(Ok(id.clone()));
+    }
+    let mut q = super::cleanup::prepare(shared, rt, client, envelope, data);
+    milters.macros.insert("i".into(), id.clone());
+    let (outcome, message, env_edits) = milters.message(&q.message).await;
+    for w in milters.warnings.drain(..) {
+        shared.log.log("cleanup", &w);
+    }
+    match outcome.verdict {
+        Verdict::Reject(text) => {
+            // cleanup logs the text without the SMTP code.
+            let shown = text.get(4..).unwrap_or(&text).replace("\r\n", " ");
+            log("milter-reject", &shown);
+            return Delivered::Refused(smtp_reply(&text));
+        }
+        Verdict::Shutdown => {
+            log("milter-reject", "4.7.0 Server closing connection");
+            return Delivered::Refused(Reply::new(421, "4.7.0", "Server closing connection"));
+        }
+        Verdict::Discard => {
+            log("milter-discard", "milter triggers DISCARD action");
+            return Delivered::Queued(Ok(id.clone()));
+        }
+        Verdict::Continue | Verdict::Skip => {}
+    }
+    q.message = message;
+    for e in env_edits {
+        match e {
+            Edit::AddRcpt(a, _) => q.recipients.push(yubin_queue::QueuedRecipient {
+                address: bare(&a),
+                notify: None,
+                orcpt: None,
+            }),
+            Edit::DelRcpt(a) => {
+                let a = bare(&a);
+                q.recipients.retain(|r| !r.address.eq_ignore_ascii_case(&a));
+            }
+            Edit::ChangeFrom(f, _) => q.sender = bare(&f),
+            _ => {}
+        }
+    }
+    if q.recipients.is_empty() {
+        // Every recipient deleted: nothing to deliver (Postfix discards).
+        log("milter-discard", "milter triggers DISCARD action");
+        return Delivered::Queued(Ok(id.clone()));
+    }
+    if outcome.hold.is_some() || tx.hold.is_some() {
+        log("milter-hold", "milter triggers HOLD action");
+        return Delivered::Queued(commit_hold(shared, q).await);
+    }
+    Delivered::Queued(super::cleanup::commit(shared, q).await)
+}
