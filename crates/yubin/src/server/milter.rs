@@ -401,23 +401,255 @@ fn bare(addr: &str) -> String {
     a.strip_suffix('>').unwrap_or(a).to_string()
 }
 
-/// The end of data: how smtpd must answer.
-pub enum Delivered {
-    Queued(Result<String, String>),
-    Refused(Reply),
-}
-
 /// Transaction state the MAIL and RCPT events left (DISCARD, quarantine).
 #[derive(Debug, Default)]
-pub struct Transaction {
-    pub discard: bool,
-    pub hold: Option<String>,
+struct Transaction {
+    discard: bool,
+    hold: Option<String>,
+}
+
+/// One SMTP session's milters, and what the session core does not keep
+/// for them: the HELO name they were told, the transaction's DISCARD or
+/// HOLD.
+pub struct SessionMilters {
+    milters: Milters,
+    /// HELO is reported with the MAIL that follows it (the core asks
+    /// nothing at HELO; a refusal there would only show at MAIL anyway).
+    helo_sent: Option<String>,
+    tx: Transaction,
+}
+
+/// Who and what an smtpd log line is about.
+struct Who<'a> {
+    label: &'a str,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    proto: &'a str,
+    helo: Option<&'a str>,
+}
+
+impl Who<'_> {
+    /// smtpd.c check_milter_reply's log line for events the core does not
+    /// log itself: `NOQUEUE: milter-reject: CONNECT from ...; proto=SMTP`.
+    fn line(&self, action: &str, stage: &str, text: &str) -> String {
+        let mut line = format!("NOQUEUE: {action}: {stage} from {}: {text};", self.label);
+        if let Some(f) = self.from {
+            line.push_str(&format!(" from=<{f}>"));
+        }
+        if let Some(t) = self.to {
+            line.push_str(&format!(" to=<{t}>"));
+        }
+        line.push_str(&format!(" proto={}", self.proto));
+        if let Some(h) = self.helo {
+            line.push_str(&format!(" helo=<{h}>"));
+        }
+        line
+    }
+}
+
+impl SessionMilters {
+    /// Connects, negotiates and reports the SMTP connection, before the
+    /// greeting (smtpd.c smtpd_proto). `Err(reply)`: a 421 that ends the
+    /// session now; other refusals persist in the milter's state and
+    /// answer MAIL FROM, as Postfix's do.
+    pub async fn connect(
+        settings: &Arc<MilterSettings>,
+        client: &yubin_smtp::ClientInfo,
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<SessionMilters, Reply> {
+        let mut m = Milters::open(settings.clone()).await;
+        connect_macros(&mut m.macros, settings, &client.name, Some(peer), local);
+        let o = m
+            .event(Event::Connect {
+                hostname: &client.name,
+                addr: Some((client.addr, peer.port())),
+            })
+            .await;
+        for w in m.warnings.drain(..) {
+            log(&w);
+        }
+        let refusal = match &o.verdict {
+            Verdict::Reject(t) => Some(t.clone()),
+            Verdict::Shutdown => Some(yubin_milter::client::SHUTDOWN.to_string()),
+            _ => None,
+        };
+        if let Some(t) = refusal {
+            let who = Who {
+                label: &client.label(),
+                from: None,
+                to: None,
+                proto: "SMTP",
+                helo: None,
+            };
+            log(&who.line("milter-reject", "CONNECT", &t));
+            if t.starts_with("421") {
+                m.quit().await;
+                return Err(smtp_reply(&t));
+            }
+        }
+        Ok(SessionMilters {
+            milters: m,
+            helo_sent: None,
+            tx: Transaction::default(),
+        })
+    }
+
+    fn warnings(&mut self, log: &(dyn Fn(&str) + Sync)) {
+        for w in self.milters.warnings.drain(..) {
+            log(&w);
+        }
+    }
+
+    /// HELO (when new) and MAIL; `Some(reply)` refuses MAIL.
+    pub async fn mail(
+        &mut self,
+        s: &yubin_smtp::Session,
+        q: &yubin_smtp::MailQuery,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Option<Reply> {
+        self.tx = Transaction::default();
+        let label = s.client().label();
+        let proto = s.protocol();
+        let helo = s.helo().map(str::to_string);
+        if helo != self.helo_sent {
+            if let Some(h) = &helo {
+                tls_macros(&mut self.milters.macros, s.tls());
+                let o = self.milters.event(Event::Helo(h)).await;
+                self.warnings(log);
+                let verb = if proto.starts_with("ESMTP") {
+                    "EHLO"
+                } else {
+                    "HELO"
+                };
+                let refusal = match &o.verdict {
+                    Verdict::Reject(t) => Some(t.clone()),
+                    Verdict::Shutdown => Some(yubin_milter::client::SHUTDOWN.to_string()),
+                    _ => None,
+                };
+                if let Some(t) = refusal {
+                    // Postfix answers HELO with 250 and lets the refusal,
+                    // kept in the milter's state, answer MAIL below.
+                    let who = Who {
+                        label: &label,
+                        from: None,
+                        to: None,
+                        proto,
+                        helo: Some(h),
+                    };
+                    log(&who.line("milter-reject", verb, &t));
+                }
+            }
+            self.helo_sent = helo.clone();
+        }
+        let from = q.sender.as_ref().map(|a| a.internal()).unwrap_or_default();
+        let m = &mut self.milters.macros;
+        m.insert("{mail_addr}".into(), from.clone());
+        match s.authenticated() {
+            Some((user, mech)) => {
+                m.insert("{auth_type}".into(), mech.to_string());
+                m.insert("{auth_authen}".into(), user.to_string());
+            }
+            None => {
+                m.remove("{auth_type}");
+                m.remove("{auth_authen}");
+            }
+        }
+        m.remove("i");
+        m.remove("{rcpt_addr}");
+        let mut args = vec![format!("<{from}>")];
+        if let Some(size) = q.size {
+            args.push(format!("SIZE={size}"));
+        }
+        let o = self.milters.event(Event::Mail(&args)).await;
+        self.warnings(log);
+        let who = Who {
+            label: &label,
+            from: Some(&from),
+            to: None,
+            proto,
+            helo: helo.as_deref(),
+        };
+        self.verdict(o, "MAIL", &who, log)
+    }
+
+    /// RCPT, after the restrictions accepted it; `Some(reply)` refuses it.
+    pub async fn rcpt(
+        &mut self,
+        s: &yubin_smtp::Session,
+        q: &yubin_smtp::RecipientQuery,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Option<Reply> {
+        if self.tx.discard {
+            return None;
+        }
+        let to = q.recipient.internal();
+        let from = q.sender.as_ref().map(|a| a.internal()).unwrap_or_default();
+        self.milters.macros.insert("{rcpt_addr}".into(), to.clone());
+        let args = vec![format!("<{to}>")];
+        let o = self.milters.event(Event::Rcpt(&args)).await;
+        self.warnings(log);
+        let label = s.client().label();
+        let who = Who {
+            label: &label,
+            from: Some(&from),
+            to: Some(&to),
+            proto: s.protocol(),
+            helo: s.helo(),
+        };
+        self.verdict(o, "RCPT", &who, log)
+    }
+
+    /// A MAIL or RCPT outcome: the refusal for the core (which logs it),
+    /// or DISCARD/HOLD remembered for the end of data and logged here.
+    fn verdict(
+        &mut self,
+        o: Outcome,
+        stage: &str,
+        who: &Who<'_>,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Option<Reply> {
+        if let Some(h) = o.hold {
+            let text = "milter triggers HOLD action";
+            log(&who.line("milter-hold", stage, text));
+            self.tx.hold = Some(h);
+        }
+        match o.verdict {
+            Verdict::Reject(t) => Some(smtp_reply(&t)),
+            Verdict::Shutdown => Some(smtp_reply(yubin_milter::client::SHUTDOWN)),
+            Verdict::Discard => {
+                let text = "milter triggers DISCARD action";
+                log(&who.line("milter-discard", stage, text));
+                self.tx.discard = true;
+                None
+            }
+            Verdict::Continue | Verdict::Skip => None,
+        }
+    }
+
+    /// The end of data; `Err(reply)` refuses the message.
+    pub async fn deliver(
+        &mut self,
+        shared: &Arc<super::runtime::Shared>,
+        rt: &super::runtime::Runtime,
+        client: &yubin_smtp::ClientInfo,
+        envelope: yubin_smtp::Envelope,
+        data: Vec<u8>,
+    ) -> Result<Result<String, String>, Reply> {
+        let tx = std::mem::take(&mut self.tx);
+        deliver(shared, rt, client, &mut self.milters, &tx, envelope, data).await
+    }
+
+    pub async fn quit(&mut self) {
+        self.milters.quit().await;
+    }
 }
 
 /// cleanup(8)'s milter part: the queue file is prepared, the milters see
 /// it and edit it, then it is queued, held, discarded or refused, with
 /// cleanup's log lines (`ID: milter-reject: END-OF-MESSAGE from ...`).
-pub async fn deliver(
+async fn deliver(
     shared: &Arc<super::runtime::Shared>,
     rt: &super::runtime::Runtime,
     client: &yubin_smtp::ClientInfo,
@@ -425,7 +657,7 @@ pub async fn deliver(
     tx: &Transaction,
     envelope: yubin_smtp::Envelope,
     data: Vec<u8>,
-) -> Delivered {
+) -> Result<Result<String, String>, Reply> {
     let whatsup = format!(
         "from=<{}> to=<{}> proto={} helo=<{}>",
         envelope
@@ -451,7 +683,7 @@ pub async fn deliver(
     };
     if tx.discard {
         log("milter-discard", "milter triggers DISCARD action");
-        return Delivered::Queued(Ok(id.clone()));
+        return Ok(Ok(id.clone()));
     }
     let mut q = super::cleanup::prepare(shared, rt, client, envelope, data);
     milters.macros.insert("i".into(), id.clone());
@@ -464,15 +696,15 @@ pub async fn deliver(
             // cleanup logs the text without the SMTP code.
             let shown = text.get(4..).unwrap_or(&text).replace("\r\n", " ");
             log("milter-reject", &shown);
-            return Delivered::Refused(smtp_reply(&text));
+            return Err(smtp_reply(&text));
         }
         Verdict::Shutdown => {
             log("milter-reject", "4.7.0 Server closing connection");
-            return Delivered::Refused(Reply::new(421, "4.7.0", "Server closing connection"));
+            return Err(Reply::new(421, "4.7.0", "Server closing connection"));
         }
         Verdict::Discard => {
             log("milter-discard", "milter triggers DISCARD action");
-            return Delivered::Queued(Ok(id.clone()));
+            return Ok(Ok(id.clone()));
         }
         Verdict::Continue | Verdict::Skip => {}
     }
@@ -495,11 +727,11 @@ pub async fn deliver(
     if q.recipients.is_empty() {
         // Every recipient deleted: nothing to deliver (Postfix discards).
         log("milter-discard", "milter triggers DISCARD action");
-        return Delivered::Queued(Ok(id.clone()));
+        return Ok(Ok(id.clone()));
     }
     if outcome.hold.is_some() || tx.hold.is_some() {
         log("milter-hold", "milter triggers HOLD action");
-        return Delivered::Queued(commit_hold(shared, q).await);
+        return Ok(commit_hold(shared, q).await);
     }
-    Delivered::Queued(super::cleanup::commit(shared, q).await)
+    Ok(super::cleanup::commit(shared, q).await)
 }

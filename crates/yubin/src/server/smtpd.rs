@@ -37,11 +37,7 @@ struct Smtpd {
     exchange: Option<Box<dyn SaslExchange>>,
     // milter: begin
     /// smtpd_milters' connections for this session.
-    milters: Option<super::milter::Milters>,
-    /// The HELO name the milters have been told (HELO is reported with
-    /// the MAIL that follows it: the core asks nothing at HELO).
-    milter_helo: Option<String>,
-    milter_tx: super::milter::Transaction,
+    milters: Option<super::milter::SessionMilters>,
     // milter: end
 }
 
@@ -81,176 +77,15 @@ impl Smtpd {
     }
 }
 
-// milter: begin
-impl Smtpd {
-    /// Writes the milters' warnings to the log.
-    fn milter_warnings(&mut self) {
-        if let Some(m) = &mut self.milters {
-            for w in m.warnings.drain(..) {
-                self.shared.log.log("smtpd", &w);
-            }
-        }
-    }
-
-    /// smtpd.c check_milter_reply's log line for an event the core does
-    /// not log itself (HELO, a DISCARD or HOLD at MAIL/RCPT).
-    fn milter_log(
-        &self,
-        core: &SmtpCore,
-        action: &str,
-        stage: &str,
-        text: &str,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) {
-        let mut line = format!(
-            "NOQUEUE: {action}: {stage} from {}: {text};",
-            self.client.label()
-        );
-        if let Some(f) = from {
-            line.push_str(&format!(" from=<{f}>"));
-        }
-        if let Some(t) = to {
-            line.push_str(&format!(" to=<{t}>"));
-        }
-        line.push_str(&format!(" proto={}", core.0.protocol()));
-        if let Some(h) = core.0.helo() {
-            line.push_str(&format!(" helo=<{h}>"));
-        }
-        self.shared.log.log("smtpd", &line);
-    }
-
-    /// HELO (when new) and MAIL to the milters; `Some(reply)` refuses MAIL.
-    async fn milter_mail(&mut self, core: &SmtpCore, q: &yubin_smtp::MailQuery) -> Option<Reply> {
-        use super::milter::smtp_reply;
-        use yubin_milter::{Event, Verdict};
-        let m = self.milters.as_mut()?;
-        self.milter_tx = Default::default();
-        let helo = core.0.helo().map(str::to_string);
-        if helo != self.milter_helo {
-            if let Some(h) = &helo {
-                super::milter::tls_macros(&mut m.macros, core.0.tls());
-                let o = m.event(Event::Helo(h)).await;
-                let verb = if core.0.protocol().starts_with("ESMTP") {
-                    "EHLO"
-                } else {
-                    "HELO"
-                };
-                let refusal = match &o.verdict {
-                    Verdict::Reject(t) => Some(t.clone()),
-                    Verdict::Shutdown => Some(yubin_milter::client::SHUTDOWN.to_string()),
-                    _ => None,
-                };
-                self.milter_warnings();
-                if let Some(t) = refusal {
-                    // The refusal persists in the milter's state and comes
-                    // back at MAIL below (Postfix answers HELO with 250).
-                    self.milter_log(core, "milter-reject", verb, &t, None, None);
-                }
-            }
-            self.milter_helo = helo;
-        }
-        let m = self.milters.as_mut()?;
-        let from = q.sender.as_ref().map(|a| a.internal()).unwrap_or_default();
-        m.macros.insert("{mail_addr}".into(), from.clone());
-        if let Some((user, mech)) = core.0.authenticated() {
-            m.macros.insert("{auth_type}".into(), mech.to_string());
-            m.macros.insert("{auth_authen}".into(), user.to_string());
-        } else {
-            m.macros.remove("{auth_type}");
-            m.macros.remove("{auth_authen}");
-        }
-        m.macros.remove("i");
-        let mut args = vec![format!("<{from}>")];
-        if let Some(size) = q.size {
-            args.push(format!("SIZE={size}"));
-        }
-        let o = m.event(Event::Mail(&args)).await;
-        self.milter_warnings();
-        if let Some(h) = o.hold {
-            self.milter_log(
-                core,
-                "milter-hold",
-                "MAIL",
-                "milter triggers HOLD action",
-                Some(&from),
-                None,
-            );
-            self.milter_tx.hold = Some(h);
-        }
-        match o.verdict {
-            Verdict::Reject(t) => Some(smtp_reply(&t)),
-            Verdict::Shutdown => Some(smtp_reply(yubin_milter::client::SHUTDOWN)),
-            Verdict::Discard => {
-                self.milter_log(
-                    core,
-                    "milter-discard",
-                    "MAIL",
-                    "milter triggers DISCARD action",
-                    Some(&from),
-                    None,
-                );
-                self.milter_tx.discard = true;
-                None
-            }
-            Verdict::Continue | Verdict::Skip => None,
-        }
-    }
-
-    /// RCPT to the milters (after the restrictions accepted it).
-    async fn milter_rcpt(&mut self, core: &SmtpCore, q: &RecipientQuery) -> Option<Reply> {
-        use super::milter::smtp_reply;
-        use yubin_milter::{Event, Verdict};
-        if self.milter_tx.discard {
-            return None;
-        }
-        let m = self.milters.as_mut()?;
-        let to = q.recipient.internal();
-        let from = q.sender.as_ref().map(|a| a.internal()).unwrap_or_default();
-        m.macros.insert("{rcpt_addr}".into(), to.clone());
-        let args = vec![format!("<{to}>")];
-        let o = m.event(Event::Rcpt(&args)).await;
-        self.milter_warnings();
-        if let Some(h) = o.hold {
-            self.milter_log(
-                core,
-                "milter-hold",
-                "RCPT",
-                "milter triggers HOLD action",
-                Some(&from),
-                Some(&to),
-            );
-            self.milter_tx.hold = Some(h);
-        }
-        match o.verdict {
-            Verdict::Reject(t) => Some(smtp_reply(&t)),
-            Verdict::Shutdown => Some(smtp_reply(yubin_milter::client::SHUTDOWN)),
-            Verdict::Discard => {
-                self.milter_log(
-                    core,
-                    "milter-discard",
-                    "RCPT",
-                    "milter triggers DISCARD action",
-                    Some(&from),
-                    Some(&to),
-                );
-                self.milter_tx.discard = true;
-                None
-            }
-            Verdict::Continue | Verdict::Skip => None,
-        }
-    }
-}
-// milter: end
-
 impl Handler<SmtpCore> for Smtpd {
     async fn answer(&mut self, core: &mut SmtpCore, ask: SmtpAsk) -> Vec<Step<SmtpAsk>> {
         match ask {
             SmtpAsk::Request(Request::Mail(q)) => {
                 let verdict = self.svc.queue_space.check(&self.shared, q.size);
                 // milter: begin
-                if verdict.is_none() && self.milters.is_some() {
-                    if let Some(r) = self.milter_mail(core, &q).await {
+                if let (None, Some(m)) = (&verdict, self.milters.as_mut()) {
+                    let log = |l: &str| self.shared.log.log("smtpd", l);
+                    if let Some(r) = m.mail(&core.0, &q, &log).await {
                         return core.answer(Answer::Milter(r));
                     }
                 }
@@ -260,8 +95,9 @@ impl Handler<SmtpCore> for Smtpd {
             SmtpAsk::Request(Request::Recipient(q)) => {
                 let verdict = self.svc.policy.recipient(&self.client, &q).await;
                 // milter: begin
-                if verdict.is_none() && self.milters.is_some() {
-                    if let Some(r) = self.milter_rcpt(core, &q).await {
+                if let (None, Some(m)) = (&verdict, self.milters.as_mut()) {
+                    let log = |l: &str| self.shared.log.log("smtpd", l);
+                    if let Some(r) = m.rcpt(&core.0, &q, &log).await {
                         return core.answer(Answer::Milter(r));
                     }
                 }
@@ -287,22 +123,13 @@ impl Handler<SmtpCore> for Smtpd {
             }
             // milter: begin
             SmtpAsk::Deliver { envelope, data } if self.milters.is_some() => {
-                use super::milter::{deliver, Delivered};
-                let tx = std::mem::take(&mut self.milter_tx);
                 let m = self.milters.as_mut().expect("checked");
-                match deliver(
-                    &self.shared,
-                    &self.rt,
-                    &self.client,
-                    m,
-                    &tx,
-                    *envelope,
-                    data,
-                )
-                .await
+                match m
+                    .deliver(&self.shared, &self.rt, &self.client, *envelope, data)
+                    .await
                 {
-                    Delivered::Queued(result) => core.queued(result),
-                    Delivered::Refused(reply) => core.refused(reply),
+                    Ok(result) => core.queued(result),
+                    Err(reply) => core.refused(reply),
                 }
             }
             // milter: end
@@ -403,45 +230,20 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         read_size: 16 * 1024,
     };
     // milter: begin
-    // The connect event, before the greeting (smtpd.c smtpd_proto). A 421
-    // ends the session now; other refusals persist in the milter's state
-    // and answer MAIL FROM.
+    // The connect event comes before the greeting (smtpd.c); a 421 from a
+    // milter ends the session here.
     let mut milters = None;
     if let Some(ms) = &svc.milters {
-        let mut m = super::milter::Milters::open(ms.clone()).await;
-        super::milter::connect_macros(&mut m.macros, ms, &client.name, Some(peer), local);
-        let o = m
-            .event(yubin_milter::Event::Connect {
-                hostname: &client.name,
-                addr: Some((ip, peer.port())),
-            })
-            .await;
-        for w in m.warnings.drain(..) {
-            shared.log.log("smtpd", &w);
-        }
-        let refusal = match &o.verdict {
-            yubin_milter::Verdict::Reject(t) => Some(t.clone()),
-            yubin_milter::Verdict::Shutdown => Some(yubin_milter::client::SHUTDOWN.to_string()),
-            _ => None,
-        };
-        if let Some(t) = refusal {
-            shared.log.log(
-                "smtpd",
-                &format!("NOQUEUE: milter-reject: CONNECT from {label}: {t}; proto=SMTP"),
-            );
-            if t.starts_with("421") {
-                let _ = conn
-                    .write_all(&super::milter::smtp_reply(&t).to_wire())
-                    .await;
-                m.quit().await;
-                shared
-                    .log
-                    .log("smtpd", &format!("disconnect from {label} commands=0/0"));
+        let log = |l: &str| shared.log.log("smtpd", l);
+        match super::milter::SessionMilters::connect(ms, &client, peer, local, &log).await {
+            Ok(m) => milters = Some(m),
+            Err(reply) => {
+                let _ = conn.write_all(&reply.to_wire()).await;
+                log(&format!("disconnect from {label} commands=0/0"));
                 shared.session_ended(ip);
                 return;
             }
         }
-        milters = Some(m);
     }
     // milter: end
     let mut core = SmtpCore(Session::new(svc.session.clone(), client.clone()));
@@ -453,8 +255,6 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         exchange: None,
         // milter: begin
         milters,
-        milter_helo: None,
-        milter_tx: Default::default(),
         // milter: end
     };
     if svc.tls.wrapped
