@@ -456,3 +456,87 @@ fn rspamd_adds_its_headers_and_rejects_gtube() {
     assert_eq!(s.hoge_mail().len(), 1);
     eprintln!("rspamd test done after {:?}:\n{text}", t0.elapsed());
 }
+
+/// `yubin sendmail ARGS` with `input` on stdin.
+fn sendmail(s: &Server, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(common::bin())
+        .arg("-c")
+        .arg(s.dir.path())
+        .arg("sendmail")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn non_smtpd_milters_edit_mail_from_sendmail() {
+    let m = PyMilter::start("edit");
+    let s = server(
+        "",
+        &format!("non_smtpd_milters = inet:127.0.0.1:{}\n", m.port),
+    );
+    let out = sendmail(
+        &s,
+        &[
+            "-f",
+            "a@b.example",
+            "hoge@mydomain.com",
+            "hoge+gone@mydomain.com",
+        ],
+        "Subject: original\n\noriginal body\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let log = s.wait_log("to=<hoge+added@mydomain.com>");
+    assert!(!log.contains("to=<hoge+gone@mydomain.com>"), "{log}");
+    let mail = s.wait_mail(1);
+    let text = std::fs::read_to_string(&mail[0]).unwrap();
+    assert!(text.contains("Subject: [milter] changed\n"), "{text}");
+    assert!(text.contains("X-Test-Milter: edited\n"), "{text}");
+    assert!(text.ends_with("\n\nreplaced body\n"), "{text}");
+    // cleanup's emulated session: connect from localhost 127.0.0.1, HELO
+    // localhost, then the envelope.
+    let ev = m.events();
+    let has = |c: char, needle: &[u8]| {
+        ev.iter()
+            .any(|(k, d)| *k == c && d.windows(needle.len()).any(|w| w == needle))
+    };
+    assert!(has('C', b"localhost\x004\0\0127.0.0.1\0"), "{ev:?}");
+    assert!(has('H', b"localhost\0"));
+    assert!(has('M', b"<a@b.example>\0"));
+    assert!(has('R', b"<hoge+gone@mydomain.com>\0"));
+}
+
+#[test]
+fn non_smtpd_milter_refusal_bounces_to_the_sender() {
+    let m = PyMilter::start("reject-rcpt");
+    let s = server(
+        "",
+        &format!("non_smtpd_milters = inet:127.0.0.1:{}\n", m.port),
+    );
+    // The sender is hoge, so the bounce lands in hoge's mailbox.
+    let out = sendmail(
+        &s,
+        &["-f", "hoge@mydomain.com", "hoge+bad@mydomain.com"],
+        "Subject: refused\n\nx\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    s.wait_log(": milter-reject: RCPT from localhost[127.0.0.1]: 5.7.1 No such user here; from=<hoge@mydomain.com> to=<hoge+bad@mydomain.com>");
+    let mail = s.wait_mail(1);
+    let text = std::fs::read_to_string(&mail[0]).unwrap();
+    assert!(
+        text.contains("Undelivered Mail Returned to Sender"),
+        "{text}"
+    );
+    assert!(text.contains("No such user here"), "{text}");
+}

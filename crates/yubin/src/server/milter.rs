@@ -708,6 +708,21 @@ async fn deliver(
         }
         Verdict::Continue | Verdict::Skip => {}
     }
+    apply(&mut q, message, env_edits);
+    if q.recipients.is_empty() {
+        // Every recipient deleted: nothing to deliver (Postfix discards).
+        log("milter-discard", "milter triggers DISCARD action");
+        return Ok(Ok(id.clone()));
+    }
+    if outcome.hold.is_some() || tx.hold.is_some() {
+        log("milter-hold", "milter triggers HOLD action");
+        return Ok(commit_hold(shared, q).await);
+    }
+    Ok(super::cleanup::commit(shared, q).await)
+}
+
+/// The edited message and the envelope edits, into the queue file.
+fn apply(q: &mut yubin_queue::QueueFile, message: Vec<u8>, env_edits: Vec<Edit>) {
     q.message = message;
     for e in env_edits {
         match e {
@@ -724,14 +739,195 @@ async fn deliver(
             _ => {}
         }
     }
+}
+
+/// What pickup does with a message after non_smtpd_milters.
+enum Local {
+    /// Queue it (edited).
+    Queue,
+    /// Put it on hold.
+    Hold,
+    /// Drop it (DISCARD, or every recipient deleted).
+    Discard,
+    /// A 5xx refusal: bounce it to the sender with this reply.
+    Bounce(Reply),
+    /// A 4xx refusal or a broken milter with milter_default_action =
+    /// tempfail: leave it in the maildrop and try again later.
+    Defer(String),
+}
+
+/// non_smtpd_milters for mail from sendmail/pickup: cleanup(8) emulates an
+/// SMTP session for the milters (cleanup_milter.c: connect from
+/// `localhost` 127.0.0.1, HELO `localhost`, MAIL, one RCPT per recipient,
+/// then the message), and applies their edits to the queue file.
+async fn filter_local(
+    shared: &Arc<super::runtime::Shared>,
+    settings: &Arc<MilterSettings>,
+    q: &mut yubin_queue::QueueFile,
+    refused: &mut Vec<(yubin_queue::QueuedRecipient, Reply)>,
+) -> Local {
+    let mut m = Milters::open(settings.clone()).await;
+    let localhost: SocketAddr = ([127, 0, 0, 1], 0).into();
+    connect_macros(&mut m.macros, settings, "localhost", Some(localhost), None);
+    m.macros.insert("i".into(), q.id.clone());
+    let whatsup = format!(
+        "from=<{}> to=<{}>",
+        q.sender,
+        q.recipients
+            .first()
+            .map(|r| r.address.as_str())
+            .unwrap_or("")
+    );
+    let id = q.id.clone();
+    let log = |action: &str, stage: &str, text: &str| {
+        shared.log.log(
+            "cleanup",
+            &format!("{id}: {action}: {stage} from localhost[127.0.0.1]: {text}; {whatsup}"),
+        );
+    };
+    let mut stage = "CONNECT";
+    let mut o = m
+        .event(Event::Connect {
+            hostname: "localhost",
+            addr: Some((localhost.ip(), 0)),
+        })
+        .await;
+    if o.is_continue() {
+        stage = "HELO";
+        o = m.event(Event::Helo("localhost")).await;
+    }
+    if o.is_continue() {
+        stage = "MAIL";
+        m.macros.insert("{mail_addr}".into(), q.sender.clone());
+        let args = vec![format!("<{}>", q.sender)];
+        o = m.event(Event::Mail(&args)).await;
+    }
+    let mut hold = o.hold.clone();
+    let rcpts: Vec<String> = q.recipients.iter().map(|r| r.address.clone()).collect();
+    for r in &rcpts {
+        if !o.is_continue() {
+            break;
+        }
+        stage = "RCPT";
+        m.macros.insert("{rcpt_addr}".into(), r.clone());
+        o = m.event(Event::Rcpt(&[format!("<{r}>")])).await;
+        if let Verdict::Reject(text) = &o.verdict {
+            // One recipient refused: it is bounced (a 5xx) or dropped, the
+            // others go on.
+            let shown = text.get(4..).unwrap_or(text).replace("\r\n", " ");
+            log("milter-reject", stage, &shown);
+            let reply = smtp_reply(text);
+            if let Some(pos) = q.recipients.iter().position(|x| &x.address == r) {
+                let gone = q.recipients.remove(pos);
+                if reply.code >= 500 {
+                    refused.push((gone, reply));
+                }
+            }
+            o.verdict = Verdict::Continue;
+        }
+        hold = hold.or(o.hold.clone());
+    }
+    let mut edits = (Vec::new(), Vec::new());
+    if o.is_continue() && !q.recipients.is_empty() {
+        stage = "END-OF-MESSAGE";
+        let (out, message, env) = m.message(&q.message).await;
+        hold = hold.or(out.hold.clone());
+        o = out;
+        edits = (message, env);
+    }
+    for w in m.warnings.drain(..) {
+        shared.log.log("cleanup", &w);
+    }
+    m.quit().await;
+    let verdict = match o.verdict {
+        Verdict::Reject(text) => {
+            let shown = text.get(4..).unwrap_or(&text).replace("\r\n", " ");
+            log("milter-reject", stage, &shown);
+            let reply = smtp_reply(&text);
+            return if reply.code >= 500 {
+                Local::Bounce(reply)
+            } else {
+                Local::Defer(shown)
+            };
+        }
+        Verdict::Shutdown => {
+            log("milter-reject", stage, "4.7.0 Server closing connection");
+            return Local::Defer("4.7.0 Server closing connection".into());
+        }
+        Verdict::Discard => Local::Discard,
+        Verdict::Continue | Verdict::Skip => Local::Queue,
+    };
+    if matches!(verdict, Local::Discard) || (q.recipients.is_empty() && refused.is_empty()) {
+        log("milter-discard", stage, "milter triggers DISCARD action");
+        return Local::Discard;
+    }
     if q.recipients.is_empty() {
-        // Every recipient deleted: nothing to deliver (Postfix discards).
-        log("milter-discard", "milter triggers DISCARD action");
-        return Ok(Ok(id.clone()));
+        // Every recipient refused: their bounces are all that is left.
+        return Local::Discard;
     }
-    if outcome.hold.is_some() || tx.hold.is_some() {
-        log("milter-hold", "milter triggers HOLD action");
-        return Ok(commit_hold(shared, q).await);
+    if !edits.0.is_empty() {
+        apply(q, edits.0, edits.1);
     }
-    Ok(super::cleanup::commit(shared, q).await)
+    if q.recipients.is_empty() {
+        log("milter-discard", stage, "milter triggers DISCARD action");
+        return Local::Discard;
+    }
+    if hold.is_some() {
+        log("milter-hold", stage, "milter triggers HOLD action");
+        return Local::Hold;
+    }
+    Local::Queue
+}
+
+/// pickup's next step after non_smtpd_milters.
+pub enum Picked {
+    /// Commit the (edited) queue file as usual.
+    Queue,
+    /// Handled (held, discarded or bounced): remove the maildrop file.
+    Done,
+    /// Leave the maildrop file for a later scan.
+    Retry(String),
+}
+
+/// Runs non_smtpd_milters on a picked-up message and carries out their
+/// decision; refusals become bounces to the sender (there is no client to
+/// refuse), as from Postfix's cleanup.
+pub async fn pickup(
+    shared: &Arc<super::runtime::Shared>,
+    rt: &Arc<super::runtime::Runtime>,
+    settings: &Arc<MilterSettings>,
+    q: &mut yubin_queue::QueueFile,
+) -> Picked {
+    let mut refused = Vec::new();
+    let local = filter_local(shared, settings, q, &mut refused).await;
+    let step = match local {
+        Local::Queue => Picked::Queue,
+        Local::Discard => Picked::Done,
+        Local::Defer(why) => return Picked::Retry(why),
+        Local::Hold => match commit_hold(shared, q.clone()).await {
+            Ok(_) => Picked::Done,
+            Err(e) => return Picked::Retry(format!("cannot hold: {e}")),
+        },
+        Local::Bounce(reply) => {
+            refused.extend(q.recipients.drain(..).map(|r| (r, reply.clone())));
+            Picked::Done
+        }
+    };
+    if !refused.is_empty() {
+        let failed: Vec<yubin_notify::Bounced> = refused
+            .iter()
+            .map(|(r, reply)| {
+                let dsn = reply
+                    .enhanced
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "5.7.1".into());
+                yubin_notify::Bounced::new(r, &r.address, &dsn, &reply.text())
+            })
+            .collect();
+        let (sh, rt, q) = (shared.clone(), rt.clone(), q.clone());
+        let now = yubin_maillog::clock::now_secs();
+        // Queueing the bounce waits for a disk flush: not on this thread.
+        let _ = tokio::task::spawn_blocking(move || sh.notify(&rt).bounce(&q, &failed, now)).await;
+    }
+    step
 }

@@ -58,6 +58,10 @@ pub struct Runtime {
     pub queue: super::settings::QueueSettings,
     /// The SMTP client (smtp(8)): settings, TLS, SASL, DKIM, on the shared resolver.
     pub outbound: Arc<yubin_outbound::Outbound>,
+    // milter: begin
+    /// non_smtpd_milters (mail from sendmail, through pickup).
+    pub non_smtpd_milters: Option<Arc<super::settings::MilterSettings>>,
+    // milter: end
 }
 
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -261,6 +265,13 @@ impl Runtime {
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
             queue: super::settings::QueueSettings::from_config(cfg)?,
+            // milter: begin
+            non_smtpd_milters: super::settings::MilterSettings::from_config(
+                cfg,
+                "non_smtpd_milters",
+            )?
+            .map(Arc::new),
+            // milter: end
             cfg: cfg.clone(),
         })
     }
