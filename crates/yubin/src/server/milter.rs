@@ -931,3 +931,45 @@ pub async fn pickup(
     }
     step
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milter_reply_text_becomes_an_smtp_reply() {
+        let r = smtp_reply("554 5.7.1 Gtube pattern");
+        assert_eq!(
+            (r.code, r.raw()),
+            (554, "554 5.7.1 Gtube pattern".to_string())
+        );
+        let r = smtp_reply("550-5.7.1 first\r\n550 5.7.1 second");
+        assert_eq!(
+            r.wire_lines(),
+            [
+                "550-5.7.1 first".to_string(),
+                "550 5.7.1 second".to_string()
+            ]
+        );
+        assert_eq!(r.enhanced.map(|e| e.to_string()).as_deref(), Some("5.7.1"));
+    }
+
+    #[test]
+    fn tls_summary_gives_the_tls_macros() {
+        let mut m = BTreeMap::new();
+        tls_macros(
+            &mut m,
+            Some("TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"),
+        );
+        assert_eq!(m["{tls_version}"], "TLSv1.3");
+        assert_eq!(m["{cipher}"], "TLS_AES_256_GCM_SHA384");
+        assert_eq!(m["{cipher_bits}"], "256");
+    }
+
+    #[test]
+    fn milter_addresses_lose_their_brackets() {
+        assert_eq!(bare("<a@b.example>"), "a@b.example");
+        assert_eq!(bare(" a@b.example "), "a@b.example");
+        assert_eq!(bare("<>"), "");
+    }
+}
