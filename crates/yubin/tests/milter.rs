@@ -540,3 +540,39 @@ fn non_smtpd_milter_refusal_bounces_to_the_sender() {
     );
     assert!(text.contains("No such user here"), "{text}");
 }
+
+#[test]
+fn several_milters_in_order_each_sees_the_edits_before_it() {
+    let first = PyMilter::start("edit");
+    let second = PyMilter::start("quarantine");
+    let s = server(
+        &format!(
+            "inet:127.0.0.1:{}, inet:127.0.0.1:{}",
+            first.port, second.port
+        ),
+        "",
+    );
+    let mut c = hello(s.port);
+    let r = c.mail(
+        "a@b.example",
+        &["hoge@mydomain.com"],
+        "Subject: original\n\noriginal body\n",
+    );
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    c.cmd("QUIT");
+    wait_until("a held message", || held(&s).len() == 1);
+    let queued = std::fs::read(&held(&s)[0]).unwrap();
+    let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    assert!(has(&queued, b"X-Test-Milter: edited\n"));
+    assert!(has(&queued, b"replaced body\n"));
+    // The second milter got the first one's changes.
+    let ev = second.events();
+    assert!(
+        ev.iter()
+            .any(|(k, d)| *k == 'L' && has(d, b"Subject\0[milter] changed\0")),
+        "{ev:?}"
+    );
+    assert!(ev
+        .iter()
+        .any(|(k, d)| *k == 'B' && has(d, b"replaced body\r\n")));
+}
