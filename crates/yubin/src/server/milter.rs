@@ -39,6 +39,9 @@ impl Stream {
 struct Conn {
     client: Client,
     stream: Option<Stream>,
+    /// Read buffer, kept for the session (one read per header otherwise
+    /// allocates).
+    buf: Vec<u8>,
 }
 
 /// The milters of one session, in configuration order, and the macro
@@ -107,6 +110,7 @@ impl Milters {
                 Ok(s) => Conn {
                     client,
                     stream: Some(s),
+                    buf: vec![0u8; 16 * 1024],
                 },
                 Err(e) => {
                     warnings.push(format!("warning: connect to Milter service {name}: {e}"));
@@ -114,6 +118,7 @@ impl Milters {
                     conns.push(Conn {
                         client,
                         stream: None,
+                        buf: Vec::new(),
                     });
                     continue;
                 }
@@ -267,6 +272,7 @@ async fn exchange(
         return done.unwrap_or_else(|| conn.client.fail());
     };
     let client = &mut conn.client;
+    let buf = &mut conn.buf;
     let name = client.name().to_string();
     let r = tokio::time::timeout(timeout, async {
         if !bytes.is_empty() {
@@ -278,10 +284,9 @@ async fn exchange(
         if let Some(o) = done {
             return Ok(o);
         }
-        let mut buf = vec![0u8; 16 * 1024];
         loop {
             let n = stream
-                .read(&mut buf)
+                .read(buf)
                 .await
                 .map_err(|e| format!("can't read {event} reply packet header: {e}"))?;
             if n == 0 {
