@@ -576,3 +576,21 @@ fn several_milters_in_order_each_sees_the_edits_before_it() {
         .iter()
         .any(|(k, d)| *k == 'B' && has(d, b"replaced body\r\n")));
 }
+
+#[test]
+fn per_milter_default_action_in_braces() {
+    // Postfix 3.0's form: this milter's default_action, not the global one.
+    let port = closed_port();
+    let s = server(
+        &format!("{{ inet:127.0.0.1:{port}, default_action = accept }}"),
+        "milter_default_action = tempfail\n",
+    );
+    let mut c = hello(s.port);
+    let r = c.mail("a@b.example", &["hoge@mydomain.com"], "Subject: b\n\nx\n");
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    c.cmd("QUIT");
+    s.wait_mail(1);
+    assert!(s.log().contains(&format!(
+        "warning: connect to Milter service inet:127.0.0.1:{port}: Connection refused"
+    )));
+}

@@ -39,6 +39,8 @@ impl Stream {
 struct Conn {
     client: Client,
     stream: Option<Stream>,
+    command_timeout: Duration,
+    content_timeout: Duration,
     /// Read buffer, kept for the session (one read per header otherwise
     /// allocates).
     buf: Vec<u8>,
@@ -48,7 +50,6 @@ struct Conn {
 /// values known so far.
 pub struct Milters {
     conns: Vec<Conn>,
-    settings: Arc<MilterSettings>,
     /// Macro values (`j`, `{client_addr}`, `{mail_addr}`, `i`, ...).
     pub macros: BTreeMap<String, String>,
     /// mail.log lines (warnings) waiting for the caller to write.
@@ -86,15 +87,17 @@ impl Milters {
     pub async fn open(settings: Arc<MilterSettings>) -> Milters {
         let mut conns = Vec::new();
         let mut warnings = Vec::new();
-        for (name, ep) in &settings.milters {
+        for spec in &settings.milters {
+            let name = &spec.name;
             let mut client = Client::new(Config {
                 name: name.clone(),
-                version: settings.protocol,
-                default_action: settings.default_action,
+                version: spec.protocol,
+                default_action: spec.default_action,
                 macros: settings.macros.clone(),
             });
-            let connected = tokio::time::timeout(settings.connect_timeout, async {
-                match ep {
+            let (command_timeout, content_timeout) = (spec.command_timeout, spec.content_timeout);
+            let connected = tokio::time::timeout(spec.connect_timeout, async {
+                match &spec.endpoint {
                     MilterEndpoint::Inet { host, port } => {
                         TcpStream::connect((host.as_str(), *port)).await.map(|s| {
                             let _ = s.set_nodelay(true);
@@ -110,6 +113,8 @@ impl Milters {
                 Ok(s) => Conn {
                     client,
                     stream: Some(s),
+                    command_timeout,
+                    content_timeout,
                     buf: vec![0u8; 16 * 1024],
                 },
                 Err(e) => {
@@ -118,13 +123,15 @@ impl Milters {
                     conns.push(Conn {
                         client,
                         stream: None,
+                        command_timeout,
+                        content_timeout,
                         buf: Vec::new(),
                     });
                     continue;
                 }
             };
             let hello = conn.client.negotiate();
-            let timeout = settings.command_timeout;
+            let timeout = conn.command_timeout;
             exchange(
                 &mut conn,
                 Step::Wait(hello),
@@ -137,7 +144,6 @@ impl Milters {
         }
         Milters {
             conns,
-            settings,
             macros: BTreeMap::new(),
             warnings,
         }
@@ -146,9 +152,9 @@ impl Milters {
     /// Reports an SMTP event to each milter in turn; the first that does
     /// not say continue decides (Postfix milter.c).
     pub async fn event(&mut self, ev: Event<'_>) -> Outcome {
-        let timeout = self.settings.command_timeout;
         let mut acc = Outcome::verdict(Verdict::Continue);
         for conn in &mut self.conns {
+            let timeout = conn.command_timeout;
             let macros = |n: &str| self.macros.get(n).cloned();
             let step = conn.client.event(ev.clone(), &macros);
             let o = exchange(conn, step, timeout, ev.name(), &mut self.warnings).await;
@@ -168,9 +174,8 @@ impl Milters {
         let mut msg = Message::parse(message);
         let mut acc = Outcome::verdict(Verdict::Continue);
         let mut envelope = Vec::new();
-        let cmd = self.settings.command_timeout;
-        let content = self.settings.content_timeout;
         'milters: for conn in &mut self.conns {
+            let (cmd, content) = (conn.command_timeout, conn.content_timeout);
             let macros = |n: &str| self.macros.get(n).cloned();
             let w = &mut self.warnings;
             let step_in = |conn: &mut Conn, ev: Event<'_>, t: Duration| {

@@ -141,16 +141,27 @@ pub enum MilterEndpoint {
     Unix(std::path::PathBuf),
 }
 
-/// smtpd_milters (or non_smtpd_milters) with the milter_* settings, typed.
-#[derive(Debug, Clone)]
-pub struct MilterSettings {
-    /// (as configured, parsed), in the order they are asked.
-    pub milters: Vec<(String, MilterEndpoint)>,
+/// One milter with its settings: the milter_* parameters, or what the
+/// Postfix 3.0 form `{ inet:host:port, default_action=accept, ... }` says
+/// for it (MILTER_README "Different settings for different Milter
+/// applications").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MilterSpec {
+    /// The endpoint as configured, for log lines.
+    pub name: String,
+    pub endpoint: MilterEndpoint,
     pub protocol: u32,
     pub default_action: yubin_milter::DefaultAction,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub content_timeout: Duration,
+}
+
+/// smtpd_milters (or non_smtpd_milters) with the milter_* settings, typed.
+#[derive(Debug, Clone)]
+pub struct MilterSettings {
+    /// In the order they are asked.
+    pub milters: Vec<MilterSpec>,
     pub macros: BTreeMap<yubin_milter::Stage, Vec<String>>,
     pub daemon_name: String,
     pub v: String,
@@ -169,39 +180,30 @@ impl MilterSettings {
         if raw.trim().is_empty() {
             return Ok(None);
         }
-        if raw.contains('{') {
-            return Err(bad(
-                list,
-                "per-milter settings in { } are not supported; use the milter_* parameters".into(),
-            ));
-        }
-        let mut milters = Vec::new();
-        for m in cfg.list(list) {
-            let ep = parse_milter_endpoint(&m).map_err(|e| bad(list, e))?;
-            milters.push((m, ep));
-        }
         let time = |n: &str| {
             cfg.time(&name(n), 's')
                 .map(Duration::from_secs)
                 .map_err(|e| bad(n, e.to_string()))
         };
-        let protocol = cfg.get(&name("milter_protocol")).trim().to_string();
-        let protocol = match protocol.parse::<u32>() {
-            Ok(v @ 2..=6) => v,
-            _ => {
-                return Err(bad(
-                    "milter_protocol",
-                    format!("unsupported protocol version: {protocol} (2 to 6)"),
-                ))
-            }
-        };
+        let protocol = cfg.get(&name("milter_protocol"));
+        let protocol = parse_milter_protocol(protocol).map_err(|e| bad("milter_protocol", e))?;
         let action = cfg.get(&name("milter_default_action"));
-        let default_action = yubin_milter::DefaultAction::parse(action).ok_or_else(|| {
-            bad(
-                "milter_default_action",
-                format!("bad value: {action} (accept, reject, tempfail or quarantine)"),
-            )
-        })?;
+        let default_action =
+            parse_default_action(action).map_err(|e| bad("milter_default_action", e))?;
+        let defaults = MilterSpec {
+            name: String::new(),
+            endpoint: MilterEndpoint::Unix(Default::default()),
+            protocol,
+            default_action,
+            connect_timeout: time("milter_connect_timeout")?,
+            command_timeout: time("milter_command_timeout")?,
+            content_timeout: time("milter_content_timeout")?,
+        };
+        // cfg.list keeps `{ ... }` together and takes its braces off.
+        let mut milters = Vec::new();
+        for m in cfg.list(list) {
+            milters.push(parse_milter_spec(&m, &defaults).map_err(|e| bad(list, e))?);
+        }
         use yubin_milter::Stage;
         let mut macros = BTreeMap::new();
         for (stage, p) in [
@@ -225,17 +227,72 @@ impl MilterSettings {
         }
         Ok(Some(MilterSettings {
             milters,
-            protocol,
-            default_action,
-            connect_timeout: time("milter_connect_timeout")?,
-            command_timeout: time("milter_command_timeout")?,
-            content_timeout: time("milter_content_timeout")?,
             macros,
             daemon_name: cfg.get(&name("milter_macro_daemon_name")).to_string(),
             v: cfg.get(&name("milter_macro_v")).to_string(),
             hostname: cfg.get(&name("myhostname")).to_string(),
         }))
     }
+}
+
+fn parse_milter_protocol(v: &str) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(v @ 2..=6) => Ok(v),
+        _ => Err(format!(
+            "unsupported protocol version: {} (2 to 6)",
+            v.trim()
+        )),
+    }
+}
+
+fn parse_default_action(v: &str) -> Result<yubin_milter::DefaultAction, String> {
+    yubin_milter::DefaultAction::parse(v).ok_or_else(|| {
+        format!(
+            "bad value: {} (accept, reject, tempfail or quarantine)",
+            v.trim()
+        )
+    })
+}
+
+/// `inet:host:port`, or the inside of `{ inet:host:port, name=value, ... }`
+/// with `command_timeout`, `connect_timeout`, `content_timeout`,
+/// `default_action`, `protocol`.
+fn parse_milter_spec(item: &str, defaults: &MilterSpec) -> Result<MilterSpec, String> {
+    let mut parts = item
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty());
+    let endpoint = parts.next().unwrap_or_default().to_string();
+    let mut spec = MilterSpec {
+        endpoint: parse_milter_endpoint(&endpoint)?,
+        name: endpoint,
+        ..defaults.clone()
+    };
+    // `name=value` or `name = value`: the pieces joined back around `=`.
+    let joined = parts
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" = ", "=")
+        .replace("= ", "=")
+        .replace(" =", "=");
+    for setting in joined.split_whitespace() {
+        let (k, v) = setting
+            .split_once('=')
+            .ok_or_else(|| format!("bad Milter setting \"{setting}\" for {}", spec.name))?;
+        let time = |v: &str| {
+            yubin_conf::values::parse_time(v, 's')
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("bad time value \"{v}\" for {k} of {}", spec.name))
+        };
+        match k {
+            "command_timeout" => spec.command_timeout = time(v)?,
+            "connect_timeout" => spec.connect_timeout = time(v)?,
+            "content_timeout" => spec.content_timeout = time(v)?,
+            "default_action" => spec.default_action = parse_default_action(v)?,
+            "protocol" => spec.protocol = parse_milter_protocol(v)?,
+            _ => return Err(format!("unknown Milter setting \"{k}\" for {}", spec.name)),
+        }
+    }
+    Ok(spec)
 }
 
 fn parse_milter_endpoint(s: &str) -> Result<MilterEndpoint, String> {
@@ -298,24 +355,49 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(
-            m.milters[0].1,
+            m.milters[0].endpoint,
             MilterEndpoint::Inet {
                 host: "127.0.0.1".into(),
                 port: 11332
             }
         );
-        assert_eq!(m.milters[1].1, MilterEndpoint::Unix("/run/m.sock".into()));
         assert_eq!(
-            m.milters[2].1,
+            m.milters[1].endpoint,
+            MilterEndpoint::Unix("/run/m.sock".into())
+        );
+        assert_eq!(
+            m.milters[2].endpoint,
             MilterEndpoint::Inet {
                 host: "::1".into(),
                 port: 9
             }
         );
-        assert_eq!(m.default_action, yubin_milter::DefaultAction::Accept);
-        assert_eq!(m.protocol, 6);
-        assert_eq!(m.command_timeout, Duration::from_secs(30));
-        assert_eq!(m.content_timeout, Duration::from_secs(300));
+        assert_eq!(m.milters[0].name, "inet:127.0.0.1:11332");
+        assert_eq!(
+            m.milters[0].default_action,
+            yubin_milter::DefaultAction::Accept
+        );
+        assert_eq!(m.milters[0].protocol, 6);
+        assert_eq!(m.milters[0].command_timeout, Duration::from_secs(30));
+        assert_eq!(m.milters[0].content_timeout, Duration::from_secs(300));
+        // Postfix 3.0's per-milter form.
+        let m = MilterSettings::from_config(
+            &cfg("smtpd_milters = { inet:127.0.0.1:1, default_action=accept, command_timeout = 5s }, unix:/m\n"),
+            "smtpd_milters",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.milters.len(), 2);
+        assert_eq!(m.milters[0].name, "inet:127.0.0.1:1");
+        assert_eq!(
+            m.milters[0].default_action,
+            yubin_milter::DefaultAction::Accept
+        );
+        assert_eq!(m.milters[0].command_timeout, Duration::from_secs(5));
+        assert_eq!(
+            m.milters[1].default_action,
+            yubin_milter::DefaultAction::Tempfail
+        );
         assert_eq!(
             m.macros[&yubin_milter::Stage::Connect],
             ["j", "{daemon_name}", "{daemon_addr}", "v", "_"]
@@ -325,6 +407,8 @@ mod tests {
             "smtpd_milters = inet:x\n",
             "smtpd_milters = inet:127.0.0.1:1\nmilter_default_action = maybe\n",
             "smtpd_milters = inet:127.0.0.1:1\nmilter_protocol = 9\n",
+            "smtpd_milters = { inet:127.0.0.1:1, colour=blue }\n",
+            "smtpd_milters = { inet:127.0.0.1:1, protocol=1 }\n",
         ] {
             let e = MilterSettings::from_config(&cfg(bad), "smtpd_milters").unwrap_err();
             assert!(e.to_string().starts_with("/etc/yubin/main.cf:"), "{e}");
