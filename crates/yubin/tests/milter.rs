@@ -594,3 +594,35 @@ fn per_milter_default_action_in_braces() {
         "warning: connect to Milter service inet:127.0.0.1:{port}: Connection refused"
     )));
 }
+
+#[test]
+fn connect_refusal_answers_mail_from_as_postfix() {
+    let m = PyMilter::start("reject-connect");
+    let s = server(&format!("inet:127.0.0.1:{}", m.port), "");
+    let mut c = hello(s.port);
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@b.example>"),
+        "550 5.7.1 Command rejected"
+    );
+    c.cmd("QUIT");
+    let log = s.wait_log("NOQUEUE: milter-reject: MAIL from localhost[127.0.0.1]: 550 5.7.1 Command rejected; from=<a@b.example> proto=ESMTP helo=<client.example>");
+    assert!(log.contains(
+        "NOQUEUE: milter-reject: CONNECT from localhost[127.0.0.1]: 550 5.7.1 Command rejected; proto=SMTP"
+    ));
+}
+
+#[test]
+fn shutdown_at_connect_closes_with_421() {
+    use std::io::Read;
+    let m = PyMilter::start("shutdown");
+    let s = server(&format!("inet:127.0.0.1:{}", m.port), "");
+    let mut t = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut said = String::new();
+    let _ = t.read_to_string(&mut said);
+    // No greeting: the 421, then the connection closes.
+    assert_eq!(said, "421 4.7.0 Server closing connection\r\n");
+    s.wait_log(
+        "NOQUEUE: milter-reject: CONNECT from localhost[127.0.0.1]: 421 4.7.0 Server closing connection; proto=SMTP",
+    );
+}

@@ -14,6 +14,8 @@ MODE:
   garbage     answer the negotiation with bytes that are no milter frame
   hang        negotiate, then never answer
   huge        answer the negotiation with a 4 GB length
+  reject-connect  REJECT the connection (Postfix then refuses MAIL FROM)
+  shutdown    SHUTDOWN at connect (421, connection closed)
 """
 import socket
 import struct
@@ -71,6 +73,10 @@ def serve(s):
                 continue  # macros and abort get no reply
             elif c == "Q":
                 return
+            elif c == "C" and mode == "reject-connect":
+                s.sendall(frame(b"r"))
+            elif c == "C" and mode == "shutdown":
+                s.sendall(frame(b"4"))
             elif c == "R" and mode == "reject-rcpt" and b"bad" in data:
                 s.sendall(frame(b"y", b"550 5.7.1 No such user here\0"))
             elif c == "E":
