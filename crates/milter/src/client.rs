@@ -233,6 +233,8 @@ pub struct Client {
     /// Collected while waiting for the EOM's final reply.
     edits: Vec<Edit>,
     hold: Option<String>,
+    /// Bytes of modification frames taken at this end of message.
+    edit_bytes: usize,
 }
 
 impl Client {
@@ -249,6 +251,7 @@ impl Client {
             in_message: false,
             edits: Vec::new(),
             hold: None,
+            edit_bytes: 0,
         }
     }
 
@@ -286,6 +289,7 @@ impl Client {
         self.in_message = false;
         self.edits.clear();
         self.hold = None;
+        self.edit_bytes = 0;
         o
     }
 
@@ -299,6 +303,20 @@ impl Client {
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(MilterError::Frame(e)),
             };
+            if self.state
+                == (State::Waiting {
+                    event: SMFIC_BODYEOB,
+                })
+            {
+                // Modifications are kept until the decision: bounded in
+                // total, not only per frame.
+                self.edit_bytes += frame.data.len();
+                if self.edit_bytes > MAX_EDIT_BYTES {
+                    return Err(MilterError::Negotiation(format!(
+                        "modifications over {MAX_EDIT_BYTES} bytes"
+                    )));
+                }
+            }
             let reply = Reply::parse(&frame).map_err(MilterError::Parse)?;
             if let Some(o) = self.reply(reply)? {
                 return Ok(Some(o));
@@ -421,11 +439,6 @@ impl Client {
                             .rev()
                             .find(|e| matches!(e, Edit::ReplaceBody(_)))
                         {
-                            if old.len() + b.len() > MAX_BODY {
-                                return Err(MilterError::Negotiation(
-                                    "replacement body too large".into(),
-                                ));
-                            }
                             old.extend_from_slice(&b);
                             return Ok(None);
                         }
@@ -605,6 +618,7 @@ impl Client {
         if cmd == SMFIC_BODYEOB {
             self.edits.clear();
             self.hold = None;
+            self.edit_bytes = 0;
         }
         Step::Wait(out)
     }
@@ -648,8 +662,9 @@ impl Client {
 
 /// Most modification requests taken at one end of message.
 const MAX_EDITS: usize = 10_000;
-/// Largest replacement body (several REPLBODY frames).
-pub const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Most bytes of modifications (headers, recipients, a replacement body in
+/// several REPLBODY frames) taken at one end of message.
+pub const MAX_EDIT_BYTES: usize = 64 * 1024 * 1024;
 
 /// milter8.c's check of a REPLYCODE: `4xx` or `5xx`, a space or hyphen,
 /// the enhanced status class equal to the code's; `%%` becomes `%` and a

@@ -308,3 +308,27 @@ fn body_chunks_use_crlf_and_stay_bounded() {
     assert!(chunks[1].ends_with(b"x\r\n"));
     assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 70_002);
 }
+
+#[test]
+fn modifications_are_bounded_in_total() {
+    let mut c = ready(0);
+    let args = vec!["<>".to_string()];
+    wait(c.event(Event::Mail(&args), &macros));
+    c.feed(&frame(b'c', b"")).unwrap();
+    wait(c.event(Event::Eom, &macros));
+    // 1 MiB - 1 byte frames of body replacement, one after another.
+    let chunk = frame(b'b', &vec![b'x'; 1024 * 1024 - 1]);
+    let mut err = None;
+    for _ in 0..100 {
+        match c.feed(&chunk) {
+            Ok(None) => {}
+            Ok(Some(o)) => panic!("{o:?}"),
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(matches!(err, Some(MilterError::Negotiation(_))), "{err:?}");
+    assert_eq!(c.fail().verdict, Verdict::Reject(TEMPFAIL.into()));
+}
