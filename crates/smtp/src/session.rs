@@ -85,6 +85,12 @@ pub enum Answer {
     /// `None`: go on; `Some(reply)`: refuse with this reply.
     Verdict(Option<Reply>),
     Sasl(SaslStep),
+    // milter: begin
+    /// A milter refused MAIL or RCPT: the reply as the milter gave it,
+    /// logged as Postfix's `milter-reject:` (smtpd.c check_milter_reply).
+    /// A 421 reply closes the session.
+    Milter(Reply),
+    // milter: end
 }
 
 /// The command a request was made for, kept until the answer comes.
@@ -335,7 +341,7 @@ impl Session {
     }
 
     /// `proto=` as Postfix logs it: SMTP, ESMTP, and ESMTPS over TLS.
-    fn protocol(&self) -> &'static str {
+    pub fn protocol(&self) -> &'static str {
         match (self.esmtp, self.tls.is_some(), self.authenticated.is_some()) {
             (true, true, true) => "ESMTPSA",
             (true, false, true) => "ESMTPA",
@@ -350,6 +356,102 @@ impl Session {
     pub fn tls(&self) -> Option<&str> {
         self.tls.as_deref()
     }
+
+    // milter: begin
+    /// The HELO/EHLO name, once given (milter macros and events).
+    pub fn helo(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// (login, mechanism) after a successful AUTH ({auth_authen}, {auth_type}).
+    pub fn authenticated(&self) -> Option<(&str, &str)> {
+        self.authenticated
+            .as_ref()
+            .map(|(u, m)| (u.as_str(), m.as_str()))
+    }
+
+    /// A milter refused the message at its end (after [`Action::Deliver`]):
+    /// its reply instead of `250 Ok: queued`; the server logged the
+    /// `milter-reject: END-OF-MESSAGE` line as cleanup(8) does. A 421 reply
+    /// closes the session.
+    pub fn refused(&mut self, reply: Reply) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Queueing {
+            return out;
+        }
+        self.mode = Mode::Command;
+        let verb = if self.bdat_seen {
+            Verb::Bdat
+        } else {
+            Verb::Data
+        };
+        self.stats.record(verb, false);
+        self.refuse(&mut out, &reply);
+        if reply.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+        self.reset_transaction();
+        self.record_out(&out);
+        if !self.is_closed() {
+            self.process(&mut out);
+        }
+        out
+    }
+
+    /// MAIL or RCPT refused by a milter: Postfix's log line and the reply.
+    fn milter_refused(&mut self, pending: Option<Pending>, r: Reply, out: &mut Vec<Action>) {
+        let (stage, from, to) = match &pending {
+            Some(Pending::Mail { sender, .. }) => (
+                "MAIL",
+                sender.as_ref().map(|a| a.internal()).unwrap_or_default(),
+                None,
+            ),
+            Some(Pending::Rcpt { addr, .. }) => (
+                "RCPT",
+                match &self.sender {
+                    Some(Some(a)) => a.internal(),
+                    _ => String::new(),
+                },
+                Some(addr.internal()),
+            ),
+            _ => {
+                self.error(out, 451, "4.3.0", "Error: internal error");
+                return;
+            }
+        };
+        let verb = if stage == "MAIL" {
+            Verb::Mail
+        } else {
+            Verb::Rcpt
+        };
+        self.stats.record(verb, false);
+        let mut line = format!(
+            "{}: milter-reject: {stage} from {}: {}; from=<{from}>",
+            self.queue_id.as_deref().unwrap_or("NOQUEUE"),
+            self.client.label(),
+            r.raw()
+        );
+        if let Some(to) = &to {
+            line.push_str(&format!(" to=<{to}>"));
+        }
+        line.push_str(&format!(
+            " proto={} helo=<{}>",
+            self.protocol(),
+            self.helo.as_deref().unwrap_or("")
+        ));
+        out.push(Action::Log(line));
+        if self.rejected.len() < 100 {
+            self.rejected
+                .push(to.unwrap_or_else(|| format!("{stage} (from <{from}>)")));
+        }
+        self.refuse(out, &r);
+        if r.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+    }
+    // milter: end
 
     /// The greeting (RFC 5321 section 4.3.1).
     pub fn start(&mut self) -> Vec<Action> {
@@ -878,6 +980,9 @@ impl Session {
                 self.rcpt_answer(addr, params, v, &mut out)
             }
             (Some(Pending::Vrfy(addr)), Answer::Verdict(v)) => self.vrfy_answer(addr, v, &mut out),
+            // milter: begin
+            (pending, Answer::Milter(r)) => self.milter_refused(pending, r, &mut out),
+            // milter: end
             // An answer of the wrong kind is the server's bug: fail safe.
             (pending, _) => {
                 self.sasl = None;

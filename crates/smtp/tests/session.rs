@@ -556,3 +556,64 @@ fn non_smtp_commands() {
         ]
     );
 }
+
+// milter: begin
+/// A milter's refusals: RCPT gets the milter's reply with Postfix's
+/// `milter-reject:` log line, the end of data gets [`Session::refused`],
+/// and a 421 closes the session.
+#[test]
+fn milter_refusals() {
+    let mut s = session(true);
+    s.start();
+    let mut logs = Vec::new();
+    let mut replies = Vec::new();
+    let mut pending = s.feed(b"EHLO h.example\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge1@mydomain.com>\r\nRCPT TO:<hoge2@mydomain.com>\r\nDATA\r\nSubject: t\r\n\r\nx\r\n.\r\nMAIL FROM:<a@b.c>\r\n");
+    let mut rcpts = 0;
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for a in pending {
+            match a {
+                Action::Request(Request::Recipient(_)) => {
+                    rcpts += 1;
+                    next.extend(s.answer(if rcpts == 1 {
+                        Answer::Milter(Reply::new(550, "5.7.1", "Command rejected"))
+                    } else {
+                        Answer::Verdict(None)
+                    }));
+                }
+                Action::Request(Request::Mail(_)) if rcpts > 0 => next.extend(s.answer(
+                    Answer::Milter(Reply::new(421, "4.7.0", "Server closing connection")),
+                )),
+                Action::Request(_) => next.extend(s.answer(Answer::Verdict(None))),
+                Action::Deliver { .. } => {
+                    next.extend(s.refused(Reply::new(554, "5.7.1", "Spam message rejected")))
+                }
+                Action::Log(l) => logs.push(l),
+                Action::Reply(r) => replies.extend(r.wire_lines()),
+                _ => {}
+            }
+        }
+        pending = next;
+    }
+    assert_eq!(
+        logs,
+        [
+            "NOQUEUE: milter-reject: RCPT from localhost[127.0.0.1]: 550 5.7.1 Command rejected; from=<a@b.c> to=<hoge1@mydomain.com> proto=ESMTP helo=<h.example>",
+            "ID0: client=localhost[127.0.0.1]",
+            "NOQUEUE: milter-reject: MAIL from localhost[127.0.0.1]: 421 4.7.0 Server closing connection; from=<a@b.c> proto=ESMTP helo=<h.example>",
+        ]
+    );
+    assert_eq!(
+        &replies[10..],
+        [
+            "250 2.1.0 Ok",
+            "550 5.7.1 Command rejected",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "554 5.7.1 Spam message rejected",
+            "421 4.7.0 Server closing connection",
+        ]
+    );
+    assert!(s.is_closed());
+}
+// milter: end

@@ -37,6 +37,10 @@ pub struct Service {
     /// (sessions at once, listen backlog): master.cf maxproc.
     pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
+    // milter: begin
+    /// smtpd_milters with the milter_* settings; `None` without milters.
+    pub milters: Option<Arc<super::settings::MilterSettings>>,
+    // milter: end
 }
 
 /// Everything a reload replaces.
@@ -54,6 +58,10 @@ pub struct Runtime {
     pub queue: super::settings::QueueSettings,
     /// The SMTP client (smtp(8)): settings, TLS, SASL, DKIM, on the shared resolver.
     pub outbound: Arc<yubin_outbound::Outbound>,
+    // milter: begin
+    /// non_smtpd_milters (mail from sendmail, through pickup).
+    pub non_smtpd_milters: Option<Arc<super::settings::MilterSettings>>,
+    // milter: end
 }
 
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -247,6 +255,11 @@ impl Runtime {
                 },
                 process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
+                // milter: begin
+                milters: super::settings::MilterSettings::from_config(&scfg, "smtpd_milters")
+                    .with_context(context)?
+                    .map(Arc::new),
+                // milter: end
             }));
         }
         let outbound = Arc::new(
@@ -263,6 +276,13 @@ impl Runtime {
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
             queue: super::settings::QueueSettings::from_config(cfg)?,
+            // milter: begin
+            non_smtpd_milters: super::settings::MilterSettings::from_config(
+                cfg,
+                "non_smtpd_milters",
+            )?
+            .map(Arc::new),
+            // milter: end
             cfg: cfg.clone(),
         })
     }

@@ -35,6 +35,10 @@ struct Smtpd {
     client: ClientInfo,
     /// The SASL exchange in progress (its state: SCRAM's nonces, ...).
     exchange: Option<Box<dyn SaslExchange>>,
+    // milter: begin
+    /// smtpd_milters' connections for this session.
+    milters: Option<super::milter::SessionMilters>,
+    // milter: end
 }
 
 impl Smtpd {
@@ -78,10 +82,26 @@ impl Handler<SmtpCore> for Smtpd {
         match ask {
             SmtpAsk::Request(Request::Mail(q)) => {
                 let verdict = self.svc.queue_space.check(&self.shared, q.size);
+                // milter: begin
+                if let (None, Some(m)) = (&verdict, self.milters.as_mut()) {
+                    let log = |l: &str| self.shared.log.log("smtpd", l);
+                    if let Some(r) = m.mail(&core.0, &q, &log).await {
+                        return core.answer(Answer::Milter(r));
+                    }
+                }
+                // milter: end
                 core.answer(Answer::Verdict(verdict))
             }
             SmtpAsk::Request(Request::Recipient(q)) => {
                 let verdict = self.svc.policy.recipient(&self.client, &q).await;
+                // milter: begin
+                if let (None, Some(m)) = (&verdict, self.milters.as_mut()) {
+                    let log = |l: &str| self.shared.log.log("smtpd", l);
+                    if let Some(r) = m.rcpt(&core.0, &q, &log).await {
+                        return core.answer(Answer::Milter(r));
+                    }
+                }
+                // milter: end
                 core.answer(Answer::Verdict(verdict))
             }
             // Postfix's vrfy_cmd runs the recipient restrictions
@@ -101,6 +121,18 @@ impl Handler<SmtpCore> for Smtpd {
                 let step = self.sasl(req).await;
                 core.answer(Answer::Sasl(step))
             }
+            // milter: begin
+            SmtpAsk::Deliver { envelope, data } if self.milters.is_some() => {
+                let m = self.milters.as_mut().expect("checked");
+                match m
+                    .deliver(&self.shared, &self.rt, &self.client, *envelope, data)
+                    .await
+                {
+                    Ok(result) => core.queued(result),
+                    Err(reply) => core.refused(reply),
+                }
+            }
+            // milter: end
             SmtpAsk::Deliver { envelope, data } => {
                 let result =
                     super::cleanup::enqueue(&self.shared, &self.rt, &self.client, *envelope, data)
@@ -158,6 +190,9 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
     let count = shared.session_started(ip);
     shared.log.log("smtpd", &format!("connect from {label}"));
     let _ = tcp.set_nodelay(true);
+    // milter: begin
+    let local = tcp.local_addr().ok();
+    // milter: end
     let mut conn = Conn::Plain(tcp);
     if !client.in_mynetworks && rt.client_connection_limit > 0 && count > rt.client_connection_limit
     {
@@ -194,6 +229,23 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         .to_wire(),
         read_size: 16 * 1024,
     };
+    // milter: begin
+    // The connect event comes before the greeting (smtpd.c); a 421 from a
+    // milter ends the session here.
+    let mut milters = None;
+    if let Some(ms) = &svc.milters {
+        let log = |l: &str| shared.log.log("smtpd", l);
+        match super::milter::SessionMilters::connect(ms, &client, peer, local, &log).await {
+            Ok(m) => milters = Some(m),
+            Err(reply) => {
+                let _ = conn.write_all(&reply.to_wire()).await;
+                log(&format!("disconnect from {label} commands=0/0"));
+                shared.session_ended(ip);
+                return;
+            }
+        }
+    }
+    // milter: end
     let mut core = SmtpCore(Session::new(svc.session.clone(), client.clone()));
     let mut handler = Smtpd {
         shared: shared.clone(),
@@ -201,6 +253,9 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         svc: svc.clone(),
         client,
         exchange: None,
+        // milter: begin
+        milters,
+        // milter: end
     };
     if svc.tls.wrapped
         && yubin_conn::driver::wrapped_handshake(&mut conn, &mut core, &handler, &opts)
@@ -214,6 +269,11 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
     let first = core.start();
     let _end: End = drive(&mut conn, &mut core, &mut handler, first, &opts).await;
     conn.shutdown().await;
+    // milter: begin
+    if let Some(m) = handler.milters.as_mut() {
+        m.quit().await;
+    }
+    // milter: end
     shared.log.log("smtpd", &core.0.disconnect_log());
     if let Some(notice) = core.0.notice() {
         let sh = shared.clone();
