@@ -137,6 +137,8 @@ params! {
     "smtpd_sasl_mechanisms" => "PLAIN, LOGIN",
     "smtpd_sasl_path" => "smtpd",
     "smtpd_sasl_security_options" => "noanonymous",
+    "smtpd_sasl_service" => "smtp",
+    "smtpd_sasl_tls_security_options" => "$smtpd_sasl_security_options",
     "smtpd_sasl_type" => "passwd-file",
     "smtpd_sender_login_maps" => "",
     "smtpd_sender_restrictions" => "",

@@ -74,6 +74,8 @@ pub enum AuthRequest {
     Start {
         mechanism: String,
         initial: Option<Vec<u8>>,
+        /// The session runs over TLS (Dovecot's `secured`).
+        tls: bool,
     },
     /// The client's next response in the exchange.
     Response(Vec<u8>),
@@ -128,6 +130,9 @@ pub struct SessionConfig {
     /// SMTP AUTH (smtpd_sasl_auth_enable): the mechanisms to offer;
     /// `None` when disabled.
     pub auth_mechanisms: Option<Vec<String>>,
+    /// The mechanisms once TLS is active (smtpd_sasl_tls_security_options);
+    /// `None`: the same as `auth_mechanisms`.
+    pub auth_mechanisms_tls: Option<Vec<String>>,
     /// smtpd_tls_auth_only: AUTH only after STARTTLS.
     pub auth_requires_tls: bool,
     /// broken_sasl_auth_clients: also advertise `AUTH=` for old Outlook.
@@ -313,6 +318,19 @@ impl Session {
     }
 
     /// AUTH is offered now (enabled, and TLS active if required for it).
+    /// The mechanisms offered now: after STARTTLS the TLS list (Postfix
+    /// smtpd_sasl_tls_security_options).
+    fn mechanisms(&self) -> Option<&Vec<String>> {
+        if self.tls.is_some() {
+            self.cfg
+                .auth_mechanisms_tls
+                .as_ref()
+                .or(self.cfg.auth_mechanisms.as_ref())
+        } else {
+            self.cfg.auth_mechanisms.as_ref()
+        }
+    }
+
     fn auth_offered(&self) -> bool {
         self.cfg.auth_mechanisms.is_some() && (self.tls.is_some() || !self.cfg.auth_requires_tls)
     }
@@ -829,9 +847,7 @@ impl Session {
             },
         };
         let offered = self
-            .cfg
-            .auth_mechanisms
-            .as_ref()
+            .mechanisms()
             .is_some_and(|l| l.iter().any(|m| m.eq_ignore_ascii_case(&mech)));
         if !offered {
             return refuse(
@@ -849,6 +865,7 @@ impl Session {
             Request::Auth(AuthRequest::Start {
                 mechanism: mech,
                 initial,
+                tls: self.tls.is_some(),
             }),
         );
     }
@@ -958,6 +975,23 @@ impl Session {
                     "Error: authentication failed: authentication failure",
                 );
             }
+            SaslStep::TempFailure(reason) => {
+                // Not the client's fault: no failure count, no tarpit
+                // (Postfix smtpd_sasl_glue.c, XSASL_AUTH_TEMP).
+                self.mode = Mode::Command;
+                self.sasl = None;
+                self.stats.record(Verb::Auth, false);
+                out.push(Action::Log(format!(
+                    "warning: {}: SASL {mech} authentication failed: {reason}",
+                    self.client.label()
+                )));
+                self.send(
+                    out,
+                    454,
+                    "4.7.0",
+                    &format!("Temporary authentication failure: {reason}"),
+                );
+            }
         }
     }
 
@@ -989,7 +1023,7 @@ impl Session {
             lines.push("STARTTLS".into());
         }
         if self.auth_offered() {
-            if let Some(mechanisms) = &self.cfg.auth_mechanisms {
+            if let Some(mechanisms) = self.mechanisms().filter(|m| !m.is_empty()) {
                 let mechs = mechanisms.join(" ");
                 lines.push(format!("AUTH {mechs}"));
                 if self.cfg.broken_sasl_auth_clients {

@@ -5,6 +5,7 @@
 
 pub mod cleanup;
 pub mod control;
+pub mod dovecot_auth;
 pub mod embedded;
 pub mod imap_store;
 pub mod imapd;

@@ -149,6 +149,7 @@ fn session_config(
         tls_offered: tls.offered,
         tls_required: tls.required,
         auth_mechanisms: auth.map(|a| a.mechanisms()),
+        auth_mechanisms_tls: auth.map(|a| a.mechanisms_tls()),
         auth_requires_tls: cfg.bool("smtpd_tls_auth_only")?,
         broken_sasl_auth_clients: cfg.bool("broken_sasl_auth_clients")?,
     })

@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use yubin_conn::smtp::{SmtpAsk, SmtpCore};
 use yubin_conn::{drive, Conn, End, Handler, Options, Step};
 use yubin_smtp::{
-    Answer, AuthRequest, ClientInfo, RecipientQuery, Reply, Request, SaslExchange, SaslStep,
-    Session,
+    Answer, AuthRequest, ClientInfo, RecipientQuery, Reply, Request, SaslContext, SaslExchange,
+    SaslStep, Session,
 };
 
 use super::runtime::{Runtime, Service, Shared};
@@ -27,12 +27,21 @@ fn client_name(ip: IpAddr) -> String {
     }
 }
 
+fn conn_local_ip(conn: &Conn) -> Option<IpAddr> {
+    match conn {
+        Conn::Plain(t) => t.local_addr().ok().map(|a| a.ip().to_canonical()),
+        _ => None,
+    }
+}
+
 /// Answers the session's requests for one connection.
 struct Smtpd {
     shared: Arc<Shared>,
     rt: Arc<Runtime>,
     svc: Arc<Service>,
     client: ClientInfo,
+    /// The address the client connected to (Dovecot's `lip=`).
+    local: Option<IpAddr>,
     /// The SASL exchange in progress (its state: SCRAM's nonces, ...).
     exchange: Option<Box<dyn SaslExchange>>,
 }
@@ -45,9 +54,15 @@ impl Smtpd {
             return SaslStep::Failure("authentication not enabled".into());
         };
         let exchange = self.exchange.take();
+        let (remote, local) = (self.client.addr, self.local);
         let done = tokio::task::spawn_blocking(move || match req {
-            AuthRequest::Start { mechanism, initial } => {
-                match auth.start(&mechanism, initial.as_deref()) {
+            AuthRequest::Start {
+                mechanism,
+                initial,
+                tls,
+            } => {
+                let context = SaslContext { remote, local, tls };
+                match auth.start(&mechanism, initial.as_deref(), &context) {
                     Some((x, step)) => (Some(x), step),
                     None => (None, SaslStep::Failure("authentication failure".into())),
                 }
@@ -194,12 +209,28 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         .to_wire(),
         read_size: 16 * 1024,
     };
-    let mut core = SmtpCore(Session::new(svc.session.clone(), client.clone()));
+    let local = conn_local_ip(&conn);
+    let mut session = svc.session.clone();
+    if let Some(auth) = svc.auth.clone().filter(|a| a.live()) {
+        // Dovecot's mechanisms as it announces them now (smtpd_sasl_type =
+        // dovecot); asking may connect, so not on this task's thread.
+        if let Ok((plain, tls)) = tokio::task::spawn_blocking(move || {
+            auth.refresh();
+            (auth.mechanisms(), auth.mechanisms_tls())
+        })
+        .await
+        {
+            session.auth_mechanisms = Some(plain);
+            session.auth_mechanisms_tls = Some(tls);
+        }
+    }
+    let mut core = SmtpCore(Session::new(session, client.clone()));
     let mut handler = Smtpd {
         shared: shared.clone(),
         rt: rt.clone(),
         svc: svc.clone(),
         client,
+        local,
         exchange: None,
     };
     if svc.tls.wrapped
