@@ -72,6 +72,10 @@ pub struct ClientConfig {
     /// mail would loop (Postfix smtp_proto.c: "host ... greeted me with my
     /// own hostname").
     pub my_hostname: Option<String>,
+    /// Speak LMTP (RFC 2033) instead: LHLO, no HELO fallback, DATA (not
+    /// BDAT), and after the final dot one reply per accepted recipient
+    /// (section 4.2), each that recipient's outcome.
+    pub lmtp: bool,
 }
 
 impl ClientConfig {
@@ -84,6 +88,7 @@ impl ClientConfig {
             pipelining: true,
             chunking: true,
             my_hostname: None,
+            lmtp: false,
         }
     }
 }
@@ -462,6 +467,8 @@ enum Expect {
     Rcpt(usize),
     Data,
     DataDone,
+    /// LMTP: the reply after the final dot for the k-th accepted recipient.
+    LmtpDone(usize),
     Rset,
     Quit,
 }
@@ -477,7 +484,7 @@ impl Expect {
             Expect::Mail => Stage::Mail,
             Expect::Rcpt(_) => Stage::Rcpt,
             Expect::Data => Stage::Data,
-            Expect::DataDone => Stage::DataDone,
+            Expect::DataDone | Expect::LmtpDone(_) => Stage::DataDone,
             Expect::Rset => Stage::Rset,
             Expect::Quit => Stage::Quit,
         }
@@ -712,7 +719,7 @@ impl Client {
         }
         self.idle = false;
         let n = t.recipients.len();
-        let mode = if self.cfg.chunking && self.ext.chunking {
+        let mode = if self.cfg.chunking && self.ext.chunking && !self.cfg.lmtp {
             BodyMode::Bdat
         } else {
             BodyMode::Data
@@ -792,7 +799,14 @@ impl Client {
     pub fn message_sent(&mut self) -> Vec<Action> {
         if self.busy == Some(Stage::Message) {
             self.busy = None;
-            self.pending.push_back(Expect::DataDone);
+            match self.tx.as_ref() {
+                Some(tx) if self.cfg.lmtp && !tx.accepted.is_empty() => {
+                    for k in 0..tx.accepted.len() {
+                        self.pending.push_back(Expect::LmtpDone(k));
+                    }
+                }
+                _ => self.pending.push_back(Expect::DataDone),
+            }
         }
         Vec::new()
     }
@@ -871,8 +885,9 @@ impl Client {
 
     fn send_ehlo(&mut self, out: &mut Vec<Action>) {
         self.pending.push_back(Expect::Ehlo);
+        let verb = if self.cfg.lmtp { "LHLO" } else { "EHLO" };
         out.push(Action::Send(
-            format!("EHLO {}\r\n", self.cfg.helo_name).into_bytes(),
+            format!("{verb} {}\r\n", self.cfg.helo_name).into_bytes(),
         ));
     }
 
@@ -985,7 +1000,7 @@ impl Client {
                 } else if reply.code == 250 {
                     self.ext = Extensions::from_ehlo(&reply);
                     self.after_hello(out);
-                } else if reply.code >= 500 && !self.tls {
+                } else if reply.code >= 500 && !self.tls && !self.cfg.lmtp {
                     // RFC 5321 section 3.2: fall back to HELO.
                     self.pending.push_back(Expect::Helo);
                     out.push(Action::Send(
@@ -1191,6 +1206,25 @@ impl Client {
                     }
                 }
                 self.finish_tx(out);
+            }
+            Expect::LmtpDone(k) => {
+                // RFC 2033 section 4.2: this reply is the k-th accepted
+                // recipient's own outcome.
+                let Some(tx) = self.tx.as_mut() else { return };
+                let last = k + 1 >= tx.accepted.len();
+                if let Some(&i) = tx.accepted.get(k) {
+                    tx.results[i] = Some(if reply.code == 250 {
+                        Outcome::Delivered(reply)
+                    } else {
+                        Outcome::Failed(Failure::Reply {
+                            stage: Stage::DataDone,
+                            reply,
+                        })
+                    });
+                }
+                if last {
+                    self.finish_tx(out);
+                }
             }
             Expect::Quit => self.close(out, None),
         }
