@@ -98,6 +98,7 @@ fn config() -> SessionConfig {
         auth_mechanisms_tls: None,
         auth_requires_tls: false,
         broken_sasl_auth_clients: false,
+        lmtp: false,
         new_queue_id: Arc::new(move || format!("ID{}", n.fetch_add(1, Ordering::SeqCst))),
     }
 }
@@ -611,4 +612,43 @@ fn auth_temporary_failure_is_454() {
     );
     assert!(logs.iter().any(|l| l
         == "warning: unknown[192.0.2.9]: SASL PLAIN authentication failed: Connection lost to authentication server"), "{logs:?}");
+}
+
+/// RFC 2033: LHLO (HELO/EHLO unknown), MAIL only after LHLO, DATA without
+/// recipients is 503, and after the dot one reply per accepted recipient.
+#[test]
+fn lmtp_mode() {
+    let mut cfg = config();
+    cfg.lmtp = true;
+    let mut s = Session::new(cfg, client(true));
+    s.start();
+    let (r, m) = run(
+        &mut s,
+        b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nLHLO client.test\r\nDATA\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nRCPT TO:<root@localhost>\r\nRCPT TO:<hoge2@mydomain.com>\r\nDATA\r\nSubject: t\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        r,
+        [
+            "500 5.5.2 Error: command not recognized",
+            "503 5.5.1 Error: send LHLO first",
+            "250-mail.mydomain.com",
+            "250-PIPELINING",
+            "250-SIZE 1000",
+            "250-ENHANCEDSTATUSCODES",
+            "250-8BITMIME",
+            "250-DSN",
+            "250 SMTPUTF8",
+            "503 5.5.1 Error: need RCPT command",
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+            "550 5.1.1 <root@localhost>: Recipient address rejected: User unknown in local recipient table",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "250 2.0.0 <hoge@mydomain.com> Ok: queued as ID0",
+            "250 2.0.0 <hoge2@mydomain.com> Ok: queued as ID0",
+            "221 2.0.0 Bye",
+        ]
+    );
+    assert_eq!(m.len(), 1);
+    assert!(s.disconnect_log().contains("lhlo=1"), "{}", s.disconnect_log());
 }

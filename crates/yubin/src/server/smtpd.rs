@@ -126,7 +126,7 @@ impl Handler<SmtpCore> for Smtpd {
     }
 
     fn log(&self, text: &str) {
-        self.shared.log.log("smtpd", text);
+        self.shared.log.log(self.svc.daemon(), text);
     }
 }
 
@@ -169,15 +169,48 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         addr: ip,
         in_mynetworks: rt.in_mynetworks(ip),
     };
+    let _ = tcp.set_nodelay(true);
+    let conn = Conn::Plain(tcp);
+    session(shared, rt, svc, conn, client).await
+}
+
+/// A connection to a master.cf `unix` service (lmtpd). The client is
+/// `localhost[127.0.0.1]`, as Postfix's smtpd_peer.c names a peer that is
+/// not on the Internet.
+pub async fn handle_unix(
+    shared: Arc<Shared>,
+    service_index: usize,
+    stream: tokio::net::UnixStream,
+) {
+    let rt = shared.current();
+    let Some(svc) = rt.services.get(service_index).cloned() else {
+        return;
+    };
+    let ip = IpAddr::from([127, 0, 0, 1]);
+    let client = ClientInfo {
+        name: "localhost".into(),
+        addr: ip,
+        in_mynetworks: rt.in_mynetworks(ip),
+    };
+    session(shared, rt, svc, Conn::Unix(stream), client).await
+}
+
+async fn session(
+    shared: Arc<Shared>,
+    rt: Arc<Runtime>,
+    svc: Arc<Service>,
+    mut conn: Conn,
+    client: ClientInfo,
+) {
+    let daemon = svc.daemon();
+    let ip = client.addr;
     let label = client.label();
     let count = shared.session_started(ip);
-    shared.log.log("smtpd", &format!("connect from {label}"));
-    let _ = tcp.set_nodelay(true);
-    let mut conn = Conn::Plain(tcp);
+    shared.log.log(daemon, &format!("connect from {label}"));
     if !client.in_mynetworks && rt.client_connection_limit > 0 && count > rt.client_connection_limit
     {
         shared.log.log(
-            "smtpd",
+            daemon,
             &format!("warning: Connection concurrency limit exceeded: {count} from {label} for service {}", svc.name),
         );
         let reply = Reply::new(
@@ -188,7 +221,7 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         let _ = conn.write_all(&reply.to_wire()).await;
         shared
             .log
-            .log("smtpd", &format!("disconnect from {label} commands=0/0"));
+            .log(daemon, &format!("disconnect from {label} commands=0/0"));
         shared.session_ended(ip);
         return;
     }
@@ -238,14 +271,14 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
             .await
             .is_err()
     {
-        shared.log.log("smtpd", &core.0.disconnect_log());
+        shared.log.log(daemon, &core.0.disconnect_log());
         shared.session_ended(ip);
         return;
     }
     let first = core.start();
     let _end: End = drive(&mut conn, &mut core, &mut handler, first, &opts).await;
     conn.shutdown().await;
-    shared.log.log("smtpd", &core.0.disconnect_log());
+    shared.log.log(daemon, &core.0.disconnect_log());
     if let Some(notice) = core.0.notice() {
         let sh = shared.clone();
         let rt = rt.clone();
