@@ -360,3 +360,64 @@ s.quit()
     assert!(log.contains("lmtpd[") && log.contains("connect from localhost[127.0.0.1]"), "{log}");
     assert_eq!(imap_subjects(&dv, "alice@mydomain.com", "wonderland"), ["Subject: through Dovecot"]);
 }
+
+/// Both ends yubin, over a UNIX-domain socket: lmtp(8) in one (the
+/// `lmtp:unix:` next hop) and the `lmtpd` master.cf `unix` service in the
+/// other, which puts the message in its hoge's Maildir. Python's LMTP
+/// client on the same socket checks the RFC 2033 rules.
+#[test]
+fn yubin_to_yubin_over_a_unix_socket() {
+    let mut b = Server::seed(VIRTUAL_AFTER, "");
+    let mut master = fs::read_to_string(b.path("master.cf")).unwrap();
+    master.push_str("lmtp unix n - n - - lmtpd\n");
+    fs::write(b.path("master.cf"), master).unwrap();
+    b.start();
+    let socket = b.path("queue/public/lmtp");
+    let end = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < end, "no socket {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = python(&format!(
+        r#"
+import smtplib
+s = smtplib.LMTP({socket:?})
+print("EHLO", s.docmd("EHLO x")[0])
+print("MAIL", s.docmd("MAIL FROM:<a@example.net>")[0])
+s.ehlo("mx.test")
+print("LHLO", " ".join(sorted(s.esmtp_features)))
+print("DATA", s.docmd("MAIL FROM:<a@example.net>")[0], s.docmd("DATA")[0])
+s.quit()
+"#,
+        socket = socket.display().to_string()
+    ));
+    assert!(out.contains("EHLO 500"), "{out}");
+    assert!(out.contains("MAIL 503"), "{out}");
+    assert!(out.contains("LHLO 8bitmime dsn enhancedstatuscodes pipelining size smtputf8"), "{out}");
+    assert!(out.contains("DATA 250 503"), "{out}");
+
+    let mut a = Server::seed(
+        VIRTUAL_AFTER,
+        &format!("virtual_transport = lmtp:unix:{}\n", socket.display()),
+    );
+    a.start();
+    python(&format!(
+        r#"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
+s.sendmail("a@example.net", ["hoge@mydomain.com"], "Subject: yubin to yubin\r\n\r\nby LMTP\r\n")
+s.quit()
+"#,
+        port = a.port
+    ));
+    let log = a.wait_log("status=sent (250 2.0.0 <hoge@mydomain.com> Ok: queued as ");
+    let line = log.lines().find(|l| l.contains("to=<hoge@mydomain.com>")).unwrap();
+    assert!(line.contains("postfix/lmtp["), "{line}");
+    assert!(line.contains(&format!("relay=mail.mydomain.com[{}]", socket.display())), "{line}");
+    let mail = b.wait_mail(1);
+    let text = fs::read_to_string(&mail[0]).unwrap();
+    assert!(text.contains("Subject: yubin to yubin"), "{text}");
+    assert!(text.contains("with LMTP"), "{text}");
+    assert!(a.hoge_mail().is_empty());
+    b.wait_log("postfix/lmtpd[");
+}
