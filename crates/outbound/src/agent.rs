@@ -489,7 +489,12 @@ impl Session<'_> {
     fn stage_timeout(&self, stage: Stage) -> Duration {
         let t = &self.settings.timeouts;
         match stage {
-            Stage::Greeting | Stage::Ehlo | Stage::Helo | Stage::Auth | Stage::Idle => t.helo,
+            Stage::Greeting
+            | Stage::Ehlo
+            | Stage::Lhlo
+            | Stage::Helo
+            | Stage::Auth
+            | Stage::Idle => t.helo,
             Stage::StartTls | Stage::TlsHandshake => t.starttls,
             Stage::Mail => t.mail,
             Stage::Rcpt => t.rcpt,

@@ -144,6 +144,8 @@ pub struct Transaction {
 pub enum Stage {
     Greeting,
     Ehlo,
+    /// LMTP's LHLO (RFC 2033 section 4.1).
+    Lhlo,
     Helo,
     StartTls,
     /// The driver is performing the TLS handshake.
@@ -170,6 +172,7 @@ impl Stage {
         match self {
             Stage::Greeting => "receiving the initial server greeting",
             Stage::Ehlo => "performing the EHLO handshake",
+            Stage::Lhlo => "performing the LHLO handshake",
             Stage::Helo => "performing the HELO handshake",
             Stage::StartTls => "sending STARTTLS",
             Stage::TlsHandshake => "performing the TLS handshake",
@@ -355,6 +358,7 @@ impl Failure {
 fn command_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Ehlo => "EHLO",
+        Stage::Lhlo => "LHLO",
         Stage::Helo => "HELO",
         Stage::StartTls => "STARTTLS",
         Stage::Mail => "MAIL FROM",
@@ -458,6 +462,7 @@ pub enum Action {
 enum Expect {
     Greeting,
     Ehlo,
+    Lhlo,
     Helo,
     StartTls,
     /// AUTH PLAIN's reply, or LOGIN's n-th step (0: username prompt, ...).
@@ -478,6 +483,7 @@ impl Expect {
         match self {
             Expect::Greeting => Stage::Greeting,
             Expect::Ehlo => Stage::Ehlo,
+            Expect::Lhlo => Stage::Lhlo,
             Expect::Helo => Stage::Helo,
             Expect::StartTls => Stage::StartTls,
             Expect::AuthPlain | Expect::AuthLogin(_) => Stage::Auth,
@@ -884,8 +890,12 @@ impl Client {
     }
 
     fn send_ehlo(&mut self, out: &mut Vec<Action>) {
-        self.pending.push_back(Expect::Ehlo);
-        let verb = if self.cfg.lmtp { "LHLO" } else { "EHLO" };
+        let (expect, verb) = if self.cfg.lmtp {
+            (Expect::Lhlo, "LHLO")
+        } else {
+            (Expect::Ehlo, "EHLO")
+        };
+        self.pending.push_back(expect);
         out.push(Action::Send(
             format!("{verb} {}\r\n", self.cfg.helo_name).into_bytes(),
         ));
@@ -987,13 +997,14 @@ impl Client {
                 }
                 self.send_ehlo(out);
             }
-            Expect::Ehlo => {
+            Expect::Ehlo | Expect::Lhlo => {
+                let stage = expect.stage();
                 if reply.code == 250 && self.is_me(reply.text.first().map(String::as_str)) {
                     let server_name = first_word(reply.text.first().map(String::as_str));
                     self.fail(
                         out,
                         Failure::Local {
-                            stage: Stage::Ehlo,
+                            stage,
                             reason: LocalReason::LoopsBack { server_name },
                         },
                     );
@@ -1007,13 +1018,7 @@ impl Client {
                         format!("HELO {}\r\n", self.cfg.helo_name).into_bytes(),
                     ));
                 } else {
-                    self.fail(
-                        out,
-                        Failure::Reply {
-                            stage: Stage::Ehlo,
-                            reply,
-                        },
-                    );
+                    self.fail(out, Failure::Reply { stage, reply });
                 }
             }
             Expect::Helo => {

@@ -684,3 +684,27 @@ fn lmtp_lost_between_replies() {
     assert_eq!(o[0].0, 1);
     assert!(matches!(&o[0].1, Outcome::Failed(f) if !f.is_permanent()));
 }
+
+/// An LMTP server that refuses LHLO: no HELO fallback, and the failure
+/// names LHLO as Postfix's lmtp(8) does.
+#[test]
+fn lmtp_lhlo_refused_is_a_failure_naming_lhlo() {
+    let mut cfg = cfg();
+    cfg.lmtp = true;
+    let mut c = Client::new(cfg);
+    c.feed(b"220 x\r\n");
+    assert_eq!(c.stage(), Stage::Lhlo);
+    let a = c.feed(b"500 5.5.1 Unknown command\r\n");
+    assert_eq!(sent(&a), "");
+    let f = a
+        .iter()
+        .find_map(|x| match x {
+            Action::Close(Some(f)) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("closed with a failure");
+    assert_eq!(
+        f.describe("h[/run/lmtp]"),
+        "host h[/run/lmtp] said: 500 5.5.1 Unknown command (in reply to LHLO command)"
+    );
+}
