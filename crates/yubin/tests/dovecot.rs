@@ -69,6 +69,11 @@ impl Drop for Dovecot {
 /// addresses, `{PLAIN}` passwords); mail is stored as the test's unprivileged
 /// user under the temporary folder.
 fn dovecot(users: &[String]) -> Dovecot {
+    dovecot_with(users, "disable_plaintext_auth = no")
+}
+
+/// As [`dovecot`], with `extra` settings.
+fn dovecot_with(users: &[String], extra: &str) -> Dovecot {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     {
@@ -91,7 +96,7 @@ fn dovecot(users: &[String]) -> Dovecot {
         format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
              ssl = no\nprotocols = imap lmtp\nlisten = 127.0.0.1\n\
-             disable_plaintext_auth = no\nauth_mechanisms = plain login\nauth_failure_delay = 0\n\
+             {extra}\nauth_mechanisms = plain login\nauth_failure_delay = 0\n\
              mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\n\
              lmtp_proxy = yes\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {d}/users\n}}\n\
@@ -420,4 +425,56 @@ s.quit()
     assert!(text.contains("with LMTP"), "{text}");
     assert!(a.hoge_mail().is_empty());
     b.wait_log("postfix/lmtpd[");
+}
+
+/// Postfix's usual TLS-only setup: before STARTTLS no mechanism Dovecot
+/// announces passes `smtpd_sasl_security_options = noanonymous,
+/// noplaintext`, so EHLO offers no AUTH; after it
+/// `smtpd_sasl_tls_security_options = noanonymous` offers Dovecot's PLAIN
+/// and LOGIN, and the login works against `disable_plaintext_auth = yes`.
+/// (yubin sends `secured` over TLS, see the auth crate's tests; Dovecot also
+/// counts loopback clients as secured, so this sandbox cannot show its
+/// refusal without it.)
+#[test]
+fn smtp_auth_through_dovecot_after_starttls() {
+    let _dv_guard;
+    let dv = dovecot_with(
+        &["alice@mydomain.com:{PLAIN}wonderland:UID:GID::MAIL/alice::".into()],
+        "disable_plaintext_auth = yes",
+    );
+    let s = Server::seed(VIRTUAL_AFTER, "");
+    let d = s.dir.path();
+    common::make_cert(d);
+    let mut main = fs::read_to_string(d.join("main.cf")).unwrap();
+    main.push_str(&format!(
+        "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {d}/cert.pem\nsmtpd_tls_key_file = {d}/key.pem\n\
+         smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = {sock}\nsmtpd_tls_auth_only = no\n\
+         smtpd_sasl_security_options = noanonymous, noplaintext\nsmtpd_sasl_tls_security_options = noanonymous\n",
+        d = d.display(),
+        sock = dv.path("run/auth-client").display()
+    ));
+    fs::write(d.join("main.cf"), main).unwrap();
+    let mut s = s;
+    s.start();
+    let out = python(&format!(
+        r#"
+import smtplib, ssl
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
+s.ehlo("client.test")
+print("PLAIN-CHANNEL", s.esmtp_features.get("auth", "-").strip())
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s.starttls(context=ctx)
+s.ehlo("client.test")
+print("TLS", s.esmtp_features.get("auth", "-").strip())
+print("LOGIN", s.login("alice@mydomain.com", "wonderland")[0])
+s.quit()
+"#,
+        port = s.port
+    ));
+    assert!(out.contains("PLAIN-CHANNEL -"), "{out}");
+    assert!(out.contains("TLS PLAIN LOGIN"), "{out}");
+    assert!(out.contains("LOGIN 235"), "{out}\n{}", dv.log());
+    _dv_guard = dv;
 }
