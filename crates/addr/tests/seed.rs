@@ -184,12 +184,18 @@ fn lmtp_transports() {
     let lmtp = |n: &str| Agent::Lmtp { nexthop: n.into() };
     assert_eq!(
         agents("hoge@mydomain.com"),
-        [("hoge@mydomain.com".into(), lmtp("unix:private/dovecot-lmtp"))]
+        [(
+            "hoge@mydomain.com".into(),
+            lmtp("unix:private/dovecot-lmtp")
+        )]
     );
     // root@mydomain.com -> hoge@mydomain.com by virtual_alias_maps.
     assert_eq!(
         agents("root@mydomain.com"),
-        [("hoge@mydomain.com".into(), lmtp("unix:private/dovecot-lmtp"))]
+        [(
+            "hoge@mydomain.com".into(),
+            lmtp("unix:private/dovecot-lmtp")
+        )]
     );
     // A local user without an alias: mailbox_transport, with no passwd
     // lookup (local/mailbox.c); postmaster -> root -> root@$myorigin, which
@@ -203,12 +209,21 @@ fn lmtp_transports() {
     );
     assert_eq!(
         agents("postmaster@localhost"),
-        [("hoge@mydomain.com".into(), lmtp("unix:private/dovecot-lmtp"))]
+        [(
+            "hoge@mydomain.com".into(),
+            lmtp("unix:private/dovecot-lmtp")
+        )]
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("virtual_maps"), "").unwrap();
     let main = "alias_maps =\nlocal_recipient_maps =\nvirtual_transport = maildrop\n";
     let cfg = Config::from_bytes(dir.path(), &dir.path().join("main.cf"), main.as_bytes()).unwrap();
-    let e = Resolver::new(&cfg).err().expect("maildrop is refused").to_string();
-    assert!(e.contains("virtual_transport") && e.contains("maildrop"), "{e}");
+    let e = Resolver::new(&cfg)
+        .err()
+        .expect("maildrop is refused")
+        .to_string();
+    assert!(
+        e.contains("virtual_transport") && e.contains("maildrop"),
+        "{e}"
+    );
 }

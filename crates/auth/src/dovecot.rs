@@ -43,7 +43,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::LineTooLong => write!(f, "line longer than {MAX_LINE} bytes"),
             ProtocolError::Malformed(l) => write!(f, "malformed line: {l}"),
             ProtocolError::Version(v) => {
-                write!(f, "authentication server protocol version {v}, not {MAJOR_VERSION}")
+                write!(
+                    f,
+                    "authentication server protocol version {v}, not {MAJOR_VERSION}"
+                )
             }
             ProtocolError::TooManyMechanisms => {
                 write!(f, "more than {MAX_MECHANISMS} mechanisms announced")
@@ -77,16 +80,25 @@ pub struct Mech {
 /// One line from the server, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerLine {
-    Version { major: u32, minor: u32 },
+    Version {
+        major: u32,
+        minor: u32,
+    },
     Mech(Mech),
     Spid(String),
     Cuid(String),
     Cookie(String),
     Done,
     /// Another challenge for request `id` (already base64-decoded).
-    Cont { id: u32, data: Vec<u8> },
+    Cont {
+        id: u32,
+        data: Vec<u8>,
+    },
     /// Success; `user` is the authenticated name (`user=`).
-    Ok { id: u32, user: Option<String> },
+    Ok {
+        id: u32,
+        user: Option<String>,
+    },
     /// Failure; `temp` asks the client to try again later (Dovecot's
     /// `temp` parameter: the user database is down, ...).
     Fail {
@@ -311,7 +323,12 @@ pub struct RequestInfo {
 /// `AUTH` for request `id`: `nologin` because SMTP AUTH does not log in to
 /// a mail store (Dovecot then skips the user database), the initial
 /// response as `resp=` (RFC 4954's `=` for an empty one is an empty `resp=`).
-pub fn auth_command(id: u32, mechanism: &str, initial: Option<&[u8]>, info: &RequestInfo) -> Vec<u8> {
+pub fn auth_command(
+    id: u32,
+    mechanism: &str,
+    initial: Option<&[u8]>,
+    info: &RequestInfo,
+) -> Vec<u8> {
     let mut line = format!(
         "AUTH\t{id}\t{}\tservice={}\tnologin",
         escape(mechanism),
@@ -421,7 +438,10 @@ mod tests {
         assert_eq!(h.version, Some((1, 2)));
         assert_eq!(h.spid.as_deref(), Some("4711"));
         let names: Vec<_> = h.mechanisms.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["PLAIN", "LOGIN", "CRAM-MD5", "ANONYMOUS", "EXTERNAL"]);
+        assert_eq!(
+            names,
+            ["PLAIN", "LOGIN", "CRAM-MD5", "ANONYMOUS", "EXTERNAL"]
+        );
         // Postfix's default: noanonymous, and private ones never.
         let plain = SecurityOptions::parse(&["noanonymous"]).unwrap();
         assert_eq!(plain.filter(&h.mechanisms), ["PLAIN", "LOGIN", "CRAM-MD5"]);

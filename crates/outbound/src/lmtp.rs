@@ -110,7 +110,12 @@ pub async fn deliver(settings: &Settings, target: &LmtpTarget, job: &Job<'_>) ->
         LmtpTarget::Unix { path, shown } => {
             let relay = format!("{}[{shown}]", settings.my_hostname);
             match tokio::time::timeout(connect, UnixStream::connect(path)).await {
-                Ok(Ok(s)) => (Conn::Unix(s), relay.clone(), relay, settings.my_hostname.clone()),
+                Ok(Ok(s)) => (
+                    Conn::Unix(s),
+                    relay.clone(),
+                    relay,
+                    settings.my_hostname.clone(),
+                ),
                 Ok(Err(e)) => {
                     let text = format!("connect to {shown}: {}", io_text(&e));
                     return failure(n, "none", text, Enhanced::new(4, 4, 1), started.elapsed());
@@ -240,10 +245,22 @@ mod tests {
             host: h.into(),
             port: p,
         };
-        assert_eq!(LmtpTarget::parse("inet:127.0.0.1:2424", q).unwrap(), inet("127.0.0.1", 2424));
-        assert_eq!(LmtpTarget::parse("mail.example.com", q).unwrap(), inet("mail.example.com", 24));
-        assert_eq!(LmtpTarget::parse("[::1]:2424", q).unwrap(), inet("::1", 2424));
-        assert_eq!(LmtpTarget::parse("inet:[192.0.2.1]", q).unwrap(), inet("192.0.2.1", 24));
+        assert_eq!(
+            LmtpTarget::parse("inet:127.0.0.1:2424", q).unwrap(),
+            inet("127.0.0.1", 2424)
+        );
+        assert_eq!(
+            LmtpTarget::parse("mail.example.com", q).unwrap(),
+            inet("mail.example.com", 24)
+        );
+        assert_eq!(
+            LmtpTarget::parse("[::1]:2424", q).unwrap(),
+            inet("::1", 2424)
+        );
+        assert_eq!(
+            LmtpTarget::parse("inet:[192.0.2.1]", q).unwrap(),
+            inet("192.0.2.1", 24)
+        );
         for bad in ["unix:", "inet:", "host:0", "host:x", "[::1", ":24"] {
             assert!(LmtpTarget::parse(bad, q).is_err(), "{bad}");
         }
@@ -278,7 +295,11 @@ mod tests {
             assert_eq!(r.status, Status::Deferred);
             assert_eq!(r.relay, "none");
             assert!(r.text.starts_with("connect to "), "{}", r.text);
-            assert!(r.text.ends_with("/lmtp: No such file or directory"), "{}", r.text);
+            assert!(
+                r.text.ends_with("/lmtp: No such file or directory"),
+                "{}",
+                r.text
+            );
         }
     }
 }

@@ -636,7 +636,11 @@ fn lmtp_one_reply_per_accepted_recipient() {
     let a = c.feed(b"250-dovecot\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n");
     assert!(a.contains(&Action::Ready), "{a:?}");
     let a = c.begin(tx(&["a@x.test", "ghost@x.test", "b@x.test", "full@x.test"]));
-    assert!(sent(&a).ends_with("RCPT TO:<full@x.test>\r\nDATA\r\n"), "{}", sent(&a));
+    assert!(
+        sent(&a).ends_with("RCPT TO:<full@x.test>\r\nDATA\r\n"),
+        "{}",
+        sent(&a)
+    );
     let a = c.feed(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n550 5.1.1 <ghost@x.test> User doesn't exist: ghost@x.test\r\n250 2.1.5 OK\r\n250 2.1.5 OK\r\n354 OK\r\n");
     assert_eq!(a, vec![Action::SendMessage(BodyMode::Data)]);
     assert!(c.message_sent().is_empty());

@@ -595,7 +595,10 @@ fn auth_temporary_failure_is_454() {
             _ => {}
         }
     }
-    assert!(replies.contains(&"250-AUTH PLAIN".to_string()), "{replies:?}");
+    assert!(
+        replies.contains(&"250-AUTH PLAIN".to_string()),
+        "{replies:?}"
+    );
     let tail: Vec<&str> = replies
         .iter()
         .skip_while(|l| !l.starts_with("250 CHUNKING"))
@@ -650,5 +653,9 @@ fn lmtp_mode() {
         ]
     );
     assert_eq!(m.len(), 1);
-    assert!(s.disconnect_log().contains("lhlo=1"), "{}", s.disconnect_log());
+    assert!(
+        s.disconnect_log().contains("lhlo=1"),
+        "{}",
+        s.disconnect_log()
+    );
 }

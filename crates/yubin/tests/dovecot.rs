@@ -86,7 +86,11 @@ fn dovecot_with(users: &[String], extra: &str) -> Dovecot {
     std::os::unix::fs::chown(&mail, Some(uid), Some(gid)).unwrap();
     let users: Vec<String> = users
         .iter()
-        .map(|u| u.replace("UID", &uid.to_string()).replace("GID", &gid.to_string()).replace("MAIL", &mail.display().to_string()))
+        .map(|u| {
+            u.replace("UID", &uid.to_string())
+                .replace("GID", &gid.to_string())
+                .replace("MAIL", &mail.display().to_string())
+        })
         .collect();
     fs::write(d.join("users"), users.join("\n") + "\n").unwrap();
     let (imap_port, lmtp_port, auth_port) = (free_port(), free_port(), free_port());
@@ -212,9 +216,15 @@ fn smtp_auth_through_dovecot() {
         let lines: Vec<&str> = out.lines().collect();
         // The mechanisms Dovecot announces (auth_mechanisms = plain login).
         assert!(lines.contains(&"EHLO AUTH PLAIN LOGIN"), "{out}");
-        assert!(lines.contains(&"PLAIN alice@mydomain.com 235 2.7.0 Authentication successful"), "{out}");
+        assert!(
+            lines.contains(&"PLAIN alice@mydomain.com 235 2.7.0 Authentication successful"),
+            "{out}"
+        );
         assert!(lines.contains(&"PLAIN alice@mydomain.com 535 5.7.8 Error: authentication failed: authentication failure"), "{out}");
-        assert!(lines.contains(&"LOGIN alice@mydomain.com 235 2.7.0 Authentication successful"), "{out}");
+        assert!(
+            lines.contains(&"LOGIN alice@mydomain.com 235 2.7.0 Authentication successful"),
+            "{out}"
+        );
         assert!(lines.contains(&"LOGIN nobody@mydomain.com 535 5.7.8 Error: authentication failed: authentication failure"), "{out}");
         // Postfix's log line, which fail2ban's postfix-sasl filter reads.
         s.wait_log("SASL LOGIN authentication failed: UGFzc3dvcmQ6");
@@ -298,16 +308,31 @@ s.quit()
     for who in ["alice", "bob"] {
         let l = line(who);
         assert!(l.contains("postfix/lmtp["), "{l}");
-        assert!(l.contains(&format!("relay=mail.mydomain.com[{shown}]")), "{l}");
-        assert!(l.contains(&format!("status=sent (250 2.0.0 <{who}@mydomain.com> ")), "{l}");
+        assert!(
+            l.contains(&format!("relay=mail.mydomain.com[{shown}]")),
+            "{l}"
+        );
+        assert!(
+            l.contains(&format!("status=sent (250 2.0.0 <{who}@mydomain.com> ")),
+            "{l}"
+        );
         assert!(l.ends_with(" Saved)"), "{l}");
     }
     let l = line("ghost");
-    assert!(l.contains("dsn=5.1.1, status=bounced (host mail.mydomain.com["), "{l}");
+    assert!(
+        l.contains("dsn=5.1.1, status=bounced (host mail.mydomain.com["),
+        "{l}"
+    );
     assert!(l.contains("said: 550 5.1.1 <ghost@mydomain.com> User doesn't exist: ghost@mydomain.com (in reply to RCPT TO command))"), "{l}");
     // In Dovecot's mailboxes, read back through Dovecot's IMAP.
-    assert_eq!(imap_subjects(&dv, "alice@mydomain.com", "wonderland"), ["Subject: by LMTP"]);
-    assert_eq!(imap_subjects(&dv, "bob@mydomain.com", "builder"), ["Subject: by LMTP"]);
+    assert_eq!(
+        imap_subjects(&dv, "alice@mydomain.com", "wonderland"),
+        ["Subject: by LMTP"]
+    );
+    assert_eq!(
+        imap_subjects(&dv, "bob@mydomain.com", "builder"),
+        ["Subject: by LMTP"]
+    );
     // The bounce for ghost went to the sender.
     s.wait_log("sender non-delivery notification");
 }
@@ -345,25 +370,41 @@ s.quit()
 "#,
         port = dv.lmtp_port
     ));
-    assert!(out.contains("RCPT hoge@mydomain.com 250"), "{out}\n{}", dv.log());
+    assert!(
+        out.contains("RCPT hoge@mydomain.com 250"),
+        "{out}\n{}",
+        dv.log()
+    );
     assert!(out.contains("RCPT alice@mydomain.com 250"), "{out}");
     assert!(out.contains("RCPT nosuch@mydomain.com 550"), "{out}");
     let data: Vec<&str> = out.lines().filter(|l| l.starts_with("DATA ")).collect();
     assert_eq!(data.len(), 2, "{out}");
-    assert!(data[0].starts_with("DATA 250 2.0.0 <hoge@mydomain.com> "), "{out}");
+    assert!(
+        data[0].starts_with("DATA 250 2.0.0 <hoge@mydomain.com> "),
+        "{out}"
+    );
     // Dovecot's proxy got yubin's own per-recipient reply after the dot.
     let sent = format!(
         "Sent message to <hoge@mydomain.com> at 127.0.0.1:{lmtpd_port}: 250 2.0.0 <hoge@mydomain.com> Ok: queued as "
     );
     assert!(dv.log().contains(&sent), "{}", dv.log());
-    assert!(data[1].starts_with("DATA 250 2.0.0 <alice@mydomain.com> "), "{out}");
+    assert!(
+        data[1].starts_with("DATA 250 2.0.0 <alice@mydomain.com> "),
+        "{out}"
+    );
     let mail = s.wait_mail(1);
     let text = fs::read_to_string(&mail[0]).unwrap();
     assert!(text.contains("Subject: through Dovecot"), "{text}");
     assert!(text.contains("with LMTP"), "{text}");
     let log = s.wait_log("postfix/lmtpd[");
-    assert!(log.contains("lmtpd[") && log.contains("connect from localhost[127.0.0.1]"), "{log}");
-    assert_eq!(imap_subjects(&dv, "alice@mydomain.com", "wonderland"), ["Subject: through Dovecot"]);
+    assert!(
+        log.contains("lmtpd[") && log.contains("connect from localhost[127.0.0.1]"),
+        "{log}"
+    );
+    assert_eq!(
+        imap_subjects(&dv, "alice@mydomain.com", "wonderland"),
+        ["Subject: through Dovecot"]
+    );
 }
 
 /// Both ends yubin, over a UNIX-domain socket: lmtp(8) in one (the
@@ -398,7 +439,10 @@ s.quit()
     ));
     assert!(out.contains("EHLO 500"), "{out}");
     assert!(out.contains("MAIL 503"), "{out}");
-    assert!(out.contains("LHLO 8bitmime dsn enhancedstatuscodes pipelining size smtputf8"), "{out}");
+    assert!(
+        out.contains("LHLO 8bitmime dsn enhancedstatuscodes pipelining size smtputf8"),
+        "{out}"
+    );
     assert!(out.contains("DATA 250 503"), "{out}");
 
     let mut a = Server::seed(
@@ -416,9 +460,15 @@ s.quit()
         port = a.port
     ));
     let log = a.wait_log("status=sent (250 2.0.0 <hoge@mydomain.com> Ok: queued as ");
-    let line = log.lines().find(|l| l.contains("to=<hoge@mydomain.com>")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("to=<hoge@mydomain.com>"))
+        .unwrap();
     assert!(line.contains("postfix/lmtp["), "{line}");
-    assert!(line.contains(&format!("relay=mail.mydomain.com[{}]", socket.display())), "{line}");
+    assert!(
+        line.contains(&format!("relay=mail.mydomain.com[{}]", socket.display())),
+        "{line}"
+    );
     let mail = b.wait_mail(1);
     let text = fs::read_to_string(&mail[0]).unwrap();
     assert!(text.contains("Subject: yubin to yubin"), "{text}");
@@ -437,7 +487,6 @@ s.quit()
 /// refusal without it.)
 #[test]
 fn smtp_auth_through_dovecot_after_starttls() {
-    let _dv_guard;
     let dv = dovecot_with(
         &["alice@mydomain.com:{PLAIN}wonderland:UID:GID::MAIL/alice::".into()],
         "disable_plaintext_auth = yes",
@@ -476,5 +525,4 @@ s.quit()
     assert!(out.contains("PLAIN-CHANNEL -"), "{out}");
     assert!(out.contains("TLS PLAIN LOGIN"), "{out}");
     assert!(out.contains("LOGIN 235"), "{out}\n{}", dv.log());
-    _dv_guard = dv;
 }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use yubin_auth::dovecot::{
-    auth_command, client_hello, cont_command, parse_line, Handshake, LineReader, Mech,
-    RequestInfo, SecurityOptions, ServerLine,
+    auth_command, client_hello, cont_command, parse_line, Handshake, LineReader, Mech, RequestInfo,
+    SecurityOptions, ServerLine,
 };
 use yubin_conf::Config;
 use yubin_smtp::{Authenticator, SaslContext, SaslExchange, SaslStep};
@@ -38,6 +38,10 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a failed connect, EHLO does not try again for this long (it keeps
 /// offering the last list it had, or none).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Learning the mechanisms at a session's start delays its greeting: a
+/// Dovecot that accepts but does not answer costs at most this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where Dovecot listens: smtpd_sasl_path as Postfix reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +87,12 @@ enum Stream {
 }
 
 impl Stream {
-    fn connect(socket: &AuthSocket) -> std::io::Result<Stream> {
+    fn connect(socket: &AuthSocket, wait: Duration) -> std::io::Result<Stream> {
         let s = match socket {
             AuthSocket::Unix(p) => {
                 let s = UnixStream::connect(p)?;
-                s.set_read_timeout(Some(REPLY_TIMEOUT))?;
-                s.set_write_timeout(Some(REPLY_TIMEOUT))?;
+                s.set_read_timeout(Some(wait))?;
+                s.set_write_timeout(Some(wait))?;
                 Stream::Unix(s)
             }
             AuthSocket::Inet(a) => {
@@ -97,9 +101,9 @@ impl Stream {
                     .to_socket_addrs()?
                     .next()
                     .ok_or_else(|| std::io::Error::other("no address"))?;
-                let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-                s.set_read_timeout(Some(REPLY_TIMEOUT))?;
-                s.set_write_timeout(Some(REPLY_TIMEOUT))?;
+                let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT.min(wait))?;
+                s.set_read_timeout(Some(wait))?;
+                s.set_write_timeout(Some(wait))?;
                 Stream::Tcp(s)
             }
         };
@@ -130,9 +134,9 @@ struct Connection {
 }
 
 impl Connection {
-    /// Connects and reads the handshake up to `DONE`.
-    fn open(socket: &AuthSocket) -> Result<(Connection, Handshake), String> {
-        let mut stream = Stream::connect(socket).map_err(|e| e.to_string())?;
+    /// Connects and reads the handshake; `wait` bounds each read and write.
+    fn open(socket: &AuthSocket, wait: Duration) -> Result<(Connection, Handshake), String> {
+        let mut stream = Stream::connect(socket, wait).map_err(|e| e.to_string())?;
         stream
             .write_all(&client_hello(std::process::id()))
             .map_err(|e| e.to_string())?;
@@ -229,9 +233,10 @@ impl DovecotAuth {
             next_id: AtomicU32::new(1),
             service: cfg.get("smtpd_sasl_service").to_string(),
         };
-        // Learn the mechanisms now; Dovecot down is not a configuration
-        // error (EHLO offers no AUTH until it is back).
-        auth.refresh();
+        // The mechanisms are learnt by the first session (on smtpd's
+        // blocking thread, not here: a reload must not wait for Dovecot).
+        // Dovecot down is not a configuration error: EHLO offers no AUTH
+        // until it is back.
         Ok(auth)
     }
 
@@ -250,7 +255,7 @@ impl DovecotAuth {
                 return;
             }
         }
-        match Connection::open(&self.socket) {
+        match Connection::open(&self.socket, HANDSHAKE_TIMEOUT) {
             Ok((_, hs)) => self.remember(&hs),
             Err(_) => {
                 let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -287,11 +292,13 @@ impl Exchange {
             Ok(ServerLine::Fail {
                 reason, temp: true, ..
             }) => SaslStep::TempFailure(reason.unwrap_or_else(|| LOST.into())),
-            Ok(ServerLine::Fail { reason, .. }) => SaslStep::Failure(match (reason, &self.last_challenge) {
-                (Some(r), _) => r,
-                (None, Some(c)) => yubin_smtp::sasl::b64_encode(c),
-                (None, None) => "authentication failure".into(),
-            }),
+            Ok(ServerLine::Fail { reason, .. }) => {
+                SaslStep::Failure(match (reason, &self.last_challenge) {
+                    (Some(r), _) => r,
+                    (None, Some(c)) => yubin_smtp::sasl::b64_encode(c),
+                    (None, None) => "authentication failure".into(),
+                })
+            }
             Ok(_) | Err(_) => SaslStep::TempFailure(LOST.into()),
         }
     }
@@ -318,11 +325,7 @@ impl Authenticator for DovecotAuth {
     }
 
     fn refresh(&self) {
-        let known = self
-            .cache
-            .lock()
-            .map(|c| c.known)
-            .unwrap_or(false);
+        let known = self.cache.lock().map(|c| c.known).unwrap_or(false);
         if !known {
             DovecotAuth::refresh(self);
         }
@@ -335,7 +338,7 @@ impl Authenticator for DovecotAuth {
         context: &SaslContext,
     ) -> Option<(Box<dyn SaslExchange>, SaslStep)> {
         let opts = if context.tls { &self.tls } else { &self.plain };
-        let (conn, hs) = match Connection::open(&self.socket) {
+        let (conn, hs) = match Connection::open(&self.socket, REPLY_TIMEOUT) {
             Ok(x) => x,
             // The session offered it from the last list we had: the
             // server went away since (Postfix: XSASL_AUTH_TEMP).

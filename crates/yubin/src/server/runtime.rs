@@ -126,7 +126,9 @@ fn unix_socket(cfg: &Config, svc: &yubin_conf::Service) -> (PathBuf, u32) {
     }
     let dir = if svc.private { "private" } else { "public" };
     (
-        PathBuf::from(cfg.get("queue_directory")).join(dir).join(name),
+        PathBuf::from(cfg.get("queue_directory"))
+            .join(dir)
+            .join(name),
         mode,
     )
 }
