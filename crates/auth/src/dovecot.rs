@@ -240,12 +240,15 @@ pub struct LineReader {
 impl LineReader {
     /// Adds bytes; returns the complete lines (without LF), or an error when
     /// an unfinished line is already too long.
+    /// After an error the connection is unusable; the buffer is emptied so
+    /// that a caller that keeps pushing still uses bounded memory.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
         self.buf.extend_from_slice(bytes);
         let mut lines = Vec::new();
         let mut start = 0;
         while let Some(i) = self.buf[start..].iter().position(|&b| b == b'\n') {
             if i > MAX_LINE {
+                self.buf.clear();
                 return Err(ProtocolError::LineTooLong);
             }
             lines.push(self.buf[start..start + i].to_vec());
@@ -253,6 +256,7 @@ impl LineReader {
         }
         self.buf.drain(..start);
         if self.buf.len() > MAX_LINE {
+            self.buf.clear();
             return Err(ProtocolError::LineTooLong);
         }
         Ok(lines)
@@ -543,5 +547,47 @@ mod tests {
         }
         assert!(refused);
         assert!(parse_line(&vec![b'A'; MAX_LINE + 1]).is_err());
+    }
+
+    /// What the fuzz target does, with a fixed pseudo-random input stream
+    /// built from protocol words: no panic, and nothing grows unbounded.
+    #[test]
+    fn random_server_lines_never_panic() {
+        let words: [&[u8]; 14] = [
+            b"VERSION\t",
+            b"MECH\t",
+            b"DONE",
+            b"CONT\t",
+            b"OK\t",
+            b"FAIL\t",
+            b"1",
+            b"\t",
+            b"\n",
+            b"user=",
+            b"\x01",
+            b"temp",
+            b"QUJD",
+            b"\xff",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut r = LineReader::default();
+            let mut h = Handshake::default();
+            for _ in 0..64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let w = words[(x % words.len() as u64) as usize];
+                if let Ok(lines) = r.push(w) {
+                    for l in lines {
+                        if let Ok(line) = parse_line(&l) {
+                            let _ = h.push(line);
+                        }
+                    }
+                }
+                assert!(r.buf.len() <= MAX_LINE);
+                assert!(h.mechanisms.len() <= MAX_MECHANISMS);
+            }
+        }
     }
 }
