@@ -326,7 +326,7 @@ pub struct RequestInfo {
 
 /// `AUTH` for request `id`: `nologin` because SMTP AUTH does not log in to
 /// a mail store (Dovecot then skips the user database), the initial
-/// response as `resp=` (RFC 4954's `=` for an empty one is an empty `resp=`).
+/// response as `resp=` (an empty one as RFC 4954's `=`).
 pub fn auth_command(
     id: u32,
     mechanism: &str,
@@ -349,7 +349,14 @@ pub fn auth_command(
     }
     if let Some(r) = initial {
         line.push_str("\tresp=");
-        line.push_str(&STANDARD.encode(r));
+        if r.is_empty() {
+            // Dovecot (auth-request-handler.c): "Empty initial response is
+            // a "=" base64 string", as RFC 4954 writes it and Postfix
+            // passes it on.
+            line.push('=');
+        } else {
+            line.push_str(&STANDARD.encode(r));
+        }
     }
     line.push('\n');
     line.into_bytes()
@@ -527,7 +534,7 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(auth_command(4, "PLAIN", Some(b""), &plain)).unwrap(),
-            "AUTH\t4\tPLAIN\tservice=smtp\tnologin\tresp=\n"
+            "AUTH\t4\tPLAIN\tservice=smtp\tnologin\tresp==\n"
         );
         assert_eq!(cont_command(4, b"Password:"), b"CONT\t4\tUGFzc3dvcmQ6\n");
         assert_eq!(unescape(&escape("a\tb\nc\rd\u{1}e")), "a\tb\nc\rd\u{1}e");

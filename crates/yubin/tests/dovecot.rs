@@ -229,6 +229,26 @@ fn smtp_auth_through_dovecot() {
         // Postfix's log line, which fail2ban's postfix-sasl filter reads.
         s.wait_log("SASL LOGIN authentication failed: UGFzc3dvcmQ6");
     }
+    // RFC 4954's empty initial response (`=`) reaches Dovecot as `resp==`,
+    // which it reads as an empty PLAIN message: refused, not a protocol
+    // error (that would be a 454). PLAIN without an initial response goes
+    // through Dovecot's CONT.
+    let out = python(&format!(
+        r#"
+import smtplib, base64
+s = smtplib.SMTP("127.0.0.1", {port}, timeout=30)
+s.ehlo("client.test")
+print("EMPTY", s.docmd("AUTH PLAIN =")[0])
+print("ASK", s.docmd("AUTH PLAIN")[0])
+print("CONT", s.docmd(base64.b64encode(b"\0alice@mydomain.com\0wonderland").decode())[0])
+s.quit()
+"#,
+        port = unix.port
+    ));
+    assert!(
+        out.contains("EMPTY 535") && out.contains("ASK 334") && out.contains("CONT 235"),
+        "{out}"
+    );
     // Dovecot down: a temporary failure, as Postfix's xsasl_dovecot gives.
     dv.stop();
     let out = smtp_auth(unix.port, &[("PLAIN", "alice@mydomain.com", "wonderland")]);
