@@ -191,7 +191,10 @@ pub async fn deliver(settings: &Settings, target: &LmtpTarget, job: &Job<'_>) ->
             ));
         }
     }
-    let mut notes = out.notes;
+    // One destination, nothing to fall back to: a session failure is told
+    // by each recipient's status line only (Postfix logs a separate line
+    // only when it moves on to another host).
+    let notes = out.notes;
     let close = out.close;
     let results = results
         .into_iter()
@@ -212,11 +215,6 @@ pub async fn deliver(settings: &Settings, target: &LmtpTarget, job: &Job<'_>) ->
             })
         })
         .collect::<Vec<_>>();
-    if let Some(r) = results.iter().find(|r| r.status == Status::Deferred) {
-        if close.is_some() {
-            notes.push(format!("{}: {}", job.queue_id, r.text));
-        }
-    }
     Delivery { results, notes }
 }
 

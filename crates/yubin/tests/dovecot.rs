@@ -341,7 +341,10 @@ s.quit()
     }
     // One transaction, three outcomes: carol deferred by her own reply.
     let l = line("carol");
-    assert!(l.contains("status=deferred (host mail.mydomain.com["), "{l}");
+    assert!(
+        l.contains("status=deferred (host mail.mydomain.com["),
+        "{l}"
+    );
     assert!(l.contains("said: 451 4.2.0 <carol@mydomain.com> "), "{l}");
     assert!(l.ends_with("(in reply to end of DATA command))"), "{l}");
     let l = line("ghost");
