@@ -249,6 +249,15 @@ s.quit()
         out.contains("EMPTY 535") && out.contains("ASK 334") && out.contains("CONT 235"),
         "{out}"
     );
+    // smtpd_sasl_path is Dovecot's socket: `yubin users` does not read it
+    // as a passwd-file.
+    let o = unix.yubin_output(&["users"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("smtpd_sasl_type = dovecot"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // Dovecot down: a temporary failure, as Postfix's xsasl_dovecot gives.
     dv.stop();
     let out = smtp_auth(unix.port, &[("PLAIN", "alice@mydomain.com", "wonderland")]);
