@@ -324,7 +324,7 @@ s.quit()
         port = s.port
     ));
     let shown = lmtp.display().to_string();
-    let log = s.wait_log("to=<bob@mydomain.com>");
+    s.wait_log("to=<bob@mydomain.com>");
     s.wait_log("to=<ghost@mydomain.com>");
     let log = s.wait_log("to=<carol@mydomain.com>");
     let line = |who: &str| {
