@@ -53,7 +53,32 @@ pub struct Resolver {
     recursion_limit: usize,
     expansion_limit: usize,
     double_bounce_sender: String,
+    /// virtual_transport and mailbox_transport when they name another
+    /// transport than the built-in virtual(8)/local(8) mailbox delivery.
+    virtual_transport: Option<Agent>,
+    mailbox_transport: Option<Agent>,
     origins: Origins,
+}
+
+/// A transport parameter's value (`lmtp:unix:/path`, `smtp:[host]`,
+/// `virtual`): `None` for the built-in mailbox delivery, else the relay
+/// agent with its next hop (transport(5): `transport:nexthop`).
+fn transport_agent(value: &str, builtin: &str) -> Result<Option<Agent>, TableError> {
+    let value = value.trim();
+    let (name, nexthop) = value.split_once(':').unwrap_or((value, ""));
+    match name {
+        "" => Ok(None),
+        n if n == builtin && nexthop.is_empty() => Ok(None),
+        "lmtp" if !nexthop.is_empty() => Ok(Some(Agent::Lmtp {
+            nexthop: nexthop.to_string(),
+        })),
+        "smtp" if !nexthop.is_empty() => Ok(Some(Agent::Smtp {
+            nexthop: nexthop.to_string(),
+        })),
+        _ => Err(TableError::Spec(format!(
+            "\"{value}\": yubin delivers with {builtin}, lmtp:NEXTHOP or smtp:NEXTHOP here"
+        ))),
+    }
 }
 
 /// Where the main parameters were set, for hints in the trace.
@@ -143,6 +168,10 @@ impl Resolver {
             recursion_limit: cfg.u64("virtual_alias_recursion_limit").unwrap_or(1000) as usize,
             expansion_limit: cfg.u64("virtual_alias_expansion_limit").unwrap_or(1000) as usize,
             double_bounce_sender: cfg.get("double_bounce_sender").to_ascii_lowercase(),
+            virtual_transport: transport_agent(cfg.get("virtual_transport"), "virtual")
+                .map_err(err("virtual_transport"))?,
+            mailbox_transport: transport_agent(cfg.get("mailbox_transport"), "local")
+                .map_err(err("mailbox_transport"))?,
             origins: Origins {
                 virtual_alias_maps: cfg.origin_text("virtual_alias_maps"),
                 local_recipient_maps: cfg.origin_text("local_recipient_maps"),
@@ -621,7 +650,15 @@ impl Resolver {
             });
         }
         match class {
-            Class::VirtualMailbox => out.push(self.virtual_mailbox(addr, depth, steps)),
+            // virtual_transport = lmtp:...: the mailboxes are another
+            // server's (Dovecot's); it decides who exists.
+            Class::VirtualMailbox => match &self.virtual_transport {
+                Some(agent) => out.push(Delivery {
+                    recipient: addr.internal(),
+                    agent: agent.clone(),
+                }),
+                None => out.push(self.virtual_mailbox(addr, depth, steps)),
+            },
             Class::Local => self.local_delivery(addr, depth, out, steps, 0),
             Class::VirtualAlias => out.push(error_delivery(
                 addr,
@@ -712,6 +749,15 @@ impl Resolver {
                 }
                 return;
             }
+        }
+        // local(8) hands mailbox delivery to mailbox_transport before it
+        // looks the user up (local/mailbox.c deliver_mailbox).
+        if let Some(agent) = &self.mailbox_transport {
+            out.push(Delivery {
+                recipient: addr.internal(),
+                agent: agent.clone(),
+            });
+            return;
         }
         let Some(u) = passwd::lookup(&local) else {
             steps.push(Step {

@@ -188,7 +188,10 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound], imap: &[super::imapd::Bound]
         dir.display()
     );
     for b in bound {
-        let what = if b.addr.port() == 2587 {
+        let lmtp = rt.services.get(b.index).is_some_and(|s| s.lmtp);
+        let what = if lmtp {
+            "lmtp"
+        } else if b.addr.port() == 2587 {
             "submission"
         } else {
             "smtp"
@@ -209,7 +212,10 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound], imap: &[super::imapd::Bound]
     );
     eprintln!("  log            {}", at(rt.cfg.get("maillog_file")));
     eprintln!("  queue          {}", at(rt.cfg.get("queue_directory")));
-    if let Some(b) = bound.first() {
+    if let Some(b) = bound
+        .iter()
+        .find(|b| rt.services.get(b.index).is_some_and(|s| !s.lmtp))
+    {
         eprintln!(
             "try:  yubin send --server {} --to admin@example.test   (Ctrl-C stops the server)",
             b.addr
