@@ -180,17 +180,16 @@ impl LmtpNexthop {
 }
 
 impl fmt::Display for LmtpNexthop {
-    /// lmtp(8)'s form: `unix:private/dovecot-lmtp`, `inet:[host]:24`.
+    /// lmtp(8)'s form: `unix:private/dovecot-lmtp`, `inet:host:24`,
+    /// `inet:[::1]:24` (brackets only where the address has colons).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LmtpNexthop::Unix(p) => write!(f, "unix:{p}"),
-            LmtpNexthop::Inet { host, port } => {
-                let h = match host {
-                    Host::Ip(IpAddr::V6(v6)) => format!("ipv6:{v6}"),
-                    h => h.to_string(),
-                };
-                write!(f, "inet:[{h}]:{port}")
-            }
+            LmtpNexthop::Inet {
+                host: Host::Ip(IpAddr::V6(v6)),
+                port,
+            } => write!(f, "inet:[{v6}]:{port}"),
+            LmtpNexthop::Inet { host, port } => write!(f, "inet:{host}:{port}"),
         }
     }
 }
@@ -275,10 +274,11 @@ mod tests {
             p("unix:private/dovecot-lmtp").unwrap(),
             "unix:private/dovecot-lmtp"
         );
-        assert_eq!(p("inet:127.0.0.1").unwrap(), "inet:[127.0.0.1]:24");
-        assert_eq!(p("inet:mail.test:2424").unwrap(), "inet:[mail.test]:2424");
-        assert_eq!(p("[ipv6:::1]:24").unwrap(), "inet:[ipv6:::1]:24");
-        assert_eq!(p("Mail.Test").unwrap(), "inet:[mail.test]:24");
+        assert_eq!(p("inet:127.0.0.1").unwrap(), "inet:127.0.0.1:24");
+        assert_eq!(p("inet:mail.test:2424").unwrap(), "inet:mail.test:2424");
+        assert_eq!(p("[ipv6:::1]:24").unwrap(), "inet:[::1]:24");
+        assert_eq!(p("inet:[::1]:24").unwrap(), "inet:[::1]:24");
+        assert_eq!(p("Mail.Test").unwrap(), "inet:mail.test:24");
         for bad in ["unix:", "inet:", "inet:a b", "x:0", "unix:a b", "[x"] {
             assert!(LmtpNexthop::parse(bad).is_err(), "{bad}");
         }

@@ -143,7 +143,7 @@ pub enum Agent {
         nexthop: Nexthop,
     },
     /// lmtp(8) to a next hop, in lmtp(8)'s form as [`LmtpNexthop`]'s
-    /// Display writes it (`unix:private/dovecot-lmtp`, `inet:[host]:24`):
+    /// Display writes it (`unix:private/dovecot-lmtp`, `inet:host:24`):
     /// checked when routed, so `LmtpNexthop::parse` of it cannot fail.
     Lmtp { nexthop: String },
     /// error(8) (and address errors): the reason with its enhanced status

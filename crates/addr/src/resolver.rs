@@ -32,6 +32,8 @@ enum RecipientMap {
 /// here, before anything serves.
 pub struct Resolver {
     myorigin: String,
+    /// `Some(".$mydomain")` when append_dot_mydomain is on.
+    append_dot: Option<String>,
     delimiter: String,
     mydestination: DomainList,
     interface_addrs: Vec<IpAddr>,
@@ -53,9 +55,28 @@ pub struct Resolver {
     recursion_limit: usize,
     expansion_limit: usize,
     double_bounce_sender: String,
+    /// mailbox_transport when it names another transport than local(8)'s
+    /// own mailbox delivery (virtual_transport is routing's).
+    mailbox_transport: Option<Agent>,
     origins: Origins,
     /// trivial-rewrite(8)'s transport and nexthop choice.
     routing: Routing,
+}
+
+/// mailbox_transport (postconf(5)): empty or `local` for local(8)'s own
+/// mailbox delivery, else `lmtp:NEXTHOP` or `smtp:NEXTHOP`, parsed as
+/// transport(5) values are.
+fn mailbox_transport(value: &str) -> Result<Option<Agent>, TableError> {
+    let spec = crate::transport::Spec::parse(value).map_err(TableError::Spec)?;
+    match (spec.service, spec.nexthop) {
+        (None, None) | (Some(Service::Local), None) => Ok(None),
+        (Some(s @ (Service::Lmtp | Service::Smtp | Service::Relay)), Some(h)) => {
+            Ok(Some(routing::agent(s, &h, "")))
+        }
+        _ => Err(TableError::Spec(format!(
+            "\"{value}\": yubin delivers with local, lmtp:NEXTHOP or smtp:NEXTHOP here"
+        ))),
+    }
 }
 
 /// Where the main parameters were set, for hints in the trace.
@@ -121,6 +142,10 @@ impl Resolver {
         };
         Ok(Resolver {
             myorigin: cfg.get("myorigin").to_ascii_lowercase(),
+            append_dot: cfg
+                .bool("append_dot_mydomain")
+                .unwrap_or(false)
+                .then(|| format!(".{}", cfg.get("mydomain").to_ascii_lowercase())),
             delimiter: cfg.get("recipient_delimiter").to_string(),
             mydestination: list("mydestination", false)?,
             interface_addrs: interface_addresses(cfg),
@@ -141,6 +166,8 @@ impl Resolver {
             recursion_limit: cfg.u64("virtual_alias_recursion_limit").unwrap_or(1000) as usize,
             expansion_limit: cfg.u64("virtual_alias_expansion_limit").unwrap_or(1000) as usize,
             double_bounce_sender: cfg.get("double_bounce_sender").to_ascii_lowercase(),
+            mailbox_transport: mailbox_transport(cfg.get("mailbox_transport"))
+                .map_err(err("mailbox_transport"))?,
             origins: Origins {
                 virtual_alias_maps: cfg.origin_text("virtual_alias_maps"),
                 local_recipient_maps: cfg.origin_text("local_recipient_maps"),
@@ -149,13 +176,23 @@ impl Resolver {
         })
     }
 
-    /// Appends `@$myorigin` to a bare local part (postconf(5) append_at_myorigin).
+    /// Appends `@$myorigin` to a bare local part (postconf(5)
+    /// append_at_myorigin), then `.$mydomain` to a domain without a dot when
+    /// append_dot_mydomain is on (trivial-rewrite(8); the default below
+    /// compatibility_level 1, so `root@localhost` becomes
+    /// `root@localhost.$mydomain`, as Postfix 3.7 does at level 0).
     pub fn canonical(&self, addr: &Address) -> Address {
-        if addr.domain.is_empty() {
+        let mut out = if addr.domain.is_empty() {
             Address::new(&addr.local, &self.myorigin)
         } else {
             addr.clone()
+        };
+        if let Some(dot) = &self.append_dot {
+            if !out.domain.is_empty() && !out.domain.contains('.') && !out.domain.starts_with('[') {
+                out = Address::new(&out.local, &format!("{}{dot}", out.domain));
+            }
         }
+        out
     }
 
     /// Whether the domain is the local machine: `$mydestination`, or an
@@ -283,9 +320,14 @@ impl Resolver {
             steps.push(Step {
                 depth: 0,
                 text: format!(
-                    "canonical form {} (bare name gets @$myorigin = {})",
+                    "canonical form {} ({})",
                     canonical.internal(),
-                    self.myorigin
+                    if addr.domain.is_empty() {
+                        format!("bare name gets @$myorigin = {}", self.myorigin)
+                    } else {
+                        "append_dot_mydomain = yes appends .$mydomain to a domain without a dot"
+                            .to_string()
+                    }
                 ),
                 source: None,
             });
@@ -736,6 +778,15 @@ impl Resolver {
                 }
                 return;
             }
+        }
+        // local(8) hands mailbox delivery to mailbox_transport before it
+        // looks the user up (local/mailbox.c deliver_mailbox).
+        if let Some(agent) = &self.mailbox_transport {
+            out.push(Delivery {
+                recipient: addr.internal(),
+                agent: agent.clone(),
+            });
+            return;
         }
         let Some(u) = passwd::lookup(&local) else {
             steps.push(Step {

@@ -142,7 +142,7 @@ fn transport_maps_lookup_order_and_results() {
     assert_eq!(
         a("u@lmtp2.test"),
         Agent::Lmtp {
-            nexthop: "inet:[127.0.0.1]:2424".into()
+            nexthop: "inet:127.0.0.1:2424".into()
         }
     );
     // transport_maps applies to final destinations too: the virtual
@@ -150,7 +150,7 @@ fn transport_maps_lookup_order_and_results() {
     assert_eq!(
         a("hoge@mydomain.com"),
         Agent::Lmtp {
-            nexthop: "inet:[10.0.0.5]:24".into()
+            nexthop: "inet:10.0.0.5:24".into()
         }
     );
     assert_eq!(
@@ -321,7 +321,7 @@ fn sender_dependent_tables_in_postfix_precedence() {
     assert_eq!(
         a("u@example.org", Some("x@lmtp-sender.test")),
         Agent::Lmtp {
-            nexthop: "inet:[10.0.0.9]:24".into()
+            nexthop: "inet:10.0.0.9:24".into()
         }
     );
     assert_eq!(

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use yubin_addr::{Agent, Delivery, Mailbox, MailboxKind, Nexthop, SmtpService};
+use yubin_addr::{Agent, Delivery, Mailbox, MailboxKind, SmtpService};
 
 use crate::{maildir, mbox, pipe, Failure, Message};
 
@@ -81,10 +81,12 @@ pub struct Relayed {
 /// destination in one transaction. Implemented by the daemon around
 /// yubin-outbound, so that this crate stays free of sockets and async.
 pub trait Relay: Sync {
-    /// `nexthop` as the resolver routed it; one result per copy, in order.
+    /// `nexthop` as the resolver routed it, in its written form (the
+    /// copies' [`Agent`] carries it typed: `Agent::Smtp`'s `Nexthop`); one
+    /// result per copy, in order.
     fn relay(
         &self,
-        nexthop: &Nexthop,
+        nexthop: &str,
         copies: &[(&Delivery, Message<'_>)],
         envelope: &Envelope<'_>,
     ) -> Vec<Relayed>;
@@ -166,16 +168,12 @@ pub fn relay(
     envelope: &Envelope<'_>,
     cx: &Context<'_>,
 ) -> Vec<Relayed> {
-    let smtp = copies.first().and_then(|(d, _)| match &d.agent {
-        Agent::Smtp { nexthop, .. } => Some(nexthop),
-        _ => None,
-    });
     let nexthop = copies
         .first()
         .and_then(|(d, _)| d.target())
         .unwrap_or_default();
-    match (cx.relay, smtp) {
-        (Some(agent), Some(smtp)) => agent.relay(smtp, copies, envelope),
+    match cx.relay {
+        Some(agent) => agent.relay(&nexthop, copies, envelope),
         _ => copies
             .iter()
             .map(|_| Relayed {
@@ -340,7 +338,7 @@ mod tests {
         let e = run(
             Agent::Smtp {
                 service: SmtpService::Smtp,
-                nexthop: Nexthop::parse("[example.net]").unwrap(),
+                nexthop: yubin_addr::Nexthop::parse("[example.net]").unwrap(),
             },
             &s,
         )

@@ -435,7 +435,12 @@ pub async fn deliver_with(
                     message,
                 };
                 let mut out = s
-                    .run(Start::Fresh(tcp, cfg), tx, conn_start, cache.is_some())
+                    .run(
+                        Start::Fresh(Conn::Plain(tcp), cfg),
+                        tx,
+                        conn_start,
+                        cache.is_some(),
+                    )
                     .await;
                 notes.extend(std::mem::take(&mut out.notes));
                 if let (Some(c), Some((conn, client))) = (cache, out.idle.take()) {
@@ -585,7 +590,7 @@ async fn dane_policy(
     }
 }
 
-fn io_text(e: &std::io::Error) -> String {
+pub(crate) fn io_text(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
         std::io::ErrorKind::TimedOut => "Connection timed out".into(),
@@ -646,7 +651,7 @@ fn route_failure(e: &RouteError, n: usize, setup: Duration) -> Delivery {
     }
 }
 
-fn rcpt_result(
+pub(crate) fn rcpt_result(
     o: Outcome,
     relay: &str,
     hostaddr: &str,
@@ -684,10 +689,11 @@ fn rcpt_result(
     }
 }
 
-/// A connection, plain or after STARTTLS.
+/// A connection, plain or after STARTTLS, or LMTP's UNIX-domain socket.
 pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(tokio::net::UnixStream),
     Gone,
 }
 
@@ -700,6 +706,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Gone => Poll::Ready(Ok(())),
         }
     }
@@ -714,6 +721,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Gone => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
         }
     }
@@ -721,6 +729,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Unix(s) => Pin::new(s).poll_flush(cx),
             Conn::Gone => Poll::Ready(Ok(())),
         }
     }
@@ -728,44 +737,51 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Gone => Poll::Ready(Ok(())),
         }
     }
 }
 
-struct Session<'a> {
-    settings: &'a Settings,
-    level: TlsLevel,
+pub(crate) struct Session<'a> {
+    pub settings: &'a Settings,
+    pub level: TlsLevel,
     /// The DANE client configuration (TLSA-matching verifier) for this host.
-    dane: Option<Arc<rustls::ClientConfig>>,
-    tls_name: &'a str,
-    relay: &'a str,
-    message: &'a [u8],
+    pub dane: Option<Arc<rustls::ClientConfig>>,
+    pub tls_name: &'a str,
+    pub relay: &'a str,
+    pub message: &'a [u8],
 }
 
 /// How a session starts: a new TCP connection (greeting, EHLO, TLS, AUTH
-/// first), or an idle one from the connection cache.
-enum Start {
-    Fresh(TcpStream, ClientConfig),
+/// first; TCP, or LMTP's UNIX-domain socket), or an idle one from the
+/// connection cache.
+pub(crate) enum Start {
+    Fresh(Conn, ClientConfig),
     Reused(Conn, Box<Client>),
 }
 
-struct SessionOut {
+pub(crate) struct SessionOut {
     /// (index into the transaction's recipients, outcome)
-    outcomes: Vec<(usize, Outcome)>,
+    pub outcomes: Vec<(usize, Outcome)>,
     /// The session, idle after its transaction, when it is to be kept.
-    idle: Option<(Conn, Box<Client>)>,
-    close: Option<Failure>,
-    notes: Vec<String>,
-    setup: Duration,
-    xfer: Duration,
+    pub idle: Option<(Conn, Box<Client>)>,
+    pub close: Option<Failure>,
+    pub notes: Vec<String>,
+    pub setup: Duration,
+    pub xfer: Duration,
 }
 
 impl Session<'_> {
     fn stage_timeout(&self, stage: Stage) -> Duration {
         let t = &self.settings.timeouts;
         match stage {
-            Stage::Greeting | Stage::Ehlo | Stage::Helo | Stage::Auth | Stage::Idle => t.helo,
+            Stage::Greeting
+            | Stage::Ehlo
+            | Stage::Lhlo
+            | Stage::Helo
+            | Stage::Auth
+            | Stage::Idle => t.helo,
             Stage::StartTls | Stage::TlsHandshake => t.starttls,
             Stage::Mail => t.mail,
             Stage::Rcpt => t.rcpt,
@@ -779,7 +795,7 @@ impl Session<'_> {
 
     /// Runs one transaction; with `keep`, a session still idle after it
     /// is handed back in `idle` instead of ending with QUIT.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         start: Start,
         tx: Transaction,
@@ -798,7 +814,7 @@ impl Session<'_> {
         let mut queue: std::collections::VecDeque<Action> = Default::default();
         let mut xfer_start: Option<Instant> = None;
         let (mut conn, mut client) = match start {
-            Start::Fresh(tcp, cfg) => (Conn::Plain(tcp), Box::new(Client::new(cfg))),
+            Start::Fresh(conn, cfg) => (conn, Box::new(Client::new(cfg))),
             Start::Reused(conn, mut client) => {
                 // RSET first (Client::reuse), then the transaction at once.
                 client.reuse();

@@ -21,6 +21,10 @@ pub struct Restrictions {
     pub sender: Vec<Restriction>,
     pub relay: Vec<Restriction>,
     pub recipient: Vec<Restriction>,
+    /// smtpd_relay_before_recipient_restrictions (Postfix 3.6): relay
+    /// restrictions first; `no` (compatibility_level < 3.6) evaluates
+    /// smtpd_recipient_restrictions before smtpd_relay_restrictions.
+    pub relay_before_recipient: bool,
 }
 
 impl Restrictions {
@@ -43,12 +47,14 @@ impl Restrictions {
             })
         };
         if !guards(&relay) && !guards(&recipient) {
-            return Err(RestrictionError("parameters smtpd_relay_restrictions and smtpd_recipient_restrictions: specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer".into()));
+            // Postfix 3.7's wording (smtpd_check.c), with yubin's list.
+            return Err(RestrictionError("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject or defer".into()));
         }
         Ok(Restrictions {
             sender,
             relay,
             recipient,
+            relay_before_recipient: true,
         })
     }
 
@@ -135,7 +141,8 @@ impl Policy {
     }
 
     /// smtpd_sender_restrictions, smtpd_relay_restrictions, then
-    /// smtpd_recipient_restrictions, then the implicit unlisted-recipient
+    /// smtpd_recipient_restrictions (or those two swapped, see
+    /// `relay_before_recipient`), then the implicit unlisted-recipient
     /// check (smtpd_reject_unlisted_recipient). `None`: accepted.
     pub async fn recipient(&self, client: &ClientInfo, q: &RecipientQuery) -> Option<Reply> {
         let addr = &q.recipient;
@@ -151,7 +158,12 @@ impl Policy {
             Verdict::Accept => None,
         };
         let r = &self.restrictions;
-        for list in [&r.sender, &r.relay, &r.recipient] {
+        let lists = if r.relay_before_recipient {
+            [&r.sender, &r.relay, &r.recipient]
+        } else {
+            [&r.sender, &r.recipient, &r.relay]
+        };
+        for list in lists {
             for restriction in list.iter() {
                 let decision = match restriction {
                     Restriction::Permit => Some(None),
