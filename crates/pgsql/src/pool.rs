@@ -114,11 +114,13 @@ impl<'a> FromSql<'a> for AnyText {
             {
                 String::from_utf8(raw.to_vec())?
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "result column of type {} cannot be read as text; cast it in the query (col::text)",
                 ty.name()
             )
-            .into()),
+                .into())
+            }
         };
         Ok(AnyText(Some(s)))
     }
