@@ -8,6 +8,7 @@ pub mod config;
 pub mod pool;
 pub mod template;
 pub mod testserver;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -198,16 +198,34 @@ impl Pool {
     /// Runs one statement with text parameters and returns its rows, from a
     /// blocking thread.
     pub fn query_blocking(&self, sql: &str, params: &[String]) -> Result<Rows, PgError> {
+        self.query_named_blocking(sql, params).map(|(_, rows)| rows)
+    }
+
+    /// `query_blocking`, with the result's column names.
+    pub fn query_named_blocking(
+        &self,
+        sql: &str,
+        params: &[String],
+    ) -> Result<(Vec<String>, Rows), PgError> {
         let pool = self.clone();
         let sql = sql.to_string();
         let params = params.to_vec();
-        block_on(async move { pool.query(&sql, &params).await })
+        block_on(async move { pool.query_named(&sql, &params).await })
     }
 
     /// Runs one statement with text parameters and returns its rows.
     /// Connection failures are retried once on another host; a statement
     /// the server refuses (SQL error) is not retried. Either is temporary.
     pub async fn query(&self, sql: &str, params: &[String]) -> Result<Rows, PgError> {
+        self.query_named(sql, params).await.map(|(_, rows)| rows)
+    }
+
+    /// `query`, with the result's column names.
+    pub async fn query_named(
+        &self,
+        sql: &str,
+        params: &[String],
+    ) -> Result<(Vec<String>, Rows), PgError> {
         let inner = &self.inner;
         let slot = inner.next.fetch_add(1, Ordering::Relaxed) % inner.slots.len();
         let mut guard = inner.slots[slot].lock().await;
@@ -233,7 +251,12 @@ impl Pool {
         Err(PgError::Temporary(last_err))
     }
 
-    async fn run(&self, conn: &mut Conn, sql: &str, params: &[String]) -> Result<Rows, RunError> {
+    async fn run(
+        &self,
+        conn: &mut Conn,
+        sql: &str,
+        params: &[String],
+    ) -> Result<(Vec<String>, Rows), RunError> {
         let t = self.inner.settings.query_timeout;
         let classify = |e: tokio_postgres::Error| match e.as_db_error() {
             Some(db) => RunError::Sql(format!("{}: {}", db.code().code(), db.message())),
@@ -250,6 +273,11 @@ impl Pool {
                 s
             }
         };
+        let names = stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
         let texts: Vec<TextParam<'_>> = params.iter().map(|p| TextParam(p)).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = texts.iter().map(|p| p as _).collect();
         let rows = tokio::time::timeout(t, conn.client.query(&stmt, &refs))
@@ -267,7 +295,7 @@ impl Pool {
             }
             out.push(cols);
         }
-        Ok(out)
+        Ok((names, out))
     }
 
     fn mark_down(&self, h: usize) {

@@ -28,6 +28,19 @@ pub enum Ph {
     Domain,
     /// `%1`..`%9`: the n-th label of the domain from the right.
     Label(u8),
+    /// Dovecot-style `%w`: the second input of `bind_with` (a password hash
+    /// that `yubin passwd` stores).
+    Secret,
+}
+
+/// Which `%` letters a template speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// pgsql_table(5): `%s %u %d %1..%9 %S %U %D`.
+    Postfix,
+    /// Dovecot's SQL driver: `%u` the whole user name, `%n` its local part,
+    /// `%d` its domain, `%w` the (hashed) password.
+    Dovecot,
 }
 
 impl Ph {
@@ -37,6 +50,7 @@ impl Ph {
             Ph::Local => "%u".into(),
             Ph::Domain => "%d".into(),
             Ph::Label(n) => format!("%{n}"),
+            Ph::Secret => "%w".into(),
         }
     }
 
@@ -58,6 +72,7 @@ impl Ph {
                 Some((_, d)) if !d.is_empty() => Some(Cow::Borrowed(d)),
                 _ => None,
             },
+            Ph::Secret => None,
             Ph::Label(n) => {
                 let (_, d) = split?;
                 if d.is_empty() {
@@ -72,6 +87,28 @@ impl Ph {
 
 /// Reads the sequence after a `%` at `rest`: `Ok(None)` for `%%`.
 fn percent(rest: &mut std::str::Chars<'_>, what: &str, text: &str) -> Result<Option<Ph>, PgError> {
+    percent_in(Dialect::Postfix, rest, what, text)
+}
+
+fn percent_in(
+    dialect: Dialect,
+    rest: &mut std::str::Chars<'_>,
+    what: &str,
+    text: &str,
+) -> Result<Option<Ph>, PgError> {
+    if dialect == Dialect::Dovecot {
+        return match rest.next() {
+            Some('%') => Ok(None),
+            Some('u') => Ok(Some(Ph::Key)),
+            Some('n') => Ok(Some(Ph::Local)),
+            Some('d') => Ok(Some(Ph::Domain)),
+            Some('w') => Ok(Some(Ph::Secret)),
+            c => Err(PgError::Config(format!(
+                "{what}: invalid template \"{text}\": %{} is not one of %% %u %n %d %w",
+                c.map(String::from).unwrap_or_default()
+            ))),
+        };
+    }
     let bad = |c: Option<char>| {
         PgError::Config(format!(
             "{what}: invalid template \"{text}\": %{} is not one of %% %s %u %d %S %U %D %1..%9",
@@ -122,6 +159,14 @@ enum Part {
 
 impl Query {
     pub fn compile(template: &str) -> Result<Query, PgError> {
+        Query::compile_in(Dialect::Postfix, template)
+    }
+
+    /// `compile` for a template in `dialect`'s `%` letters.
+    pub fn compile_in(dialect: Dialect, template: &str) -> Result<Query, PgError> {
+        let percent = |rest: &mut std::str::Chars<'_>, what: &str, text: &str| {
+            percent_in(dialect, rest, what, text)
+        };
         if template.len() > MAX_TEMPLATE {
             return Err(PgError::Config("query: longer than 64 KiB".into()));
         }
@@ -351,6 +396,21 @@ impl Query {
     /// suppressed (the lookup then finds nothing, as in Postfix).
     pub fn bind<'a>(&self, key: &'a str) -> Option<Vec<std::borrow::Cow<'a, str>>> {
         self.params.iter().map(|p| p.value(key)).collect()
+    }
+
+    /// `bind`, with `%w` standing for `secret`.
+    pub fn bind_with<'a>(
+        &self,
+        key: &'a str,
+        secret: &'a str,
+    ) -> Option<Vec<std::borrow::Cow<'a, str>>> {
+        self.params
+            .iter()
+            .map(|p| match p {
+                Ph::Secret => Some(std::borrow::Cow::Borrowed(secret)),
+                p => p.value(key),
+            })
+            .collect()
     }
 
     /// The statement and its parameters as `yubin trace` and `postmap -q -v`
