@@ -117,6 +117,28 @@ impl TestServer {
         &self.dir
     }
 
+    /// The cluster's data directory (for running `postgres` elsewhere, e.g.
+    /// inside a network namespace, after `stop`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The `postgres` server binary, and the user it must run as (`None`:
+    /// the current user).
+    pub fn server_command(&self) -> (PathBuf, Option<String>) {
+        (self.bin.join("postgres"), self.as_user.clone())
+    }
+
+    /// Lets clients from `cidr` in without a password (pg_hba.conf `trust`).
+    pub fn trust_network(&self, cidr: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("pg_hba.conf"))
+            .map_err(|e| e.to_string())?;
+        writeln!(f, "host all all {cidr} trust").map_err(|e| e.to_string())
+    }
+
     /// Starts the server again after `stop` (same data, same port).
     pub fn start_again(&mut self) -> Result<(), String> {
         let data = self.dir.join("data");
