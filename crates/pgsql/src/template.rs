@@ -629,6 +629,26 @@ mod tests {
     }
 
     #[test]
+    fn dovecot_letters() {
+        let q = Query::compile_in(
+            Dialect::Dovecot,
+            "UPDATE users SET password = '%w' WHERE username = '%u' AND local = '%n' AND dom = '%d'",
+        )
+        .unwrap();
+        assert_eq!(
+            q.sql(),
+            "UPDATE users SET password = $1 WHERE username = $2 AND local = $3 AND dom = $4"
+        );
+        assert_eq!(
+            q.bind_with("a@b.example", "{PLAIN}x").unwrap(),
+            ["{PLAIN}x", "a@b.example", "a", "b.example"]
+        );
+        // %w outside bind_with suppresses the statement.
+        assert!(q.bind("a@b.example").is_none());
+        assert!(Query::compile_in(Dialect::Dovecot, "SELECT '%s'").is_err());
+    }
+
+    #[test]
     fn result_format() {
         let f = ResultFormat::parse("smtp:[%d] for %U (%%)").unwrap();
         assert_eq!(
