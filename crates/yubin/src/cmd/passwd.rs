@@ -184,6 +184,15 @@ pub fn users(config_dir: &Path, a: UsersArgs) -> i32 {
         Ok(p) => p,
         Err(e) => return fatal(program, e),
     };
+    if let Some(sql) = sql_users(config_dir, &path) {
+        return fatal(
+            program,
+            format!(
+                "the users are in PostgreSQL (smtpd_sasl_path = pgsql:{}); list them with SQL",
+                sql.display()
+            ),
+        );
+    }
     let db = match UserDb::load(&path) {
         Ok(db) => db,
         Err(e) => return fatal(program, e),
