@@ -7,6 +7,7 @@ mod fail;
 mod maincf_edit;
 mod server;
 mod stderr_log;
+mod userdb;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
