@@ -47,6 +47,11 @@ impl SmtpCore {
     pub fn queued(&mut self, result: Result<String, String>) -> Vec<Step<SmtpAsk>> {
         steps(self.0.queued(result))
     }
+
+    /// The end-of-data checks refused the message (yubin-msgauth).
+    pub fn refused(&mut self, reply: yubin_smtp::Reply) -> Vec<Step<SmtpAsk>> {
+        steps(self.0.refused(reply))
+    }
 }
 
 impl Core for SmtpCore {

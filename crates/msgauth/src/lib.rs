@@ -140,6 +140,10 @@ pub async fn authenticate(
             },
         },
     };
+    // DKIM canonicalisation is defined on CRLF lines (RFC 6376 section
+    // 3.4); a queue file or a trace file may have bare LF.
+    let crlf = to_crlf(message);
+    let message: &[u8] = &crlf;
     let dkim = dkim::verify(&budget, message, settings.max_signatures).await;
     let sample = random_percent();
     let dmarc = dmarc::check(&budget, message, Some(&spf_mailfrom), &dkim, sample).await;
@@ -151,6 +155,25 @@ pub async fn authenticate(
         dmarc,
         dns_queries: budget.used(),
     }
+}
+
+/// Bare LF line ends as CRLF; CRLF kept.
+pub fn to_crlf(m: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let bare = m
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || m[i - 1] != b'\r'));
+    if !bare {
+        return std::borrow::Cow::Borrowed(m);
+    }
+    let mut out = Vec::with_capacity(m.len() + m.len() / 32);
+    for (i, &b) in m.iter().enumerate() {
+        if b == b'\n' && (i == 0 || m[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// 0..100 for DMARC's pct= sampling; std's hasher keys are random per

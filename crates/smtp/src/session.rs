@@ -500,6 +500,28 @@ impl Session {
         out
     }
 
+    /// The answer to Deliver when the end-of-data checks refuse the message
+    /// (smtpd_end_of_data_restrictions; yubin-msgauth's verdicts): the
+    /// refusal instead of "queued", and the transaction is over.
+    pub fn refused(&mut self, reply: Reply) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Queueing {
+            return out;
+        }
+        self.mode = Mode::Command;
+        let verb = if self.bdat_seen {
+            Verb::Bdat
+        } else {
+            Verb::Data
+        };
+        self.stats.record(verb, false);
+        self.refuse(&mut out, &reply);
+        self.reset_transaction();
+        self.record_out(&out);
+        self.process(&mut out);
+        out
+    }
+
     fn send(&mut self, out: &mut Vec<Action>, code: u16, enhanced: &str, text: &str) {
         out.push(Action::Reply(Reply::new(code, enhanced, text)));
     }

@@ -9,6 +9,7 @@ pub mod embedded;
 pub mod imap_store;
 pub mod imapd;
 pub mod listeners;
+pub mod msgauth;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;

@@ -37,6 +37,8 @@ pub struct Service {
     /// (sessions at once, listen backlog): master.cf maxproc.
     pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
+    /// yubin-msgauth at the end of DATA; None when msgauth_enable = no.
+    pub msgauth: Option<Arc<super::msgauth::MsgAuth>>,
 }
 
 /// Everything a reload replaces.
@@ -236,6 +238,7 @@ impl Runtime {
                 },
                 process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
+                msgauth: super::msgauth::from_config(&scfg, &dns).with_context(context)?,
             }));
         }
         let outbound = Arc::new(
