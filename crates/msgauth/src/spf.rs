@@ -282,7 +282,7 @@ pub fn parse_record(text: &str) -> Result<Spf, String> {
         };
         zero.push((v4 == 0, v6 == 0));
         fixed.push(' ');
-        fixed.push_str(&t.replace("/0", "/1").replace("//1", "//1"));
+        fixed.push_str(&t.replace("/0", "/1"));
     }
     let mut spf = Spf::parse(fixed.as_bytes()).map_err(|e| e.to_string())?;
     if spf.directives.len() == zero.len() {

@@ -454,6 +454,9 @@ mod serde_json_lite {
 }
 use serde_json_lite::Value;
 
+/// Per corpus file, each signature's verdict and its debug text.
+type DkimByFile = Vec<Vec<(DkimResult, String)>>;
+
 #[test]
 fn spf_dkim_agree_with_pyspf_and_dkimpy() {
     let dir = tempfile::tempdir().unwrap();
@@ -512,44 +515,43 @@ fn spf_dkim_agree_with_pyspf_and_dkimpy() {
 
     // Ours, in the same lab host.
     let files2 = files.clone();
-    let ours: (Vec<(SpfResult, String)>, Vec<Vec<(DkimResult, String)>>) =
-        lab.run(move |src| async move {
+    let ours: (Vec<(SpfResult, String)>, DkimByFile) = lab.run(move |src| async move {
+        let b = budget(src.clone());
+        let mut spf_out = Vec::new();
+        for (c, _) in spf_cases() {
             let b = budget(src.clone());
-            let mut spf_out = Vec::new();
-            for (c, _) in spf_cases() {
-                let b = budget(src.clone());
-                let (sender, domain) = match c.ident {
-                    Identity::Helo => (format!("postmaster@{}", c.helo), c.helo.to_string()),
-                    Identity::MailFrom => (
-                        c.sender.to_string(),
-                        c.sender.rsplit_once('@').unwrap().1.to_string(),
-                    ),
-                };
-                let r = spf::check(
-                    &b,
-                    c.ident,
-                    client_ip(),
-                    c.helo,
-                    &sender,
-                    &domain,
-                    "mx.lab.test",
-                )
-                .await;
-                spf_out.push((r.result, format!("{r:?}")));
-            }
-            let mut dk = Vec::new();
-            for f in &files2 {
-                let m = std::fs::read(f).unwrap();
-                let r = dkim::verify(&b, &m, 10).await;
-                dk.push(
-                    r.signatures
-                        .iter()
-                        .map(|s| (s.result, format!("{s:?}")))
-                        .collect(),
-                );
-            }
-            (spf_out, dk)
-        });
+            let (sender, domain) = match c.ident {
+                Identity::Helo => (format!("postmaster@{}", c.helo), c.helo.to_string()),
+                Identity::MailFrom => (
+                    c.sender.to_string(),
+                    c.sender.rsplit_once('@').unwrap().1.to_string(),
+                ),
+            };
+            let r = spf::check(
+                &b,
+                c.ident,
+                client_ip(),
+                c.helo,
+                &sender,
+                &domain,
+                "mx.lab.test",
+            )
+            .await;
+            spf_out.push((r.result, format!("{r:?}")));
+        }
+        let mut dk = Vec::new();
+        for f in &files2 {
+            let m = std::fs::read(f).unwrap();
+            let r = dkim::verify(&b, &m, 10).await;
+            dk.push(
+                r.signatures
+                    .iter()
+                    .map(|s| (s.result, format!("{s:?}")))
+                    .collect(),
+            );
+        }
+        (spf_out, dk)
+    });
 
     let mut disagree = Vec::new();
     for (i, ((case, expect), (ours, dbg))) in cases.iter().zip(&ours.0).enumerate() {

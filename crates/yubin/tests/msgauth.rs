@@ -83,22 +83,36 @@ fn header_added_forged_removed_dmarc_reject() {
         &["hoge@mydomain.com"],
         "From: ceo@forged.test\nSubject: pay\n\nnow\n",
     );
-    assert_eq!(r, "550 5.7.1 Message rejected per DMARC policy for forged.test");
+    assert_eq!(
+        r,
+        "550 5.7.1 Message rejected per DMARC policy for forged.test"
+    );
     c.cmd("QUIT");
     let mail = s.wait_mail(1);
     assert_eq!(mail.len(), 1, "the refused message was not delivered");
     let text = std::fs::read_to_string(&mail[0]).unwrap();
     assert!(
-        text.contains("Authentication-Results: mail.mydomain.com;\n\tspf=pass smtp.mailfrom=alice@ok.test;"),
+        text.contains(
+            "Authentication-Results: mail.mydomain.com;\n\tspf=pass smtp.mailfrom=alice@ok.test;"
+        ),
         "{text}"
     );
     assert!(text.contains("dkim=none"), "{text}");
     assert!(text.contains("\tdmarc=none header.from=ok.test"), "{text}");
     assert!(!text.contains("dmarc=pass"), "forged result kept: {text}");
-    assert!(text.contains("Authentication-Results: other.example; spf=pass"), "{text}");
+    assert!(
+        text.contains("Authentication-Results: other.example; spf=pass"),
+        "{text}"
+    );
     let log = s.wait_log("reject: END-OF-MESSAGE");
-    assert!(log.contains("msgauth: removed 1 Authentication-Results header(s)"), "{log}");
-    assert!(log.contains("msgauth: spf=fail smtp.mailfrom=<mallory@forged.test>"), "{log}");
+    assert!(
+        log.contains("msgauth: removed 1 Authentication-Results header(s)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("msgauth: spf=fail smtp.mailfrom=<mallory@forged.test>"),
+        "{log}"
+    );
     assert!(
         log.contains("reject: END-OF-MESSAGE from localhost[127.0.0.1]: 550 5.7.1 Message rejected per DMARC policy for forged.test; from=<mallory@forged.test> to=<hoge@mydomain.com> proto=ESMTP helo=<client.ok.test>"),
         "{log}"
