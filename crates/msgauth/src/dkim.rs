@@ -151,6 +151,12 @@ pub async fn verify(budget: &Budget, message: &[u8], max: usize) -> DkimChecks {
                     // mail-auth takes the first record that parses.
                     let mut r = Txt::Error(Error::InvalidRecordType);
                     for rec in &recs {
+                        // RFC 6376 section 3.6.1: an empty p= is a revoked
+                        // key (mail-auth would only say the check failed).
+                        if revoked(rec) {
+                            r = Txt::Error(Error::RevokedPublicKey);
+                            break;
+                        }
                         match DomainKey::parse(rec) {
                             Ok(k) => {
                                 r = Txt::DomainKey(Arc::new(k));
@@ -203,6 +209,16 @@ pub async fn verify(budget: &Budget, message: &[u8], max: usize) -> DkimChecks {
         signatures,
         skipped,
     }
+}
+
+/// The key record's p= tag is present and empty.
+fn revoked(rec: &[u8]) -> bool {
+    String::from_utf8_lossy(rec).split(';').any(|tag| {
+        let mut kv = tag.splitn(2, '=');
+        let k = kv.next().unwrap_or("").trim();
+        let v = kv.next().map(|v| v.trim());
+        k == "p" && v == Some("")
+    })
 }
 
 /// mail-auth's verifier with a resolver that has no servers: anything

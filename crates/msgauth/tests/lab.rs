@@ -641,6 +641,11 @@ fn spf_dkim_agree_with_pyspf_and_dkimpy() {
         matches!(r[0].0, DkimResult::PermError | DkimResult::Fail),
         "{r:?}"
     );
+    let r = by_name("revoked");
+    assert!(
+        r[0].0 == DkimResult::Fail && r[0].1.contains("key revoked"),
+        "{r:?}"
+    );
     let r = by_name("no-key");
     assert!(
         r[0].0 == DkimResult::PermError && r[0].1.contains("no key"),

@@ -117,6 +117,64 @@ fn header_added_forged_removed_dmarc_reject() {
         log.contains("reject: END-OF-MESSAGE from localhost[127.0.0.1]: 550 5.7.1 Message rejected per DMARC policy for forged.test; from=<mallory@forged.test> to=<hoge@mydomain.com> proto=ESMTP helo=<client.ok.test>"),
         "{log}"
     );
+
+    // yubin trace --message: the same verdicts, explained.
+    let ok = s.path("ok.eml");
+    std::fs::write(
+        &ok,
+        "Authentication-Results: mail.mydomain.com; dmarc=pass\nFrom: alice@ok.test\n\nhello\n",
+    )
+    .unwrap();
+    let out = s.yubin(&[
+        "trace",
+        "--message",
+        ok.to_str().unwrap(),
+        "--client",
+        "127.0.0.1",
+        "--helo",
+        "client.ok.test",
+        "--from",
+        "alice@ok.test",
+    ]);
+    assert!(
+        out.contains("SPF (MAIL FROM identity): pass (sender <alice@ok.test>, domain ok.test)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  record: \"v=spf1 ip4:127.0.0.1 -all\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("  matched: ip4:127.0.0.1 (in ok.test)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DKIM: none (no DKIM-Signature header)"),
+        "{out}"
+    );
+    assert!(out.contains("1 Authentication-Results header(s) claiming authserv-id mail.mydomain.com would be removed"), "{out}");
+    assert!(out.contains("verdict: accepted (header added)"), "{out}");
+    let bad = s.path("bad.eml");
+    std::fs::write(&bad, "From: ceo@forged.test\n\nnow\n").unwrap();
+    let out = s.yubin_output(&[
+        "trace",
+        "--message",
+        bad.to_str().unwrap(),
+        "--client",
+        "127.0.0.1",
+        "--helo",
+        "client.ok.test",
+        "--from",
+        "mallory@forged.test",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("  matched: -all (in forged.test)"), "{text}");
+    assert!(
+        text.contains("  record at _dmarc.forged.test: \"v=DMARC1; p=reject\""),
+        "{text}"
+    );
+    assert!(text.contains("verdict: RejectDmarcPolicy in smtpd_end_of_data_restrictions answers \"550 5.7.1 Message rejected per DMARC policy for forged.test\""), "{text}");
     s.stop();
 
     // Off by default: no header, no checks.
