@@ -297,7 +297,11 @@ fn base64(b: &[u8]) -> String {
             | (*c.get(1).unwrap_or(&0) as u32) << 8
             | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
-            s.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                s.push('=');
+            }
         }
     }
     s
