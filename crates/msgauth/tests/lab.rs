@@ -16,10 +16,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig};
-use hickory_resolver::name_server::TokioConnectionProvider;
-use hickory_resolver::proto::xfer::Protocol;
-use hickory_resolver::TokioResolver;
 use yubin_msgauth::{
     authenticate, dkim, spf, Budget, Disposition, DkimResult, DmarcResult, Envelope, Identity,
     Settings, Source, SpfResult,
@@ -75,8 +71,8 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Runs `f` on a thread in the lab host `client`, with a runtime and a
-    /// resolver that asks the lab DNS (UDP, TCP for truncated answers).
+    /// Runs `f` on a thread in the lab host `client`, with a runtime and the
+    /// daemon's resolver (yubin-dns) asking the lab DNS.
     fn run<T: Send + 'static, F>(&self, f: impl FnOnce(Source) -> F + Send + 'static) -> T
     where
         F: std::future::Future<Output = T>,
@@ -93,13 +89,10 @@ impl Lab {
                 .build()
                 .unwrap();
             rt.block_on(async move {
+                // The daemon's resolver as `dns_servers = NET.53` makes it.
                 let dns: SocketAddr = format!("{NET}.53:53").parse().unwrap();
-                let mut rc = ResolverConfig::new();
-                rc.add_name_server(NameServerConfig::new(dns, Protocol::Udp));
-                rc.add_name_server(NameServerConfig::new(dns, Protocol::Tcp));
-                let r = TokioResolver::builder_with_config(rc, TokioConnectionProvider::default())
-                    .build();
-                f(Source::Hickory(r)).await
+                let d = yubin_dns::Dns::new(vec![dns]);
+                f(Source::Hickory(d.resolver().clone())).await
             })
         })
         .join()
