@@ -193,3 +193,56 @@ fn header_added_forged_removed_dmarc_reject() {
     assert!(!text.contains("Authentication-Results"), "{text}");
     s.stop();
 }
+
+/// A SASL-authenticated client (submission) is not judged: a user's own
+/// mail with a p=reject From domain is accepted, with no header.
+#[test]
+fn authenticated_clients_are_not_judged() {
+    let dport = free_port();
+    let _dns = dns(dport);
+    let s0 = Server::seed(VIRTUAL_AFTER, "");
+    let d = s0.dir.path();
+    make_cert(d);
+    std::fs::write(d.join("users"), "plain@mydomain.com:{PLAIN}pencil::::::\n").unwrap();
+    let mut main = std::fs::read_to_string(d.join("main.cf")).unwrap();
+    main.push_str(&format!(
+        "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {d}/cert.pem\nsmtpd_tls_key_file = {d}/key.pem\n\
+         smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = passwd-file\nsmtpd_sasl_path = {d}/users\n\
+         smtpd_sasl_mechanisms = PLAIN\n\
+         dns_servers = 127.0.0.1:{dport}\nmsgauth_enable = yes\nsmtpd_end_of_data_restrictions = reject_dmarc_policy\n",
+        d = d.display()
+    ));
+    std::fs::write(d.join("main.cf"), main).unwrap();
+    let mut s = s0;
+    s.start();
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            &format!("127.0.0.1:{}", s.port),
+            "--local-interface",
+            "127.0.0.2",
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "plain@mydomain.com",
+            "--auth-password",
+            "pencil",
+            "--from",
+            "mallory@forged.test",
+            "--to",
+            "hoge@mydomain.com",
+            "--header",
+            "From: ceo@forged.test",
+        ])
+        .output()
+        .expect("swaks (.ci/packages.txt)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
+    let mail = s.wait_mail(1);
+    let m = std::fs::read_to_string(&mail[0]).unwrap();
+    assert!(!m.contains("Authentication-Results"), "{m}");
+    let log = s.wait_log("msgauth: skipped, SASL-authenticated client");
+    assert!(!log.contains("reject: END-OF-MESSAGE"), "{log}");
+    s.stop();
+}
