@@ -109,9 +109,15 @@ fn limit_signatures(message: &[u8], max: usize) -> (std::borrow::Cow<'_, [u8]>, 
             .iter()
             .position(|&b| b == b'\n')
             .map_or(end, |i| at + i + 1);
-        if message.len() >= at + 15 && message[at..at + 15].eq_ignore_ascii_case(b"dkim-signature:")
-        {
-            starts.push(at);
+        // The field name, then optional WSP before the colon (RFC 5322
+        // section 4.5 obsolete syntax, which parsers accept).
+        let line = &message[at..line_end];
+        if line.len() > 14 && line[..14].eq_ignore_ascii_case(b"dkim-signature") {
+            let rest = &line[14..];
+            let colon = rest.iter().position(|&b| b != b' ' && b != b'\t');
+            if colon.map(|i| rest[i] == b':').unwrap_or(false) {
+                starts.push(at);
+            }
         }
         at = line_end;
     }
@@ -120,8 +126,8 @@ fn limit_signatures(message: &[u8], max: usize) -> (std::borrow::Cow<'_, [u8]>, 
     }
     let mut copy = message.to_vec();
     for &s in &starts[max..] {
-        // Same length, so offsets stay valid: "X-KIM-Unverified:".
-        copy[s..s + 15].copy_from_slice(b"X-Dkim-Ignored:");
+        // Same length, so offsets stay valid.
+        copy[s..s + 14].copy_from_slice(b"X-Dkim-Ignored");
     }
     (std::borrow::Cow::Owned(copy), starts.len() - max)
 }
@@ -345,14 +351,13 @@ mod tests {
 
     #[test]
     fn limit_renames_only_the_excess() {
-        let m =
-            b"DKIM-Signature: a\r\nFrom: x\r\ndkim-signature: b\r\n\r\nDKIM-Signature: body\r\n";
+        let m = b"DKIM-Signature: a\r\nFrom: x\r\ndkim-signature: b\r\nDKIM-Signature\t : c\r\nDKIM-Signatures: d\r\n\r\nDKIM-Signature: body\r\n";
         let (c, n) = limit_signatures(m, 1);
-        assert_eq!(n, 1);
+        assert_eq!(n, 2);
         assert_eq!(
             &c[..],
-            &b"DKIM-Signature: a\r\nFrom: x\r\nX-Dkim-Ignored: b\r\n\r\nDKIM-Signature: body\r\n"[..]
+            &b"DKIM-Signature: a\r\nFrom: x\r\nX-Dkim-Ignored: b\r\nX-Dkim-Ignored\t : c\r\nDKIM-Signatures: d\r\n\r\nDKIM-Signature: body\r\n"[..]
         );
-        assert_eq!(limit_signatures(m, 2).1, 0);
+        assert_eq!(limit_signatures(m, 3).1, 0);
     }
 }
