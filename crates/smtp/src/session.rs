@@ -502,7 +502,9 @@ impl Session {
 
     /// The answer to Deliver when the end-of-data checks refuse the message
     /// (smtpd_end_of_data_restrictions; yubin-msgauth's verdicts): the
-    /// refusal instead of "queued", and the transaction is over.
+    /// refusal instead of "queued", and the transaction is over. A 421
+    /// reply closes the session. (h-milter adds the same method with the
+    /// same body; keep one.)
     pub fn refused(&mut self, reply: Reply) -> Vec<Action> {
         let mut out = Vec::new();
         if self.mode != Mode::Queueing {
@@ -516,9 +518,15 @@ impl Session {
         };
         self.stats.record(verb, false);
         self.refuse(&mut out, &reply);
+        if reply.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
         self.reset_transaction();
         self.record_out(&out);
-        self.process(&mut out);
+        if !self.is_closed() {
+            self.process(&mut out);
+        }
         out
     }
 
