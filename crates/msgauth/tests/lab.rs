@@ -262,6 +262,19 @@ fn zone(k1: &str, k2: &str) -> String {
     );
     rr("otherhelo.lab.test", "TXT", &txt("v=spf1 -all"));
     rr("notspf.test", "TXT", &txt("some verification token"));
+    rr("v6.test", "TXT", &txt("v=spf1 ip6:fd00::/64 -all"));
+    rr("v6a.test", "TXT", &txt("v=spf1 a:h6.v6a.test -all"));
+    rr("h6.v6a.test", "AAAA", "fd00::2");
+    rr(
+        "macro6.test",
+        "TXT",
+        &txt("v=spf1 exists:%{ir}.%{v}._spf.%{d} -all"),
+    );
+    rr(
+        "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6._spf.macro6.test",
+        "A",
+        "127.0.0.2",
+    );
     rr("$LOCALZONE", "broken.test", "refuse");
     // DKIM keys.
     rr(
@@ -326,6 +339,14 @@ struct Case {
     ident: Identity,
     sender: &'static str,
     helo: &'static str,
+    /// The client address when not the lab client's IPv4 address.
+    ip: Option<&'static str>,
+}
+
+impl Case {
+    fn ip(&self) -> IpAddr {
+        self.ip.map_or_else(client_ip, |i| i.parse().unwrap())
+    }
 }
 
 fn mf(sender: &'static str) -> Case {
@@ -333,6 +354,15 @@ fn mf(sender: &'static str) -> Case {
         ident: Identity::MailFrom,
         sender,
         helo: "client.lab.test",
+        ip: None,
+    }
+}
+
+/// An IPv6 client (only the address given to the checks: the DNS stays IPv4).
+fn mf6(sender: &'static str, ip: &'static str) -> Case {
+    Case {
+        ip: Some(ip),
+        ..mf(sender)
     }
 }
 
@@ -368,11 +398,19 @@ fn spf_cases() -> Vec<(Case, Option<SpfResult>)> {
         (mf("a@nospf.test"), Some(None)),
         (mf("a@notspf.test"), Some(None)),
         (mf("a@broken.test"), Some(TempError)),
+        (mf6("a@v6.test", "fd00::2"), Some(Pass)),
+        (mf6("a@v6.test", "fd00:1::2"), Some(Fail)),
+        (mf6("a@v6a.test", "fd00::2"), Some(Pass)),
+        (mf6("a@macro6.test", "fd00::2"), Some(Pass)),
+        (mf6("a@macro6.test", "fd00::3"), Some(Fail)),
+        (mf6("a@pass.test", "::ffff:10.64.0.2"), Some(Pass)),
+        (mf6("a@pass.test", "fd00::2"), Some(Fail)),
         (
             Case {
                 ident: Identity::Helo,
                 sender: "",
                 helo: "helo.lab.test",
+                ip: Option::None,
             },
             Some(Pass),
         ),
@@ -381,6 +419,7 @@ fn spf_cases() -> Vec<(Case, Option<SpfResult>)> {
                 ident: Identity::Helo,
                 sender: "",
                 helo: "otherhelo.lab.test",
+                ip: Option::None,
             },
             Some(Fail),
         ),
@@ -485,7 +524,7 @@ fn spf_dkim_agree_with_pyspf_and_dkimpy() {
             .iter()
             .map(|(c, _)| {
                 Value::O(vec![
-                    ("ip".into(), Value::S(client_ip().to_string())),
+                    ("ip".into(), Value::S(c.ip().to_string())),
                     ("sender".into(), Value::S(c.sender.into())),
                     ("helo".into(), Value::S(c.helo.into())),
                 ])
@@ -520,16 +559,7 @@ fn spf_dkim_agree_with_pyspf_and_dkimpy() {
                     c.sender.rsplit_once('@').unwrap().1.to_string(),
                 ),
             };
-            let r = spf::check(
-                &b,
-                c.ident,
-                client_ip(),
-                c.helo,
-                &sender,
-                &domain,
-                "mx.lab.test",
-            )
-            .await;
+            let r = spf::check(&b, c.ident, c.ip(), c.helo, &sender, &domain, "mx.lab.test").await;
             spf_out.push((r.result, format!("{r:?}")));
         }
         let mut dk = Vec::new();
