@@ -26,7 +26,8 @@ def key(keydir, name):
         return f.read()
 
 
-def sign(msg, sel, dom, pk, canon=(b"relaxed", b"relaxed"), length=False, expired=False):
+def sign(msg, sel, dom, pk, canon=(b"relaxed", b"relaxed"), length=False, expired=False,
+         alg=b"rsa-sha256"):
     real = time.time
     orig = dkim.DKIM.gen_header
     if expired:
@@ -43,7 +44,7 @@ def sign(msg, sel, dom, pk, canon=(b"relaxed", b"relaxed"), length=False, expire
         dkim.DKIM.gen_header = gen_header
     try:
         sig = dkim.sign(msg, sel, dom, pk, canonicalize=canon, include_headers=HEADERS,
-                        length=length)
+                        length=length, signature_algorithm=alg)
     finally:
         time.time = real
         dkim.DKIM.gen_header = orig
@@ -53,7 +54,21 @@ def sign(msg, sel, dom, pk, canon=(b"relaxed", b"relaxed"), length=False, expire
 def do_sign(keydir, out):
     k1 = key(keydir, "k1.pem")
     k2 = key(keydir, "k2.pem")
+    # Ed25519 (RFC 8463): dkimpy takes the base64 seed; the public key for
+    # the zone goes to KEYDIR/ed.pub.
+    import base64
+    import nacl.signing
+    sk = nacl.signing.SigningKey.generate()
+    ed = base64.b64encode(bytes(sk))
+    with open(os.path.join(keydir, "ed.pub"), "wb") as f:
+        f.write(base64.b64encode(bytes(sk.verify_key)))
     cases = {}
+    cases["ed25519"] = sign(BASE % b"ed", b"ed", b"sig.test", ed, alg=b"ed25519-sha256")
+    # RFC 8463 section 4's dual signing: RSA and Ed25519 by the same domain.
+    m = sign(BASE % b"dual", b"s1", b"sig.test", k1)
+    cases["rsa-and-ed25519"] = sign(m, b"ed", b"sig.test", ed, alg=b"ed25519-sha256")
+    m = sign(BASE % b"edbad", b"ed", b"sig.test", ed, alg=b"ed25519-sha256")
+    cases["ed25519-broken"] = m.replace(b"second line", b"2nd line")
     for c in [(b"relaxed", b"relaxed"), (b"simple", b"simple"), (b"relaxed", b"simple"),
               (b"simple", b"relaxed")]:
         name = "canon-%s-%s" % (c[0].decode(), c[1].decode())

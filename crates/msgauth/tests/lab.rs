@@ -160,7 +160,12 @@ fn b64(b: &[u8]) -> String {
     s
 }
 
-fn zone(k1: &str, k2: &str) -> String {
+/// The Ed25519 public key corpus.py wrote.
+fn ed_key(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("ed.pub")).unwrap()
+}
+
+fn zone(k1: &str, k2: &str, ed: &str) -> String {
     let mut z = Vec::new();
     let mut rr = |name: &str, ty: &str, data: &str| z.push(format!("{name}. {ty} {data}"));
     let c = format!("{NET}.2");
@@ -296,6 +301,11 @@ fn zone(k1: &str, k2: &str) -> String {
         "revoked._domainkey.sig.test",
         "TXT",
         &txt("v=DKIM1; k=rsa; p="),
+    );
+    rr(
+        "ed._domainkey.sig.test",
+        "TXT",
+        &txt(&format!("v=DKIM1; k=ed25519; p={ed}")),
     );
     // 16 kB of key material: no RSA key anyone can use.
     let big: String = (0..16 * 1024)
@@ -494,8 +504,7 @@ fn spf_dkim_agree_with_pyspf_and_dkimpy() {
     let dir = tempfile::tempdir().unwrap();
     let k1 = openssl_key(dir.path(), "k1.pem", "2048");
     let k2 = openssl_key(dir.path(), "k2.pem", "1024");
-    let lab = Lab::new(&zone(&k1, &k2));
-    let corpus = lab.tmp.path().join("corpus");
+    let corpus = dir.path().join("corpus");
     std::fs::create_dir(&corpus).unwrap();
     let out = Command::new(PY)
         .args([
@@ -508,9 +517,10 @@ fn spf_dkim_agree_with_pyspf_and_dkimpy() {
         .unwrap();
     assert!(
         out.status.success(),
-        "dkimpy signing (python3-dkim): {}",
+        "dkimpy signing (python3-dkim, python3-nacl): {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let lab = Lab::new(&zone(&k1, &k2, &ed_key(dir.path())));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -647,6 +657,8 @@ fn spf_dkim_agree_with_pyspf_and_dkimpy() {
         "canon-simple-relaxed",
         "l-intact",
         "two-signatures",
+        "ed25519",
+        "rsa-and-ed25519",
     ] {
         assert!(
             by_name(n).iter().all(|(r, _)| *r == DkimResult::Pass),
@@ -694,8 +706,7 @@ fn dmarc_and_bad_input_in_the_lab() {
     let dir = tempfile::tempdir().unwrap();
     let k1 = openssl_key(dir.path(), "k1.pem", "1024");
     let k2 = openssl_key(dir.path(), "k2.pem", "1024");
-    let lab = Lab::new(&zone(&k1, &k2));
-    let corpus = lab.tmp.path().join("corpus");
+    let corpus = dir.path().join("corpus");
     std::fs::create_dir(&corpus).unwrap();
     let out = Command::new(PY)
         .args([
@@ -711,6 +722,7 @@ fn dmarc_and_bad_input_in_the_lab() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let lab = Lab::new(&zone(&k1, &k2, &ed_key(dir.path())));
     let signed = std::fs::read(corpus.join("canon-relaxed-relaxed.eml")).unwrap();
     let tampered = std::fs::read(corpus.join("broken-body.eml")).unwrap();
     let third = std::fs::read(corpus.join("wrong-key.eml")).unwrap();
