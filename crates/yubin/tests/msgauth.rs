@@ -246,3 +246,34 @@ fn authenticated_clients_are_not_judged() {
     assert!(!log.contains("reject: END-OF-MESSAGE"), "{log}");
     s.stop();
 }
+
+/// Misconfigurations are errors at start, never ignored in silence.
+#[test]
+fn restriction_misconfigurations_stop_the_server() {
+    for (extra, want) in [
+        (
+            "smtpd_end_of_data_restrictions = reject_spf_fail\n",
+            "smtpd_end_of_data_restrictions is evaluated by yubin with msgauth_enable = yes only",
+        ),
+        (
+            "msgauth_enable = yes\nsmtpd_end_of_data_restrictions = check_client_access inline:{1.2.3.4=REJECT}\n",
+            "smtpd_end_of_data_restrictions",
+        ),
+        (
+            "msgauth_enable = yes\nsmtpd_recipient_restrictions = reject_dmarc_policy, reject_unauth_destination\n",
+            "use it in smtpd_end_of_data_restrictions only",
+        ),
+    ] {
+        let s = Server::seed(VIRTUAL_AFTER, extra);
+        let out = Command::new(bin())
+            .arg("-c")
+            .arg(s.dir.path())
+            .arg("serve")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra}: started");
+        assert!(err.contains(want), "{extra}: {err}");
+    }
+}

@@ -176,7 +176,18 @@ fn trace_message(
         );
     }
     print!("header: {}", report.header().replace("\r\n", "\n"));
-    let verdict = crate::server::msgauth::restriction_verdict(&ma, &report, ip, &env.mail_from);
+    let in_mynetworks = cfg.list("mynetworks").iter().any(|n| {
+        yubin_table::cidr::parse_network(n)
+            .map(|(net, p)| yubin_table::cidr::contains(net, p, ip))
+            .unwrap_or(false)
+    });
+    let verdict = crate::server::msgauth::restriction_verdict(
+        &ma,
+        &report,
+        ip,
+        in_mynetworks,
+        &env.mail_from,
+    );
     match verdict {
         Some((r, reply)) => {
             println!(

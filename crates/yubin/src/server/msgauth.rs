@@ -33,18 +33,22 @@ pub fn from_config(cfg: &Config, dns: &Arc<Dns>) -> Result<Option<Arc<MsgAuth>>>
         if !matches!(
             r,
             Restriction::Permit
+                | Restriction::PermitMynetworks
+                | Restriction::PermitSaslAuthenticated
                 | Restriction::Reject
                 | Restriction::Defer
                 | Restriction::RejectSpfFail
                 | Restriction::DeferSpfTemperror
                 | Restriction::RejectDmarcPolicy
         ) {
-            bail!("smtpd_end_of_data_restrictions: {r:?} is not evaluated at the end of DATA by yubin (permit, reject, defer, reject_spf_fail, defer_spf_temperror, reject_dmarc_policy are)");
+            bail!("smtpd_end_of_data_restrictions: {r:?} is not evaluated at the end of DATA by yubin (permit, permit_mynetworks, permit_sasl_authenticated, reject, defer, reject_spf_fail, defer_spf_temperror, reject_dmarc_policy are)");
         }
     }
     if !cfg.bool("msgauth_enable")? {
-        if let Some(r) = end_of_data.iter().find(|r| r.is_end_of_data_only()) {
-            bail!("smtpd_end_of_data_restrictions: {r:?} needs msgauth_enable = yes");
+        // Never ignored in silence: yubin evaluates the list where it
+        // judges the message.
+        if !end_of_data.is_empty() {
+            bail!("smtpd_end_of_data_restrictions is evaluated by yubin with msgauth_enable = yes only (docs/msgauth.md)");
         }
         return Ok(None);
     }
@@ -104,7 +108,9 @@ pub async fn end_of_data(
         .log
         .log("smtpd", &format!("{id}: msgauth: {}", report.log_text()));
     let sender = auth_env.mail_from.as_str();
-    if let Some((_, reply)) = restriction_verdict(ma, &report, client.addr, sender) {
+    if let Some((_, reply)) =
+        restriction_verdict(ma, &report, client.addr, client.in_mynetworks, sender)
+    {
         // Postfix's form for an end-of-data refusal (smtpd_check.c).
         let rcpt = env
             .recipients
@@ -137,11 +143,14 @@ pub fn restriction_verdict(
     ma: &MsgAuth,
     report: &yubin_msgauth::Report,
     client: std::net::IpAddr,
+    in_mynetworks: bool,
     sender: &str,
 ) -> Option<(Restriction, Reply)> {
     for r in &ma.end_of_data {
         let reply = match r {
             Restriction::Permit => return None,
+            Restriction::PermitMynetworks if in_mynetworks => return None,
+            // SASL-authenticated clients are not judged at all (above).
             Restriction::Reject => Some(Reply::new(554, "5.7.1", "<END-OF-MESSAGE>: End-of-data rejected: Access denied")),
             Restriction::Defer => Some(Reply::new(450, "4.7.1", "<END-OF-MESSAGE>: End-of-data rejected: Access denied")),
             // RFC 7372 section 3.2: 5.7.23 "SPF validation failed".
