@@ -232,6 +232,28 @@ pub async fn check(
         )
     };
     let pass = spf_ok || dkim_ok;
+    // A failure that a temporary DNS error may have caused is not a fail:
+    // the policy is not applied to it (RFC 7489 section 6.6.2: a receiver
+    // may defer; rejecting on it would refuse mail that passes next time).
+    let temp = !pass
+        && (spf_mailfrom.is_some_and(|s| s.result == SpfResult::TempError)
+            || dkim
+                .signatures
+                .iter()
+                .any(|s| s.result == DkimResult::TempError));
+    if temp {
+        return DmarcCheck {
+            result: DmarcResult::TempError,
+            from_domain: from,
+            record_domain: Some(found_at),
+            record: Some(text),
+            policy,
+            disposition: Disposition::None,
+            spf_alignment,
+            dkim_alignment,
+            reason: Some("SPF or a DKIM key lookup failed temporarily".into()),
+        };
+    }
     // Section 6.6.4: pct= samples which failing messages get the policy;
     // the others get the next weaker one.
     let disposition = if pass {

@@ -204,3 +204,21 @@ fn dmarc_organisational_domain_and_subdomain_policy() {
     // Null sender: SPF's MAIL FROM identity is postmaster@HELO.
     assert_eq!(r.spf_mailfrom.sender, "postmaster@h.test");
 }
+
+#[test]
+fn dmarc_with_a_temporary_spf_error_is_not_a_fail() {
+    let mut z = StaticZone::default();
+    z.txt("_dmarc.t.test", "v=DMARC1; p=reject");
+    z.tempfail.push("t.test".into());
+    let s = Settings::new("mx.test");
+    let env = Envelope {
+        client_ip: "192.0.2.1".parse().unwrap(),
+        helo: "h.test".into(),
+        mail_from: "a@t.test".into(),
+    };
+    let m = b"From: a@t.test\r\n\r\nx\r\n";
+    let r = rt().block_on(authenticate(Source::Static(Arc::new(z)), &s, &env, m));
+    assert_eq!(r.spf_mailfrom.result, SpfResult::TempError);
+    assert_eq!(r.dmarc.result, DmarcResult::TempError, "{}", r.explain());
+    assert_eq!(r.dmarc.disposition, yubin_msgauth::Disposition::None);
+}
