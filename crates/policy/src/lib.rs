@@ -46,6 +46,17 @@ impl Restrictions {
                 )
             })
         };
+        // yubin-msgauth's names judge the message: only the end of DATA
+        // has one (docs/msgauth.md).
+        if let Some(r) = [&sender, &relay, &recipient]
+            .iter()
+            .flat_map(|l| l.iter())
+            .find(|r| r.is_end_of_data_only())
+        {
+            return Err(RestrictionError(format!(
+                "{r:?} judges the message: use it in smtpd_end_of_data_restrictions only"
+            )));
+        }
         if !guards(&relay) && !guards(&recipient) {
             // Postfix 3.7's wording (smtpd_check.c), with yubin's list.
             return Err(RestrictionError("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject or defer".into()));
@@ -264,6 +275,10 @@ impl Policy {
                         ),
                         _ => None,
                     },
+                    // Refused in these lists by Restrictions::new.
+                    Restriction::RejectSpfFail
+                    | Restriction::DeferSpfTemperror
+                    | Restriction::RejectDmarcPolicy => None,
                 };
                 match decision {
                     Some(Some(reply)) => return Some(reply),

@@ -156,6 +156,24 @@ impl Handler<SmtpCore> for Smtpd {
             }
             // milter: end
             SmtpAsk::Deliver { envelope, data } => {
+                // --- msgauth (issue 14): judge, mark or refuse before queueing.
+                let data = match &self.svc.msgauth {
+                    Some(ma) => {
+                        let r = super::msgauth::end_of_data(
+                            ma,
+                            &self.shared,
+                            &self.client,
+                            &envelope,
+                            data,
+                        );
+                        match r.await {
+                            Ok(d) => d,
+                            Err(reply) => return core.refused(reply),
+                        }
+                    }
+                    None => data,
+                };
+                // --- end msgauth
                 let result =
                     super::cleanup::enqueue(&self.shared, &self.rt, &self.client, *envelope, data)
                         .await;
