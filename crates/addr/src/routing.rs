@@ -210,7 +210,9 @@ impl Routing {
             let (user, ext) = addr.split_extension(delimiter);
             let stripped = ext.map(|_| user);
             let keys = transport::transport_keys(&addr.local, stripped.as_deref(), &domain);
-            match transport::search(&self.transport_maps, &keys) {
+            let found = transport::search(&self.transport_maps, &keys)
+                .map_err(|e| format!("transport_maps lookup failure: {e}"))?;
+            match found {
                 Some(found) => {
                     let spec = Spec::parse(&found.hit.value).map_err(|e| {
                         format!(
@@ -283,7 +285,9 @@ impl Routing {
         if let Some(sender) = sender {
             if !self.sender_relayhost.is_empty() {
                 let keys = transport::sender_keys(sender, delimiter, &self.null_relayhost_key);
-                if let Some(f) = transport::search(&self.sender_relayhost, &keys) {
+                let found = transport::search(&self.sender_relayhost, &keys)
+                    .map_err(|e| format!("sender_dependent_relayhost_maps lookup failure: {e}"))?;
+                if let Some(f) = found {
                     let v = f.hit.value.trim();
                     let text = format!(
                         "sender_dependent_relayhost_maps: {} key \"{}\" -> {v}",
@@ -336,7 +340,9 @@ impl Routing {
             return Ok(None);
         }
         let keys = transport::sender_keys(sender, delimiter, &self.null_transport_key);
-        let Some(f) = transport::search(&self.sender_transport, &keys) else {
+        let found = transport::search(&self.sender_transport, &keys)
+            .map_err(|e| format!("sender_dependent_default_transport_maps lookup failure: {e}"))?;
+        let Some(f) = found else {
             return Ok(None);
         };
         let why = |e: String| {

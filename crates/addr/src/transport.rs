@@ -204,24 +204,26 @@ pub struct Found {
 /// Searches `maps` key by key, every table for one key before the next key
 /// (Postfix's maps_find). Partial keys (`partial`) skip regexp and pcre
 /// tables, which only ever see the full address (transport(5) REGULAR
-/// EXPRESSION TABLES; DICT_FLAG_FIXED).
-pub fn search(maps: &Maps, keys: &[(String, bool)]) -> Option<Found> {
+/// EXPRESSION TABLES; DICT_FLAG_FIXED). A remote table that cannot answer
+/// (pgsql down) is an error: the caller defers, as Postfix does on a
+/// lookup failure, rather than routing as if the key were absent.
+pub fn search(maps: &Maps, keys: &[(String, bool)]) -> Result<Option<Found>, String> {
     for (key, partial) in keys {
         for table in &maps.tables {
             if *partial && table.spec().kind == Kind::Regexp {
                 continue;
             }
-            if let Some(hit) = table.lookup(key) {
+            if let Some(hit) = table.try_lookup(key).map_err(|e| e.to_string())? {
                 let source = hit_source(table, &hit, key);
-                return Some(Found {
+                return Ok(Some(Found {
                     hit,
                     key: key.clone(),
                     source,
-                });
+                }));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 /// transport_maps keys for a recipient in transport.c's order: the full
