@@ -65,6 +65,7 @@ params! {
     "imap_max_line_length" => "65536",
     "imapd_append_limit" => "$message_size_limit",
     "imapd_auth_failure_delay" => "2s",
+    "imapd_rawlog_dir" => "",
     "imapd_disable_plaintext_auth" => "yes",
     "imapd_timeout" => "30m",
     "imapd_tls_wrappermode" => "no",

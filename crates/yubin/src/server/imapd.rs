@@ -35,6 +35,9 @@ pub struct ImapService {
     idle_poll: Duration,
     timeout: Duration,
     users: Arc<SharedUserDb>,
+    /// Dovecot's `rawlog_dir`: when set, each connection's bytes in and out
+    /// (after TLS) are copied to `DIR/<stamp>-<n>.in` and `.out`.
+    rawlog_dir: Option<PathBuf>,
 }
 
 pub struct Bound {
@@ -109,6 +112,9 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
             idle_poll: Duration::from_millis(500),
             timeout: Duration::from_secs(scfg.time("imapd_timeout", 's')?),
             users,
+            rawlog_dir: Some(scfg.get("imapd_rawlog_dir"))
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
         }));
     }
     Ok(out)
@@ -272,6 +278,7 @@ async fn handle(
             }
         }
     }
+    let mut rawlog = svc.rawlog_dir.as_deref().and_then(|d| RawLog::open(d, &shared));
     let mut session = Session::new(cfg);
     let mut store: Option<MaildirStore> = None;
     let mut last_user = String::new();
@@ -281,6 +288,9 @@ async fn handle(
         while let Some(action) = session.next_action() {
             match action {
                 Action::Write(b) => {
+                    if let Some(r) = &mut rawlog {
+                        r.out(&b);
+                    }
                     if conn.write_all(&b).await.is_err() {
                         break 'conn "Connection closed".into();
                     }
@@ -405,7 +415,12 @@ async fn handle(
         match read {
             None => {}
             Some(Ok(0)) | Some(Err(_)) => break "Connection closed".into(),
-            Some(Ok(n)) => session.feed(&buf[..n]),
+            Some(Ok(n)) => {
+                if let Some(r) = &mut rawlog {
+                    r.input(&buf[..n]);
+                }
+                session.feed(&buf[..n])
+            }
         }
     };
     conn.shutdown().await;
@@ -438,4 +453,53 @@ async fn handle(
 
 fn session_tls(conn: &Conn) -> bool {
     matches!(conn, Conn::Tls(_))
+}
+
+/// Dovecot's rawlog (doc.dovecot.org "Debugging/Rawlog"): a copy of what one
+/// connection read and wrote, for debugging clients. It holds passwords of
+/// LOGIN and AUTHENTICATE as sent, as Dovecot's does: a debugging aid only.
+struct RawLog {
+    input: std::fs::File,
+    output: std::fs::File,
+}
+
+impl RawLog {
+    fn open(dir: &std::path::Path, shared: &Shared) -> Option<RawLog> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let base = format!(
+            "{now}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let open = |ext: &str| {
+            std::fs::OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(dir.join(format!("{base}.{ext}")))
+        };
+        match (open("in"), open("out")) {
+            (Ok(input), Ok(output)) => Some(RawLog { input, output }),
+            (Err(e), _) | (_, Err(e)) => {
+                shared.log.log(
+                    "imap-login",
+                    &format!("Error: rawlog {}: {e}", dir.display()),
+                );
+                None
+            }
+        }
+    }
+    // Small synchronous appends: a debugging aid, off by default.
+    fn input(&mut self, b: &[u8]) {
+        use std::io::Write;
+        let _ = self.input.write_all(b);
+    }
+    fn out(&mut self, b: &[u8]) {
+        use std::io::Write;
+        let _ = self.output.write_all(b);
+    }
 }
