@@ -293,8 +293,8 @@ fn namespace_id_enable_unselect_close() {
         .starts_with("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n"));
     assert!(t.send("b ID (\"name\" \"test\")\r\n").starts_with("* ID ("));
     assert!(t
-        .send("c ENABLE CONDSTORE\r\n")
-        .starts_with("* ENABLED\r\nc OK"));
+        .send("c ENABLE CONDSTORE X-UNKNOWN\r\n")
+        .starts_with("* ENABLED CONDSTORE\r\nc OK"));
     t.store.deliver("INBOX", MSG.as_bytes());
     t.send("d SELECT INBOX\r\n");
     t.send("e STORE 1 +FLAGS (\\Deleted)\r\n");
@@ -305,4 +305,87 @@ fn namespace_id_enable_unselect_close() {
     assert!(r.starts_with("* STATUS INBOX (MESSAGES 0)"), "{r}");
     let r = t.send("j LOGOUT\r\n");
     assert_eq!(r, "* BYE Logging out\r\nj OK Logout completed.\r\n");
+}
+
+/// RFC 7162 CONDSTORE: HIGHESTMODSEQ, MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE,
+/// SEARCH MODSEQ, STATUS HIGHESTMODSEQ.
+#[test]
+fn condstore() {
+    let mut t = T::login();
+    for _ in 0..3 {
+        t.store.deliver("INBOX", MSG.as_bytes());
+    }
+    let r = t.send("a SELECT INBOX (CONDSTORE)\r\n");
+    assert!(r.contains("* OK [HIGHESTMODSEQ 4] "), "{r}");
+    let r = t.send("b FETCH 1:* (FLAGS)\r\n");
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Recent) MODSEQ (2))"), "{r}");
+    let r = t.send("c STORE 2 +FLAGS.SILENT (\\Seen)\r\n");
+    assert!(r.starts_with("* 2 FETCH (UID 2 MODSEQ (5))\r\nc OK"), "{r}");
+    let r = t.send("d UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4)\r\n");
+    assert_eq!(
+        r,
+        "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (5))\r\nd OK Fetch completed.\r\n"
+    );
+    // Message 2 changed after 4: left alone and reported as MODIFIED.
+    let r = t.send("e STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS (\\Flagged)\r\n");
+    assert!(r.contains("e OK [MODIFIED 2] "), "{r}");
+    assert!(
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) MODSEQ (6))"),
+        "{r}"
+    );
+    assert!(!r.contains("* 2 FETCH"), "{r}");
+    let r = t.send("f UID STORE 2 (UNCHANGEDSINCE 1) -FLAGS (\\Seen)\r\n");
+    assert!(r.contains("f OK [MODIFIED 2] "), "{r}");
+    let r = t.send("g SEARCH MODSEQ 6\r\n");
+    assert_eq!(r, "* SEARCH 1 3 (MODSEQ 7)\r\ng OK Search completed.\r\n");
+    let r = t.send("h SEARCH MODSEQ 100\r\n");
+    assert!(r.starts_with("* SEARCH\r\n"), "{r}");
+    let r = t.send("i STATUS INBOX (HIGHESTMODSEQ MESSAGES)\r\n");
+    assert!(
+        r.contains("* STATUS INBOX (HIGHESTMODSEQ 7 MESSAGES 3)"),
+        "{r}"
+    );
+    let r = t.send("j FETCH 1 (MODSEQ)\r\n");
+    assert!(r.starts_with("* 1 FETCH (MODSEQ (6))\r\n"), "{r}");
+}
+
+/// RFC 7162 QRESYNC: ENABLE, SELECT (QRESYNC ...) with VANISHED (EARLIER)
+/// and changed flags, VANISHED instead of EXPUNGE, UID FETCH VANISHED,
+/// [CLOSED].
+#[test]
+fn qresync() {
+    let mut t = T::login();
+    for _ in 0..5 {
+        t.store.deliver("INBOX", MSG.as_bytes());
+    }
+    let r = t.send("a SELECT INBOX (QRESYNC (1 1))\r\n");
+    assert!(r.starts_with("a BAD"), "{r}");
+    let r = t.send("b ENABLE QRESYNC\r\n");
+    assert!(r.starts_with("* ENABLED QRESYNC\r\n"), "{r}");
+    t.send("c SELECT INBOX\r\n");
+    let r = t.send("d STORE 2,4 +FLAGS (\\Deleted)\r\n");
+    assert!(r.contains("MODSEQ"), "{r}");
+    let r = t.send("e EXPUNGE\r\n");
+    assert!(r.starts_with("* VANISHED 2,4\r\n"), "{r}");
+    assert!(!r.contains("EXPUNGE\r\n"), "{r}");
+    t.send("f STORE 2 +FLAGS (\\Seen)\r\n");
+    // The client knew UIDVALIDITY 1 at MODSEQ 6 and UIDs 1:5.
+    let r = t.send("g SELECT INBOX (QRESYNC (1 6 1:5))\r\n");
+    assert!(r.starts_with("* OK [CLOSED]"), "{r}");
+    assert!(r.contains("* VANISHED (EARLIER) 2,4\r\n"), "{r}");
+    assert!(
+        r.contains("* 2 FETCH (UID 3 FLAGS (\\Seen) MODSEQ ("),
+        "{r}"
+    );
+    assert!(!r.contains("UID 1 "), "{r}");
+    let r = t.send("h UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n");
+    assert!(r.starts_with("* VANISHED (EARLIER) 2,4\r\n"), "{r}");
+    let r = t.send("i FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n");
+    assert!(r.starts_with("i BAD"), "{r}");
+    // A different UIDVALIDITY: a plain SELECT.
+    let r = t.send("j SELECT INBOX (QRESYNC (99 1))\r\n");
+    assert!(
+        !r.contains("VANISHED") && r.contains("j OK [READ-WRITE]"),
+        "{r}"
+    );
 }

@@ -149,9 +149,7 @@ fn thunderbird_logs_in_selects_inbox_and_downloads_the_message() {
     let mut cached = false;
     let cache = profile.path().join("ImapMail");
     while Instant::now() < deadline {
-        login = s
-            .log()
-            .contains("Login: user=<hoge@mydomain.com>, method=");
+        login = s.log().contains("Login: user=<hoge@mydomain.com>, method=");
         let input = rawlog(&raw, "in").to_ascii_uppercase();
         let output = rawlog(&raw, "out");
         select = input.contains("SELECT \"INBOX\"") || input.contains("SELECT INBOX");
@@ -183,9 +181,17 @@ fn thunderbird_logs_in_selects_inbox_and_downloads_the_message() {
     };
     assert!(login, "Thunderbird never logged in\n{}", ctx());
     assert!(select, "Thunderbird never selected INBOX\n{}", ctx());
-    assert!(headers, "the message's headers were never fetched\n{}", ctx());
+    assert!(
+        headers,
+        "the message's headers were never fetched\n{}",
+        ctx()
+    );
     assert!(body, "the message's body was never fetched\n{}", ctx());
-    assert!(cached, "the message never reached Thunderbird's offline store\n{}", ctx());
+    assert!(
+        cached,
+        "the message never reached Thunderbird's offline store\n{}",
+        ctx()
+    );
     assert!(
         shot.exists(),
         "no screenshot at {}\n{}",

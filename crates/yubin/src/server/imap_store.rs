@@ -278,11 +278,13 @@ impl MaildirStore {
                         uid: m.uid,
                         flags: to_imap_flags(mb, m.flags),
                         recent: m.uid > seen_up_to,
+                        modseq: m.modseq.max(1),
                     })
                     .collect();
                 Reply::Snapshot(Snapshot {
                     uidvalidity: mb.uidvalidity(),
                     uidnext: mb.next_uid(),
+                    highest_modseq: mb.highest_modseq().max(1),
                     messages,
                 })
             }
@@ -348,6 +350,7 @@ impl MaildirStore {
                 uids,
                 op,
                 flags,
+                unchanged_since,
             } => {
                 let mb = self.mailbox(&mailbox)?;
                 let letters = to_maildir_flags(mb, &flags, Default::default())?;
@@ -356,12 +359,19 @@ impl MaildirStore {
                     StoreOp::Remove => FlagOp::Remove,
                     StoreOp::Replace => FlagOp::Replace,
                 };
-                mb.store(&uids, op, letters, None).map_err(mb_err)?;
-                Reply::Flags(
-                    uids.iter()
-                        .filter_map(|&u| mb.message(u).map(|m| (u, to_imap_flags(mb, m.flags))))
+                let res = mb
+                    .store(&uids, op, letters, unchanged_since)
+                    .map_err(mb_err)?;
+                Reply::Flags {
+                    flags: uids
+                        .iter()
+                        .filter_map(|&u| {
+                            mb.message(u)
+                                .map(|m| (u, to_imap_flags(mb, m.flags), m.modseq.max(1)))
+                        })
                         .collect(),
-                )
+                    modified: res.modified,
+                }
             }
             Request::Copy {
                 from,

@@ -278,7 +278,10 @@ async fn handle(
             }
         }
     }
-    let mut rawlog = svc.rawlog_dir.as_deref().and_then(|d| RawLog::open(d, &shared));
+    let mut rawlog = svc
+        .rawlog_dir
+        .as_deref()
+        .and_then(|d| RawLog::open(d, &shared));
     let mut session = Session::new(cfg);
     let mut store: Option<MaildirStore> = None;
     let mut last_user = String::new();
