@@ -8,6 +8,7 @@
 //! the FETCH data a server sends (raw sections, BODYSTRUCTURE from a parsed
 //! message) is simpler to write straight than to build as imap-types values.
 
+mod esearch;
 mod framing;
 pub mod memory;
 mod mime;

@@ -19,6 +19,7 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_codec::imap_types::status::StatusDataItemName;
 use imap_codec::CommandCodec;
 
+use crate::esearch;
 use crate::framing::{tag_of, Frame, Framer, Limits};
 use crate::mime::{header_fields, ParsedMessage};
 use crate::names;
@@ -311,6 +312,7 @@ enum Then {
         tag: String,
         uid: bool,
         key: SearchKey<'static>,
+        ret: Option<esearch::Return>,
         next: usize,
         content: bool,
         found: Vec<u32>,
@@ -373,6 +375,8 @@ pub struct Session {
     condstore: bool,
     /// RFC 7162 QRESYNC enabled: VANISHED instead of EXPUNGE.
     qresync: bool,
+    /// RFC 4731 RETURN options of the SEARCH being parsed.
+    search_return: Option<esearch::Return>,
 }
 
 /// Messages per store request of a FETCH or SEARCH: the memory of one
@@ -582,6 +586,7 @@ impl Session {
             last_method: None,
             condstore: false,
             qresync: false,
+            search_return: None,
         };
         let greeting = format!(
             "* OK [CAPABILITY {}] {} ready.\r\n",
@@ -651,7 +656,7 @@ impl Session {
             }
             _ => {
                 c.push_str(" NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE");
-                c.push_str(" CONDSTORE QRESYNC");
+                c.push_str(" CONDSTORE QRESYNC ESEARCH");
                 c.push_str(&format!(" APPENDLIMIT={}", self.cfg.append_limit));
             }
         }
@@ -767,11 +772,22 @@ impl Session {
         true
     }
 
-    fn command(&mut self, cmd: Vec<u8>) {
+    fn command(&mut self, mut cmd: Vec<u8>) {
         let tag = tag_of(&cmd);
         if nesting_depth(&cmd) > self.cfg.max_depth {
             self.bad(&tag, "Too deep nesting of parentheses.");
             return;
+        }
+        // imap-codec does not parse RFC 4731's SEARCH RETURN (...): the
+        // options are taken off here and the rest is an ordinary SEARCH.
+        self.search_return = None;
+        match esearch::split_return(&cmd) {
+            Ok(None) => {}
+            Ok(Some((opts, rest))) => {
+                self.search_return = Some(opts);
+                cmd = rest;
+            }
+            Err(e) => return self.bad(&tag, &format!("Error in IMAP command SEARCH: {e}")),
         }
         let parsed = CommandCodec::default().decode(&cmd);
         let command = match parsed {
@@ -2104,6 +2120,7 @@ impl Session {
     }
 
     fn search(&mut self, tag: String, uid: bool, key: SearchKey<'static>) {
+        let ret = self.search_return.take();
         // RFC 7162 section 3.1: SEARCH MODSEQ enables CONDSTORE.
         if search::uses_modseq(&key) && !self.condstore {
             self.condstore = true;
@@ -2112,9 +2129,9 @@ impl Session {
         match search::need(&key) {
             Need::Nothing => {
                 let found = self.search_matches(uid, &key, 0..self.msg_count(), &[]);
-                self.search_done(&tag, uid, &key, &found);
+                self.search_done(&tag, uid, &key, ret.as_ref(), &found);
             }
-            n => self.search_chunk(tag, uid, key, 0, n == Need::Content, Vec::new()),
+            n => self.search_chunk(tag, uid, key, ret, 0, n == Need::Content, Vec::new()),
         }
     }
 
@@ -2130,6 +2147,7 @@ impl Session {
         tag: String,
         uid: bool,
         key: SearchKey<'static>,
+        ret: Option<esearch::Return>,
         next: usize,
         content: bool,
         found: Vec<u32>,
@@ -2138,7 +2156,7 @@ impl Session {
             return;
         };
         if next >= sel.msgs.len() {
-            return self.search_done(&tag, uid, &key, &found);
+            return self.search_done(&tag, uid, &key, ret.as_ref(), &found);
         }
         let end = (next + CHUNK).min(sel.msgs.len());
         let uids = sel.msgs[next..end].iter().map(|m| m.uid).collect();
@@ -2153,6 +2171,7 @@ impl Session {
                 tag,
                 uid,
                 key,
+                ret,
                 next,
                 content,
                 found,
@@ -2160,29 +2179,59 @@ impl Session {
         );
     }
 
-    fn search_done(&mut self, tag: &str, uid: bool, key: &SearchKey<'_>, found: &[u32]) {
-        let mut out = b"* SEARCH".to_vec();
-        for n in found {
-            out.extend(format!(" {n}").as_bytes());
-        }
-        // RFC 7162 section 3.1.5: a search with MODSEQ that found messages
-        // ends with the highest mod-sequence among them.
-        if let (true, State::Selected(sel)) = (search::uses_modseq(key), &self.state) {
-            let highest = found
-                .iter()
-                .filter_map(|&n| {
-                    if uid {
-                        sel.seq_of(n).map(|i| sel.msgs[i].modseq)
-                    } else {
-                        sel.msgs.get(n as usize - 1).map(|m| m.modseq)
-                    }
-                })
-                .max();
-            if let Some(h) = highest {
-                out.extend(format!(" (MODSEQ {h})").as_bytes());
+    fn search_done(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        key: &SearchKey<'_>,
+        ret: Option<&esearch::Return>,
+        found: &[u32],
+    ) {
+        let modseq_of = |n: u32| -> Option<u64> {
+            let State::Selected(sel) = &self.state else {
+                return None;
+            };
+            if uid {
+                sel.seq_of(n).map(|i| sel.msgs[i].modseq)
+            } else {
+                sel.msgs.get((n as usize).checked_sub(1)?).map(|m| m.modseq)
             }
+        };
+        let with_modseq = search::uses_modseq(key);
+        let mut out = Vec::new();
+        if let Some(ret) = ret {
+            // RFC 4731 section 3.1: one ESEARCH response, tagged with the
+            // command's tag; RFC 7162 section 3.1.5: MODSEQ is the highest
+            // of the messages returned (all of them for ALL and COUNT).
+            let modseq = if !with_modseq || found.is_empty() {
+                None
+            } else if ret.all || ret.count {
+                found.iter().filter_map(|&n| modseq_of(n)).max()
+            } else {
+                let mut v = Vec::new();
+                if ret.min {
+                    v.extend(found.first().copied());
+                }
+                if ret.max {
+                    v.extend(found.last().copied());
+                }
+                v.into_iter().filter_map(modseq_of).max()
+            };
+            out.extend(esearch::response(tag, uid, ret, found, modseq).as_bytes());
+        } else {
+            out.extend(b"* SEARCH");
+            for n in found {
+                out.extend(format!(" {n}").as_bytes());
+            }
+            // RFC 7162 section 3.1.5: a search with MODSEQ that found
+            // messages ends with the highest mod-sequence among them.
+            if with_modseq {
+                if let Some(h) = found.iter().filter_map(|&n| modseq_of(n)).max() {
+                    out.extend(format!(" (MODSEQ {h})").as_bytes());
+                }
+            }
+            out.extend(b"\r\n");
         }
-        out.extend(b"\r\n");
         self.write(&out);
         self.tagged(tag, "OK", "Search completed.");
     }
@@ -2453,6 +2502,7 @@ impl Session {
                     tag,
                     uid,
                     key,
+                    ret,
                     next,
                     content,
                     mut found,
@@ -2462,9 +2512,9 @@ impl Session {
                 let end = self.msg_count().min(next + CHUNK);
                 found.extend(self.search_matches(uid, &key, next..end, &data));
                 if end < self.msg_count() {
-                    self.search_chunk(tag, uid, key, end, content, found);
+                    self.search_chunk(tag, uid, key, ret, end, content, found);
                 } else {
-                    self.search_done(&tag, uid, &key, &found);
+                    self.search_done(&tag, uid, &key, ret.as_ref(), &found);
                 }
             }
             (Then::Copy { tag, moving, to }, Reply::Copied { uidvalidity, map }) => {
@@ -2696,7 +2746,7 @@ fn mailbox_str_raw(m: &Mailbox<'_>) -> String {
 }
 
 /// Numbers (ascending) as an IMAP sequence set with ranges: `1:3,7`.
-fn set_text(nums: &[u32]) -> String {
+pub(crate) fn set_text(nums: &[u32]) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < nums.len() {
