@@ -383,6 +383,10 @@ impl Store {
             .truncate(true)
             .mode(0o600)
             .open(tmp.join(MAILDIRFOLDER))?;
+        // The folder's UIDVALIDITY is fixed now (Dovecot's allocation, which
+        // changes even when a name is deleted and created again within a
+        // second), in a `dovecot-uidlist` that Dovecot reads as well.
+        crate::uidlist::UidList::new(crate::uidvalidity::next(&self.root)?).write(&tmp)?;
         match rustix::fs::renameat_with(
             rustix::fs::CWD,
             &tmp,
