@@ -10,6 +10,7 @@
 
 mod esearch;
 mod framing;
+mod listext;
 pub mod memory;
 mod mime;
 mod names;

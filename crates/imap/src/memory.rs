@@ -42,6 +42,8 @@ impl Folder {
 pub struct MemoryStore {
     folders: BTreeMap<String, Folder>,
     next_validity: u32,
+    /// What QUOTA reports (none by default).
+    pub quota: Option<crate::store::QuotaUsage>,
 }
 
 impl Default for MemoryStore {
@@ -56,6 +58,7 @@ impl MemoryStore {
         let mut s = MemoryStore {
             folders: BTreeMap::new(),
             next_validity: 1,
+            quota: None,
         };
         for n in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"] {
             s.create(n);
@@ -309,6 +312,7 @@ impl MemoryStore {
                 }
                 Reply::Expunged(gone)
             }
+            Request::Quota => Reply::Quota(self.quota),
         }
     }
 }

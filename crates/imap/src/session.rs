@@ -21,6 +21,7 @@ use imap_codec::CommandCodec;
 
 use crate::esearch;
 use crate::framing::{tag_of, Frame, Framer, Limits};
+use crate::listext::{self, ListExt};
 use crate::mime::{header_fields, ParsedMessage};
 use crate::names;
 use crate::search::{self, Candidate, Need};
@@ -325,6 +326,23 @@ enum Then {
     Expunge {
         tag: String,
         close: bool,
+    },
+    /// RFC 5258 extended LIST.
+    ListExt {
+        tag: String,
+        ext: ListExt,
+    },
+    /// RFC 5819 LIST-STATUS: the STATUS of each listed mailbox, one store
+    /// request at a time.
+    ListStatus {
+        tag: String,
+        items: Vec<String>,
+        queue: VecDeque<String>,
+    },
+    /// GETQUOTAROOT (with the mailbox) or GETQUOTA.
+    Quota {
+        tag: String,
+        mailbox: Option<String>,
     },
     /// Resync the selected mailbox; tagged OK after, unless in IDLE.
     Refresh {
@@ -656,7 +674,8 @@ impl Session {
             }
             _ => {
                 c.push_str(" NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE");
-                c.push_str(" CONDSTORE QRESYNC ESEARCH");
+                c.push_str(" CONDSTORE QRESYNC ESEARCH LIST-EXTENDED LIST-STATUS");
+                c.push_str(" QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
                 c.push_str(&format!(" APPENDLIMIT={}", self.cfg.append_limit));
             }
         }
@@ -788,6 +807,17 @@ impl Session {
                 cmd = rest;
             }
             Err(e) => return self.bad(&tag, &format!("Error in IMAP command SEARCH: {e}")),
+        }
+        // Nor RFC 5258's extended LIST.
+        match listext::parse(&cmd) {
+            Ok(None) => {}
+            Ok(Some(ext)) => {
+                if matches!(self.state, State::NotAuthenticated) {
+                    return self.bad(&tag, "Command not valid in this state (log in first).");
+                }
+                return self.request(Request::ListMailboxes, Then::ListExt { tag, ext });
+            }
+            Err(e) => return self.bad(&tag, &format!("Error in IMAP command LIST: {e}")),
         }
         let parsed = CommandCodec::default().decode(&cmd);
         let command = match parsed {
@@ -1136,6 +1166,32 @@ impl Session {
                     Then::Append { tag, mailbox: name },
                 );
             }
+            // RFC 9208: one quota root, "", for all of the user's folders
+            // (Maildir++ keeps one maildirsize per user).
+            C::GetQuotaRoot { mailbox } => {
+                let name = mailbox_str(&mailbox);
+                if let Some(e) = self.check_name(&name) {
+                    return self.tagged(&tag, "NO", &format!("[NONEXISTENT] {}", e.text()));
+                }
+                self.request(
+                    Request::Quota,
+                    Then::Quota {
+                        tag,
+                        mailbox: Some(name),
+                    },
+                );
+            }
+            C::GetQuota { root } => {
+                if !root.as_ref().is_empty() {
+                    return self.tagged(&tag, "NO", "[NONEXISTENT] No such quota root.");
+                }
+                self.request(Request::Quota, Then::Quota { tag, mailbox: None });
+            }
+            C::SetQuota { .. } => self.tagged(
+                &tag,
+                "NO",
+                "[NOPERM] Quota limits are set by the administrator (maildirsize).",
+            ),
             C::Idle => {
                 self.write(b"+ idling\r\n");
                 self.idle_tag = Some(tag);
@@ -1520,6 +1576,133 @@ impl Session {
         }
         self.write(&lines);
         self.tagged(&tag, "OK", "List completed.");
+    }
+
+    /// RFC 5258 LIST with selection and return options, several patterns;
+    /// RFC 6154 SPECIAL-USE selection; RFC 5819 STATUS.
+    fn list_ext_reply(&mut self, tag: String, ext: ListExt, boxes: Vec<MailboxEntry>) {
+        let patterns: Vec<String> = ext
+            .patterns
+            .iter()
+            .map(|p| {
+                let full = if ext.reference.is_empty()
+                    || ext.reference.ends_with(DELIMITER)
+                    || p.starts_with(DELIMITER)
+                {
+                    format!("{}{p}", ext.reference)
+                } else {
+                    format!("{}{DELIMITER}{p}", ext.reference)
+                };
+                names::canonical(&full)
+            })
+            .collect();
+        let matches_any = |n: &str| patterns.iter().any(|p| names::matches(p, n));
+        let existing: std::collections::BTreeMap<&str, &MailboxEntry> = boxes
+            .iter()
+            .filter(|b| b.exists)
+            .map(|b| (b.name.as_str(), b))
+            .collect();
+        let subscribed: BTreeSet<&str> = boxes
+            .iter()
+            .filter(|b| b.subscribed)
+            .map(|b| b.name.as_str())
+            .collect();
+        // Every name that exists or is implied as a parent of one that
+        // exists or is subscribed.
+        let mut all: BTreeSet<String> = BTreeSet::new();
+        for n in existing.keys().chain(subscribed.iter()) {
+            all.insert(n.to_string());
+            let mut n = *n;
+            while let Some((parent, _)) = n.rsplit_once(DELIMITER) {
+                all.insert(parent.to_string());
+                n = parent;
+            }
+        }
+        let has_children = |n: &str| {
+            let prefix = format!("{n}{DELIMITER}");
+            existing
+                .range(prefix.as_str()..)
+                .next()
+                .is_some_and(|(x, _)| x.starts_with(&prefix))
+                || all
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|x| x.starts_with(&prefix) && existing.contains_key(x.as_str()))
+        };
+        let mut lines = Vec::new();
+        let mut listed = Vec::new();
+        for name in &all {
+            let n = name.as_str();
+            if !matches_any(n) {
+                continue;
+            }
+            let entry = existing.get(n);
+            let is_sub = subscribed.contains(n);
+            // RECURSIVEMATCH: a subscribed descendant the patterns do not
+            // list themselves is reported as CHILDINFO (RFC 5258 3.5).
+            let childinfo = ext.recursive && {
+                let prefix = format!("{n}{DELIMITER}");
+                subscribed
+                    .iter()
+                    .any(|s| s.starts_with(&prefix) && !matches_any(s))
+            };
+            if ext.subscribed && !is_sub && !childinfo {
+                continue;
+            }
+            if ext.special_use && entry.and_then(|e| e.special_use).is_none() {
+                continue;
+            }
+            if !ext.subscribed && entry.is_none() && !has_children(n) {
+                // Only subscribed: shown by LIST (SUBSCRIBED) alone.
+                continue;
+            }
+            let mut attrs: Vec<&str> = Vec::new();
+            if entry.is_none() {
+                attrs.push(if ext.subscribed {
+                    "\\NonExistent"
+                } else {
+                    "\\Noselect"
+                });
+            }
+            attrs.push(if has_children(n) {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if is_sub && (ext.subscribed || ext.ret_subscribed) {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(su) = entry.and_then(|e| e.special_use) {
+                attrs.push(su.attribute());
+            }
+            lines.extend(format!("* LIST ({}) \"{DELIMITER}\" ", attrs.join(" ")).as_bytes());
+            lines.extend(mailbox_name(n));
+            if childinfo {
+                lines.extend(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            lines.extend(b"\r\n");
+            if entry.is_some() {
+                listed.push(name.clone());
+            }
+        }
+        self.write(&lines);
+        match ext.status {
+            Some(items) => self.list_status_next(tag, items, listed.into()),
+            None => self.tagged(&tag, "OK", "List completed."),
+        }
+    }
+
+    fn list_status_next(&mut self, tag: String, items: Vec<String>, queue: VecDeque<String>) {
+        match queue.front() {
+            None => self.tagged(&tag, "OK", "List completed."),
+            Some(name) => self.request(
+                Request::Open {
+                    name: name.clone(),
+                    claim_recent: false,
+                },
+                Then::ListStatus { tag, items, queue },
+            ),
+        }
     }
 
     /// RFC 3501 section 6.3.9: subscribed names that match, and, when `%`
@@ -2397,7 +2580,55 @@ impl Session {
             | (Then::Fetch { tag, .. }, Reply::Failed(e))
             | (Then::Search { tag, .. }, Reply::Failed(e))
             | (Then::Expunge { tag, .. }, Reply::Failed(e))
-            | (Then::Stored { tag, .. }, Reply::Failed(e)) => self.store_failed(&tag, &e),
+            | (Then::Stored { tag, .. }, Reply::Failed(e))
+            | (Then::Quota { tag, .. }, Reply::Failed(e))
+            | (Then::ListExt { tag, .. }, Reply::Failed(e)) => self.store_failed(&tag, &e),
+            (Then::ListExt { tag, ext }, Reply::Mailboxes(b)) => self.list_ext_reply(tag, ext, b),
+            (Then::ListStatus { tag, items, queue }, reply) => {
+                // A mailbox removed meanwhile is skipped (RFC 5819 section
+                // 2: STATUS is returned for the mailboxes that can give it).
+                if let (Some(name), Reply::Snapshot(s)) = (queue.front(), &reply) {
+                    let names: Vec<&str> = items.iter().map(String::as_str).collect();
+                    let line = status_line(name, &names, s);
+                    self.write(&line);
+                }
+                let mut queue = queue;
+                queue.pop_front();
+                self.list_status_next(tag, items, queue);
+            }
+            (Then::Quota { tag, mailbox }, Reply::Quota(q)) => {
+                let q = q.filter(|q| q.bytes_limit.is_some() || q.messages_limit.is_some());
+                let mut out = Vec::new();
+                if let Some(m) = &mailbox {
+                    out.extend(b"* QUOTAROOT ");
+                    out.extend(mailbox_name(m));
+                    if q.is_some() {
+                        out.extend(b" \"\"");
+                    }
+                    out.extend(b"\r\n");
+                }
+                match q {
+                    Some(q) => {
+                        // STORAGE counts units of 1024 octets (RFC 9208
+                        // section 5.1).
+                        let mut res = Vec::new();
+                        if let Some(l) = q.bytes_limit {
+                            res.push(format!("STORAGE {} {}", q.bytes.div_ceil(1024), l / 1024));
+                        }
+                        if let Some(l) = q.messages_limit {
+                            res.push(format!("MESSAGE {} {l}", q.messages));
+                        }
+                        out.extend(format!("* QUOTA \"\" ({})\r\n", res.join(" ")).as_bytes());
+                        self.write(&out);
+                        self.tagged(&tag, "OK", "Getquota completed.");
+                    }
+                    None if mailbox.is_some() => {
+                        self.write(&out);
+                        self.tagged(&tag, "OK", "Getquotaroot completed.");
+                    }
+                    None => self.tagged(&tag, "NO", "[NONEXISTENT] No such quota root."),
+                }
+            }
             (Then::Copy { tag, .. }, Reply::Failed(e)) => {
                 if e == StoreError::NoSuchMailbox {
                     self.tagged(&tag, "NO", "[TRYCREATE] Mailbox doesn't exist");
@@ -2435,39 +2666,20 @@ impl Session {
                 Reply::Snapshot(s),
             ) => self.selected(tag, name, read_only, qresync, s),
             (Then::Status { tag, name, items }, Reply::Snapshot(s)) => {
-                let mut parts = Vec::new();
-                for it in items {
-                    parts.push(match it {
-                        StatusDataItemName::Messages => format!("MESSAGES {}", s.messages.len()),
-                        StatusDataItemName::Recent => {
-                            format!("RECENT {}", s.messages.iter().filter(|m| m.recent).count())
-                        }
-                        StatusDataItemName::UidNext => format!("UIDNEXT {}", s.uidnext),
-                        StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", s.uidvalidity),
-                        StatusDataItemName::HighestModSeq => {
-                            format!("HIGHESTMODSEQ {}", s.highest_modseq)
-                        }
-                        StatusDataItemName::Unseen => format!(
-                            "UNSEEN {}",
-                            s.messages
-                                .iter()
-                                .filter(|m| !m.flags.contains(&Flag::Seen))
-                                .count()
-                        ),
-                        StatusDataItemName::Deleted => format!(
-                            "DELETED {}",
-                            s.messages
-                                .iter()
-                                .filter(|m| m.flags.contains(&Flag::Deleted))
-                                .count()
-                        ),
-                        _ => continue,
-                    });
-                }
-                let mut line = b"* STATUS ".to_vec();
-                line.extend(mailbox_name(&name));
-                line.extend(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-                self.write(&line);
+                let names: Vec<&str> = items
+                    .iter()
+                    .filter_map(|it| match it {
+                        StatusDataItemName::Messages => Some("MESSAGES"),
+                        StatusDataItemName::Recent => Some("RECENT"),
+                        StatusDataItemName::UidNext => Some("UIDNEXT"),
+                        StatusDataItemName::UidValidity => Some("UIDVALIDITY"),
+                        StatusDataItemName::Unseen => Some("UNSEEN"),
+                        StatusDataItemName::Deleted => Some("DELETED"),
+                        StatusDataItemName::HighestModSeq => Some("HIGHESTMODSEQ"),
+                        _ => None,
+                    })
+                    .collect();
+                self.write(&status_line(&name, &names, &s));
                 self.tagged(&tag, "OK", "Status completed.");
             }
             (Then::Append { tag, mailbox }, Reply::Appended { uidvalidity, uid }) => {
@@ -2582,7 +2794,10 @@ impl Session {
                     | Then::Search { tag, .. }
                     | Then::Copy { tag, .. }
                     | Then::Expunge { tag, .. }
-                    | Then::Stored { tag, .. } => Some(tag),
+                    | Then::Stored { tag, .. }
+                    | Then::Quota { tag, .. }
+                    | Then::ListExt { tag, .. }
+                    | Then::ListStatus { tag, .. } => Some(tag),
                     Then::Refresh { tag, .. } => tag,
                 };
                 let _ = other;
@@ -2826,4 +3041,34 @@ fn vanished_uids(set: &SequenceSet, star: u32, limit: u32, msgs: &[Msg]) -> Stri
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `* STATUS name (items)` for a mailbox snapshot; `items` are upper-case
+/// item names (unknown ones are left out).
+fn status_line(name: &str, items: &[&str], s: &Snapshot) -> Vec<u8> {
+    let count = |f: &Flag, want: bool| {
+        s.messages
+            .iter()
+            .filter(|m| m.flags.contains(f) == want)
+            .count()
+    };
+    let parts: Vec<String> = items
+        .iter()
+        .filter_map(|it| {
+            Some(match *it {
+                "MESSAGES" => format!("MESSAGES {}", s.messages.len()),
+                "RECENT" => format!("RECENT {}", s.messages.iter().filter(|m| m.recent).count()),
+                "UIDNEXT" => format!("UIDNEXT {}", s.uidnext),
+                "UIDVALIDITY" => format!("UIDVALIDITY {}", s.uidvalidity),
+                "UNSEEN" => format!("UNSEEN {}", count(&Flag::Seen, false)),
+                "DELETED" => format!("DELETED {}", count(&Flag::Deleted, true)),
+                "HIGHESTMODSEQ" => format!("HIGHESTMODSEQ {}", s.highest_modseq),
+                _ => return None,
+            })
+        })
+        .collect();
+    let mut line = b"* STATUS ".to_vec();
+    line.extend(mailbox_name(name));
+    line.extend(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+    line
 }

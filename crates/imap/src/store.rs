@@ -240,6 +240,18 @@ pub enum Request {
         mailbox: String,
         uids: Vec<u32>,
     },
+    /// The user's quota (one root, `""`, for all folders) ->
+    /// [`Reply::Quota`].
+    Quota,
+}
+
+/// RFC 9208 usage and limits of the user's quota root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub bytes: u64,
+    pub bytes_limit: Option<u64>,
+    pub messages: u64,
+    pub messages_limit: Option<u64>,
 }
 
 /// Why a store request failed; the core turns it into a tagged NO with
@@ -291,5 +303,7 @@ pub enum Reply {
         map: Vec<(u32, u32)>,
     },
     Expunged(Vec<u32>),
+    /// `None` when the user has no quota.
+    Quota(Option<QuotaUsage>),
     Failed(StoreError),
 }

@@ -429,7 +429,10 @@ impl Store {
         ));
         fs::rename(&dir, &trash)?;
         fs::remove_dir_all(&trash)?;
-        let _ = self.set_subscribed(name, false);
+        // The subscription stays: RFC 3501 section 6.3.9, a server "MUST
+        // NOT unilaterally remove an existing mailbox name from the
+        // subscription list even if a mailbox by that name no longer
+        // exists" (Dovecot keeps it too).
         Ok(())
     }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use yubin_imap::store::{
-    Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request,
-    Snapshot, SpecialUse, StoreError, DELIMITER,
+    Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, QuotaUsage, Reply,
+    Request, Snapshot, SpecialUse, StoreError, DELIMITER,
 };
 use yubin_mailstore::folder::{self, FolderError, FolderName, Store};
 use yubin_mailstore::mailbox::{self, FlagOp, Mailbox};
@@ -395,6 +395,18 @@ impl MaildirStore {
             Request::Expunge { mailbox, uids } => {
                 let mb = self.mailbox(&mailbox)?;
                 Reply::Expunged(mb.expunge(&uids).map_err(mb_err)?)
+            }
+            Request::Quota => {
+                // The Maildir++ quota (maildirsize) of the user's root, as
+                // deliveries and APPEND enforce it.
+                let root = self.path("INBOX")?;
+                let usage = yubin_mailstore::quota::read(&root).map_err(io_err)?;
+                Reply::Quota(usage.map(|u| QuotaUsage {
+                    bytes: u.bytes,
+                    bytes_limit: u.limit.bytes.filter(|&b| b > 0),
+                    messages: u.count,
+                    messages_limit: u.limit.count.filter(|&c| c > 0),
+                }))
             }
         })
     }
