@@ -24,7 +24,7 @@ def untagged(c, name):
 c = imaplib.IMAP4("127.0.0.1", imap_port)
 c.starttls(ssl_context=ctx)
 ok(c.login(user, password))
-caps = c.capabilities
+caps = ok(c.capability())[0].decode().split()
 for cap in ("CONDSTORE", "QRESYNC", "ESEARCH", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "QUOTA"):
     assert cap in caps, (cap, caps)
 
@@ -104,11 +104,18 @@ assert len(lists) == 2 and any("\\Sent" in l for l in lists), lists
 
 # --- QUOTA --------------------------------------------------------------
 data = ok(c.getquotaroot("INBOX"))
-assert data[0][0].decode() == '"INBOX" ""', data
+assert data[0][0].decode() == 'INBOX ""', data
 quota = data[1][0].decode()
 m = re.match(r'"" \(STORAGE (\d+) (\d+) MESSAGE (\d+) (\d+)\)', quota)
 assert m, quota
-assert int(m.group(3)) >= 3, quota
+assert int(m.group(2)) == 1024 and int(m.group(4)) == 100 and int(m.group(3)) >= 3, quota
+data = ok(c._simple_command("GETQUOTA", '""'))
+assert c.untagged_responses.pop("QUOTA")[0].decode() == quota
+typ, data = c._simple_command("SETQUOTA", '"" (STORAGE 10)')
+assert typ == "NO", data
+# More than the 1 MiB the quota allows: refused with OVERQUOTA.
+typ, data = c.append("Ext", None, None, b"Subject: big\r\n\r\n" + b"x" * 1100000 + b"\r\n")
+assert typ == "NO" and b"OVERQUOTA" in data[0], (typ, data)
 
 c.logout()
 print("OK")

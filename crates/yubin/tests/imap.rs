@@ -162,3 +162,35 @@ fn failed_login_is_delayed_and_logged_like_dovecot() {
     assert!(line.starts_with("a NO [PRIVACYREQUIRED]"), "{line}");
     t.s.stop();
 }
+
+/// CONDSTORE, QRESYNC, ESEARCH, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE
+/// and QUOTA with Python's imaplib (tests/imap/imaplib_extensions.py), on
+/// a Maildir with a Maildir++ quota.
+#[test]
+fn python_imaplib_extensions() {
+    let mut t = imap_server();
+    // hoge's Maildir with a maildirsize limit (1 MB, 100 messages), as an
+    // administrator or Dovecot's quota plugin writes it.
+    let root = t.s.path("vmail/mydomain.com/hoge");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("maildirsize"), "1048576S,100C\n").unwrap();
+    let (_, uid, gid) = common::owner();
+    for p in [t.s.path("vmail/mydomain.com"), root.clone(), root.join("maildirsize")] {
+        let _ = std::os::unix::fs::chown(&p, Some(uid), Some(gid));
+    }
+    t.s.start();
+    let script = common::repo().join("tests/imap/imaplib_extensions.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([&t.imap.to_string(), "hoge@mydomain.com", "secret"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.s.log()
+    );
+    t.s.stop();
+}
