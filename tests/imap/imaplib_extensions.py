@@ -94,6 +94,7 @@ data = ok(c._simple_command("LIST", '(SUBSCRIBED) "" "*"', "RETURN", "(STATUS (M
 lists = untagged(c, "LIST")
 statuses = untagged(c, "STATUS")
 assert any(l.endswith('"/" Ext') and "\\Subscribed" in l for l in lists), lists
+assert any(l.endswith('"/" INBOX') and "\\Subscribed" in l for l in lists), lists
 assert any(s.startswith("Ext (MESSAGES 3 UIDNEXT 6)") for s in statuses), statuses
 ok(c._simple_command("LIST", '(SPECIAL-USE) "" "*"'))
 lists = untagged(c, "LIST")

@@ -389,3 +389,52 @@ fn qresync() {
         "{r}"
     );
 }
+
+/// RFC 4731 ESEARCH, RFC 5258/5819 LIST-EXTENDED and LIST-STATUS, RFC
+/// 9208 QUOTA, driven as byte strings.
+#[test]
+fn esearch_listext_quota() {
+    let mut t = T::login();
+    for _ in 0..3 {
+        t.store.deliver("INBOX", MSG.as_bytes());
+    }
+    t.send("a SELECT INBOX\r\n");
+    let r = t.send("b UID SEARCH RETURN (MIN MAX COUNT ALL) ALL\r\n");
+    assert_eq!(
+        r,
+        "* ESEARCH (TAG \"b\") UID MIN 1 MAX 3 ALL 1:3 COUNT 3\r\nb OK Search completed.\r\n"
+    );
+    let r = t.send("c SEARCH RETURN (SAVE) ALL\r\n");
+    assert!(r.starts_with("c BAD"), "{r}");
+    let r = t.send("d LIST (SPECIAL-USE) \"\" * RETURN (STATUS (MESSAGES))\r\n");
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("INBOX"), "{r}");
+    assert!(r.contains("* STATUS Sent (MESSAGES 0)\r\n"), "{r}");
+    let r = t.send("e LIST \"\" (INBOX Trash) RETURN (STATUS (MESSAGES UIDNEXT) SUBSCRIBED)\r\n");
+    assert!(
+        r.contains("* STATUS INBOX (MESSAGES 3 UIDNEXT 4)\r\n"),
+        "{r}"
+    );
+    assert!(r.contains("\\Subscribed \\Trash) \"/\" Trash\r\n"), "{r}");
+    let r = t.send("f LIST (RECURSIVEMATCH) \"\" *\r\n");
+    assert!(r.starts_with("f BAD"), "{r}");
+    // No quota: a QUOTAROOT without roots.
+    let r = t.send("g GETQUOTAROOT INBOX\r\n");
+    assert_eq!(r, "* QUOTAROOT INBOX\r\ng OK Getquotaroot completed.\r\n");
+    t.store.quota = Some(yubin_imap::store::QuotaUsage {
+        bytes: 2049,
+        bytes_limit: Some(10 * 1024),
+        messages: 3,
+        messages_limit: None,
+    });
+    let r = t.send("h GETQUOTAROOT INBOX\r\n");
+    assert!(
+        r.starts_with("* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 3 10)\r\n"),
+        "{r}"
+    );
+    let r = t.send("i GETQUOTA \"x\"\r\n");
+    assert!(r.starts_with("i NO [NONEXISTENT]"), "{r}");
+}

@@ -560,6 +560,14 @@ impl Store {
     pub fn ensure_defaults(&self) -> Result<(), FolderError> {
         crate::deliver::ensure_maildir(&self.root)?;
         let subs = self.subscriptions()?;
+        // A new user (no subscriptions yet) has INBOX subscribed as well,
+        // so that clients listing only subscribed folders (Thunderbird's
+        // LIST (SUBSCRIBED)) see it; later unsubscribing it sticks.
+        if subs.is_empty() {
+            if let Ok(inbox) = FolderName::parse("INBOX", '/') {
+                self.set_subscribed(&inbox, true)?;
+            }
+        }
         for s in SpecialUse::ALL {
             let n = FolderName::from_levels(vec![s.name().to_string()])?;
             match self.create(&n) {

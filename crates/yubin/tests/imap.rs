@@ -175,7 +175,11 @@ fn python_imaplib_extensions() {
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("maildirsize"), "1048576S,100C\n").unwrap();
     let (_, uid, gid) = common::owner();
-    for p in [t.s.path("vmail/mydomain.com"), root.clone(), root.join("maildirsize")] {
+    for p in [
+        t.s.path("vmail/mydomain.com"),
+        root.clone(),
+        root.join("maildirsize"),
+    ] {
         let _ = std::os::unix::fs::chown(&p, Some(uid), Some(gid));
     }
     t.s.start();
