@@ -103,7 +103,7 @@ fn tokenize(mut s: &[u8]) -> Result<Vec<Tok>, &'static str> {
                     .position(|&b| matches!(b, b' ' | b'(' | b')' | b'"' | b'{'))
                     .unwrap_or(s.len());
                 let w = &s[..end];
-                if w.iter().any(|&b| b < 0x20 || b >= 0x7f) {
+                if w.iter().any(|&b| !(0x20..0x7f).contains(&b)) {
                     return Err("Invalid characters.");
                 }
                 out.push(Tok::Word(String::from_utf8_lossy(w).into_owned(), true));

@@ -1249,14 +1249,16 @@ impl Session {
                 uid,
                 modifiers,
             } => {
-                let unchanged_since = modifiers.iter().find_map(|m| match m {
-                    StoreModifier::UnchangedSince(n) => Some(*n),
-                });
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|m| match m {
+                        StoreModifier::UnchangedSince(n) => *n,
+                    })
+                    .next();
                 self.store(
                     tag,
                     sequence_set,
-                    kind,
-                    response,
+                    (kind, response),
                     flags,
                     uid,
                     unchanged_since,
@@ -1862,11 +1864,11 @@ impl Session {
         };
         // RFC 7162 section 3.1.4: CHANGEDSINCE keeps the messages changed
         // after it and implies MODSEQ; a MODSEQ item enables CONDSTORE.
-        if changed_since.is_some() || items.iter().any(|i| matches!(i, Item::ModSeq)) {
-            if !self.condstore {
-                self.condstore = true;
-                self.condstore_enabled_now();
-            }
+        if (changed_since.is_some() || items.iter().any(|i| matches!(i, Item::ModSeq)))
+            && !self.condstore
+        {
+            self.condstore = true;
+            self.condstore_enabled_now();
         }
         // Section 3.1: with CONDSTORE on, FETCH FLAGS carries MODSEQ.
         let want_modseq = changed_since.is_some()
@@ -2077,8 +2079,7 @@ impl Session {
         &mut self,
         tag: String,
         set: SequenceSet,
-        kind: StoreType,
-        response: StoreResponse,
+        (kind, response): (StoreType, StoreResponse),
         flags: Vec<CodecFlag<'_>>,
         uid: bool,
         unchanged_since: Option<u64>,
@@ -2148,8 +2149,7 @@ impl Session {
         echo: Echo,
         text: String,
         uid: bool,
-        flags: Vec<(u32, Flags, u64)>,
-        modified: Vec<u32>,
+        (flags, modified): (Vec<(u32, Flags, u64)>, Vec<u32>),
     ) {
         let mut announce = String::new();
         let condstore = self.condstore;
@@ -2314,7 +2314,7 @@ impl Session {
                 let found = self.search_matches(uid, &key, 0..self.msg_count(), &[]);
                 self.search_done(&tag, uid, &key, ret.as_ref(), &found);
             }
-            n => self.search_chunk(tag, uid, key, ret, 0, n == Need::Content, Vec::new()),
+            n => self.search_chunk(tag, uid, (key, ret), 0, n == Need::Content, Vec::new()),
         }
     }
 
@@ -2329,8 +2329,7 @@ impl Session {
         &mut self,
         tag: String,
         uid: bool,
-        key: SearchKey<'static>,
-        ret: Option<esearch::Return>,
+        (key, ret): (SearchKey<'static>, Option<esearch::Return>),
         next: usize,
         content: bool,
         found: Vec<u32>,
@@ -2724,7 +2723,7 @@ impl Session {
                 let end = self.msg_count().min(next + CHUNK);
                 found.extend(self.search_matches(uid, &key, next..end, &data));
                 if end < self.msg_count() {
-                    self.search_chunk(tag, uid, key, ret, end, content, found);
+                    self.search_chunk(tag, uid, (key, ret), end, content, found);
                 } else {
                     self.search_done(&tag, uid, &key, ret.as_ref(), &found);
                 }
@@ -2780,7 +2779,7 @@ impl Session {
                     uid,
                 },
                 Reply::Flags { flags, modified },
-            ) => self.stored(tag, lines, echo, text, uid, flags, modified),
+            ) => self.stored(tag, lines, echo, text, uid, (flags, modified)),
             (then, other) => {
                 // A driver answering the wrong request is a bug there; the
                 // client still gets a tagged answer.
