@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
 """Thunderbird against yubin's IMAP service, without the account wizard.
 
-    thunderbird.py profile DIR PORT USER PASSWORD
+    thunderbird.py profile DIR PORT USER PASSWORD SMTP_PORT
         Writes a Thunderbird profile in DIR whose prefs.js holds one IMAP
-        account (127.0.0.1:PORT, no TLS, normal password) and whose password
-        manager (key4.db + logins.json) holds USER's PASSWORD, so that
-        Thunderbird logs in at start without a prompt.
+        account (127.0.0.1:PORT, no TLS, normal password) and an outgoing
+        server (127.0.0.1:SMTP_PORT, no authentication: the test's smtpd
+        relays for 127.0.0.1), and whose password manager (key4.db +
+        logins.json) holds USER's PASSWORD, so that Thunderbird logs in at
+        start without a prompt.
 
     thunderbird.py run DIR STOPFILE SCREENSHOT DEADLINE_SECS
         Run under xvfb-run: starts Thunderbird on the profile, waits until
         STOPFILE exists (the test creates it once the server saw what it
         wanted) or the deadline passes, saves a screenshot of the screen to
         SCREENSHOT (ImageMagick's import) and stops Thunderbird.
+
+    thunderbird.py send DIR STOPFILE SCREENSHOT DEADLINE_SECS TO SUBJECT BODY
+        Run under xvfb-run: starts Thunderbird's compose window with TO,
+        SUBJECT and BODY filled in, presses Ctrl+Return in it (xdotool) to
+        send, then as `run`.
 
 The password is encrypted the way Thunderbird's login manager does it
 (NSS's SDR, PK11SDR_Encrypt, with the key in the profile's key4.db and an
@@ -66,7 +73,7 @@ def sdr_encrypt(profile, texts):
     return out
 
 
-def prefs(port, user):
+def prefs(port, user, smtp_port):
     p = {
         # The IMAP account (mailnews.js names; authMethod 3 is
         # nsMsgAuthMethod.passwordCleartext, socketType 0 is plain TCP).
@@ -79,6 +86,18 @@ def prefs(port, user):
         "mail.identity.id1.fullName": "Hoge",
         "mail.identity.id1.useremail": user,
         "mail.identity.id1.valid": True,
+        "mail.identity.id1.smtpServer": "smtp1",
+        # Plain text, so no HTML-or-text question at sending.
+        "mail.identity.id1.compose_html": False,
+        "mail.smtpservers": "smtp1",
+        "mail.smtp.defaultserver": "smtp1",
+        "mail.smtpserver.smtp1.hostname": "127.0.0.1",
+        "mail.smtpserver.smtp1.port": smtp_port,
+        "mail.smtpserver.smtp1.authMethod": 1,
+        "mail.smtpserver.smtp1.try_ssl": 0,
+        "mail.smtpserver.smtp1.username": "",
+        # Ctrl+Return sends without "are you sure".
+        "mail.warn_on_send_accel_key": False,
         "mail.server.server1.type": "imap",
         "mail.server.server1.hostname": "127.0.0.1",
         "mail.server.server1.port": port,
@@ -123,10 +142,10 @@ def prefs(port, user):
     return "\n".join(lines) + "\n"
 
 
-def make_profile(d, port, user, password):
+def make_profile(d, port, user, password, smtp_port):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "prefs.js"), "w") as f:
-        f.write(prefs(int(port), user))
+        f.write(prefs(int(port), user, int(smtp_port)))
     enc_user, enc_pass = sdr_encrypt(d, [user, password])
     now = int(time.time() * 1000)
     origin = "imap://127.0.0.1"  # MsgIncomingServer._getServerURI(false)
@@ -158,19 +177,32 @@ def make_profile(d, port, user, password):
         json.dump(logins, f)
 
 
-def run(d, stopfile, shot, deadline):
-    log = open(os.path.join(d, "thunderbird.log"), "wb")
+def run(d, stopfile, shot, deadline, compose=None):
+    log = open(os.path.join(d, "thunderbird.log"), "ab")
     env = dict(os.environ, MOZ_CRASHREPORTER_DISABLE="1", MOZ_DISABLE_AUTO_SAFE_MODE="1")
     env.pop("LD_LIBRARY_PATH", None)
-    tb = subprocess.Popen(
-        ["thunderbird", "--profile", d, "--no-remote"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    args = ["thunderbird", "--profile", d, "--no-remote"]
+    if compose:
+        args += ["-compose", compose]
+    tb = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     end = time.monotonic() + float(deadline)
+    last_try = None
     while time.monotonic() < end and not os.path.exists(stopfile) and tb.poll() is None:
+        if compose:
+            # The compose window's title is "Write: SUBJECT - Thunderbird";
+            # it closes once the message is sent. No window manager runs, so
+            # it is focused directly and xdotool's keys go to it through
+            # XTEST; pressed again every 10 s while the window stays (the
+            # first press can come before its editor is ready).
+            r = subprocess.run(["xdotool", "search", "--name", "^Write: "], capture_output=True, text=True)
+            wins = r.stdout.split()
+            if wins and (last_try is None or time.monotonic() - last_try > 10):
+                if last_try is None:
+                    time.sleep(3)
+                last_try = time.monotonic()
+                subprocess.run(["xdotool", "windowfocus", "--sync", wins[-1]], check=False)
+                subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+Return"], check=False)
+                print("compose window", wins[-1], "ctrl+Return", flush=True)
         time.sleep(0.5)
     # Let the window paint what it fetched last.
     time.sleep(2)
@@ -187,8 +219,11 @@ def run(d, stopfile, shot, deadline):
 
 if __name__ == "__main__":
     if sys.argv[1] == "profile":
-        make_profile(*sys.argv[2:6])
+        make_profile(*sys.argv[2:7])
     elif sys.argv[1] == "run":
         run(*sys.argv[2:6])
+    elif sys.argv[1] == "send":
+        to, subject, body = sys.argv[6:9]
+        run(*sys.argv[2:6], compose="to='%s',subject='%s',body='%s'" % (to, subject, body))
     else:
         raise SystemExit("usage: thunderbird.py profile|run ...")

@@ -1,4 +1,7 @@
-//! Thunderbird (Debian's package, under Xvfb) against yubin's IMAP service.
+//! Thunderbird (Debian's package, under Xvfb) against yubin's IMAP service
+//! and smtpd: it downloads the inbox, then sends a message (compose window,
+//! Ctrl+Return by xdotool) that arrives in the inbox and whose copy it
+//! APPENDs to Sent.
 //!
 //! The profile is written by `tests/imap/thunderbird.py` (prefs.js with one
 //! IMAP account, the password in Thunderbird's own password manager), so no
@@ -121,7 +124,12 @@ fn thunderbird_logs_in_selects_inbox_and_downloads_the_message() {
         .arg(&script)
         .arg("profile")
         .arg(profile.path())
-        .args([&imap.to_string(), "hoge@mydomain.com", "secret"])
+        .args([
+            &imap.to_string(),
+            "hoge@mydomain.com",
+            "secret",
+            &s.port.to_string(),
+        ])
         .status()
         .unwrap();
     assert!(st.success(), "writing the Thunderbird profile failed");
@@ -202,5 +210,64 @@ fn thunderbird_logs_in_selects_inbox_and_downloads_the_message() {
     let output = rawlog(&raw, "out");
     let bad: Vec<&str> = output.lines().filter(|l| l.contains(" BAD ")).collect();
     assert!(bad.is_empty(), "BAD replies: {bad:?}\n{}", ctx());
+
+    // Second run: Thunderbird's compose window, sent with Ctrl+Return
+    // through yubin's smtpd to hoge's own Maildir.
+    let sent_token = format!("tb-sent-{}", std::process::id());
+    let stop2 = profile.path().join("STOP2");
+    let shot2 = out_dir.join("thunderbird-send.png");
+    let mut tb = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24"])
+        .arg("python3")
+        .arg(&script)
+        .arg("send")
+        .arg(profile.path())
+        .arg(&stop2)
+        .arg(&shot2)
+        .arg("60")
+        .args([
+            "hoge@mydomain.com",
+            "Sent by Thunderbird",
+            &format!("The body: {sent_token}"),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let maildir = s.path("vmail/mydomain.com/hoge");
+    let deadline = Instant::now() + Duration::from_secs(65);
+    let (mut delivered, mut fcc) = (false, false);
+    while Instant::now() < deadline {
+        delivered =
+            holds(&maildir.join("new"), &sent_token) || holds(&maildir.join("cur"), &sent_token);
+        // Thunderbird keeps its copy in Sent by IMAP APPEND.
+        fcc = holds(&maildir.join(".Sent"), &sent_token);
+        if (delivered && fcc) || tb.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::fs::write(&stop2, "").unwrap();
+    let status = tb.wait().unwrap();
+    let tb_log =
+        std::fs::read_to_string(profile.path().join("thunderbird.log")).unwrap_or_default();
+    assert!(
+        delivered,
+        "the message Thunderbird sent never arrived\nxvfb-run: {status}\nserver log:\n{}\nthunderbird:\n{tb_log}",
+        s.log()
+    );
+    let _ = std::fs::write(out_dir.join("thunderbird-imap.in"), rawlog(&raw, "in"));
+    let _ = std::fs::write(out_dir.join("thunderbird-imap.out"), rawlog(&raw, "out"));
+    assert!(
+        fcc && rawlog(&raw, "in")
+            .to_ascii_uppercase()
+            .contains("APPEND \"SENT\""),
+        "Thunderbird's copy never reached Sent\n{}",
+        rawlog(&raw, "in")
+    );
+    assert!(
+        s.log().contains("from=<hoge@mydomain.com>"),
+        "no smtpd/qmgr line for Thunderbird's message\n{}",
+        s.log()
+    );
     s.stop();
 }
