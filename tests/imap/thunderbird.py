@@ -109,6 +109,9 @@ def prefs(port, user, smtp_port):
         "mail.server.server1.login_at_startup": True,
         "mail.server.server1.check_new_mail": True,
         "mail.server.server1.offline_download": True,
+        # Off by default in Thunderbird; on here so that it exercises
+        # yubin's RFC 7162 CONDSTORE (ENABLE, SELECT (CONDSTORE), CHANGEDSINCE).
+        "mail.server.server1.use_condstore": True,
         "mail.server.server2.type": "none",
         "mail.server.server2.hostname": "Local Folders",
         "mail.server.server2.userName": "nobody",

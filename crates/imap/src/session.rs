@@ -395,6 +395,8 @@ pub struct Session {
     qresync: bool,
     /// RFC 4731 RETURN options of the SEARCH being parsed.
     search_return: Option<esearch::Return>,
+    /// The FETCH being parsed said CHANGEDSINCE 0.
+    changedsince_zero: bool,
 }
 
 /// Messages per store request of a FETCH or SEARCH: the memory of one
@@ -605,6 +607,7 @@ impl Session {
             condstore: false,
             qresync: false,
             search_return: None,
+            changedsince_zero: false,
         };
         let greeting = format!(
             "* OK [CAPABILITY {}] {} ready.\r\n",
@@ -807,6 +810,15 @@ impl Session {
                 cmd = rest;
             }
             Err(e) => return self.bad(&tag, &format!("Error in IMAP command SEARCH: {e}")),
+        }
+        // Thunderbird sends `UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)` on a
+        // folder it has no mod-sequence for. RFC 7162's grammar wants a
+        // positive value there and imap-codec refuses 0; Dovecot takes it
+        // as "every message". So does yubin: parsed as 1, applied as 0.
+        self.changedsince_zero = false;
+        if let Some(fixed) = changedsince_zero(&cmd) {
+            self.changedsince_zero = true;
+            cmd = fixed;
         }
         // Nor RFC 5258's extended LIST.
         match listext::parse(&cmd) {
@@ -1799,7 +1811,9 @@ impl Session {
         let mut vanished = false;
         for m in &modifiers {
             match m {
-                FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
+                FetchModifier::ChangedSince(n) => {
+                    changed_since = Some(if self.changedsince_zero { 0 } else { n.get() })
+                }
                 FetchModifier::Vanished => vanished = true,
             }
         }
@@ -3070,4 +3084,24 @@ fn status_line(name: &str, items: &[&str], s: &Snapshot) -> Vec<u8> {
     line.extend(mailbox_name(name));
     line.extend(format!(" ({})\r\n", parts.join(" ")).as_bytes());
     line
+}
+
+/// `cmd` with ` (CHANGEDSINCE 0` of a FETCH's modifiers turned into
+/// ` (CHANGEDSINCE 1`, or `None` when it has none.
+fn changedsince_zero(cmd: &[u8]) -> Option<Vec<u8>> {
+    let name = crate::framing::command_name(cmd);
+    if name != "FETCH" {
+        return None;
+    }
+    const NEEDLE: &[u8] = b"(CHANGEDSINCE 0";
+    let at = cmd
+        .windows(NEEDLE.len())
+        .rposition(|w| w.eq_ignore_ascii_case(NEEDLE))?;
+    let after = cmd.get(at + NEEDLE.len())?;
+    if !matches!(after, b' ' | b')') {
+        return None;
+    }
+    let mut out = cmd.to_vec();
+    out[at + NEEDLE.len() - 1] = b'1';
+    Some(out)
 }

@@ -345,6 +345,11 @@ fn condstore() {
         r.contains("* STATUS INBOX (HIGHESTMODSEQ 7 MESSAGES 3)"),
         "{r}"
     );
+    // Thunderbird's CHANGEDSINCE 0 (not RFC 7162's grammar): every message.
+    let r = t.send("k UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)\r\n");
+    assert_eq!(r.matches(" FETCH (").count(), 3, "{r}");
+    let r = t.send("l UID FETCH 1:* (FLAGS) (CHANGEDSINCE 00)\r\n");
+    assert!(r.starts_with("l BAD"), "{r}");
     let r = t.send("j FETCH 1 (MODSEQ)\r\n");
     assert!(r.starts_with("* 1 FETCH (MODSEQ (6))\r\n"), "{r}");
 }

@@ -257,6 +257,18 @@ fn thunderbird_logs_in_selects_inbox_and_downloads_the_message() {
     );
     let _ = std::fs::write(out_dir.join("thunderbird-imap.in"), rawlog(&raw, "in"));
     let _ = std::fs::write(out_dir.join("thunderbird-imap.out"), rawlog(&raw, "out"));
+    // With use_condstore on, Thunderbird resynchronises flags with RFC
+    // 7162 CHANGEDSINCE; no command of either run was refused.
+    let output = rawlog(&raw, "out");
+    let bad: Vec<&str> = output.lines().filter(|l| l.contains(" BAD ")).collect();
+    assert!(bad.is_empty(), "BAD replies: {bad:?}");
+    assert!(
+        rawlog(&raw, "in")
+            .to_ascii_uppercase()
+            .contains("(CHANGEDSINCE "),
+        "Thunderbird never used CHANGEDSINCE\n{}",
+        rawlog(&raw, "in")
+    );
     assert!(
         fcc && rawlog(&raw, "in")
             .to_ascii_uppercase()
