@@ -1,6 +1,7 @@
 """yubin's IMAP extensions with Python's imaplib as the client:
 CONDSTORE and QRESYNC (RFC 7162), ESEARCH (RFC 4731), LIST-EXTENDED and
-LIST-STATUS (RFC 5258, 5819), SPECIAL-USE (RFC 6154) and QUOTA (RFC 9208).
+LIST-STATUS (RFC 5258, 5819), SPECIAL-USE (RFC 6154), QUOTA (RFC 9208) and
+COMPRESS=DEFLATE (RFC 4978, over a plain socket with zlib).
 Usage: imaplib_extensions.py IMAP_PORT USER PASSWORD
 Prints OK on success; any failure raises."""
 import imaplib, ssl, sys, re
@@ -25,7 +26,8 @@ c = imaplib.IMAP4("127.0.0.1", imap_port)
 c.starttls(ssl_context=ctx)
 ok(c.login(user, password))
 caps = ok(c.capability())[0].decode().split()
-for cap in ("CONDSTORE", "QRESYNC", "ESEARCH", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "QUOTA"):
+for cap in ("CONDSTORE", "QRESYNC", "ESEARCH", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "QUOTA",
+            "COMPRESS=DEFLATE"):
     assert cap in caps, (cap, caps)
 
 ok(c.create("Ext"))
@@ -119,4 +121,54 @@ typ, data = c.append("Ext", None, None, b"Subject: big\r\n\r\n" + b"x" * 1100000
 assert typ == "NO" and b"OVERQUOTA" in data[0], (typ, data)
 
 c.logout()
+
+# --- COMPRESS=DEFLATE (RFC 4978) ------------------------------------------
+# imaplib has no COMPRESS, so a plain socket with zlib's raw deflate.
+import socket, zlib
+
+raw = socket.create_connection(("127.0.0.1", imap_port))
+rf = raw.makefile("rb")
+assert rf.readline().startswith(b"* OK")
+raw.sendall(b"a STARTTLS\r\n")
+assert rf.readline().startswith(b"a OK")
+tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+tf = tls.makefile("rb")
+tls.sendall(b"b LOGIN %s %s\r\n" % (user.encode(), password.encode()))
+assert tf.readline().startswith(b"b OK")
+tls.sendall(b"c COMPRESS DEFLATE\r\n")
+assert tf.readline().startswith(b"c OK"), "COMPRESS refused"
+z_out, z_in = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+pending = b""
+
+
+def zsend(line):
+    tls.sendall(z_out.compress(line) + z_out.flush(zlib.Z_SYNC_FLUSH))
+
+
+def zread_until(tag):
+    global pending
+    lines = []
+    while True:
+        while b"\r\n" in pending:
+            line, pending = pending.split(b"\r\n", 1)
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+        data = tls.recv(65536)
+        assert data, "connection closed"
+        pending += z_in.decompress(data)
+
+
+zsend(b"d SELECT Ext\r\n")
+lines = zread_until(b"d")
+assert lines[-1].startswith(b"d OK") and b"* 3 EXISTS" in lines, lines
+zsend(b"e UID FETCH 5 (BODY.PEEK[])\r\n")
+lines = zread_until(b"e")
+assert lines[-1].startswith(b"e OK") and any(b"body 5" in l for l in lines), lines
+zsend(b"f COMPRESS DEFLATE\r\n")
+lines = zread_until(b"f")
+assert lines[-1].startswith(b"f NO [COMPRESSIONACTIVE]"), lines
+zsend(b"g LOGOUT\r\n")
+assert zread_until(b"g")[-1].startswith(b"g OK")
+tls.close()
 print("OK")

@@ -130,6 +130,10 @@ pub enum Action {
     /// The client is in IDLE: wait for input or a change of the selected
     /// mailbox, and call [`Session::mailbox_changed`] on the latter.
     Idle,
+    /// RFC 4978: from now on, everything written and read goes through
+    /// [`crate::compress::Deflate`] (what was written before this action
+    /// is not compressed).
+    Compress,
     /// Flush and close the connection.
     Close,
 }
@@ -397,6 +401,8 @@ pub struct Session {
     search_return: Option<esearch::Return>,
     /// The FETCH being parsed said CHANGEDSINCE 0.
     changedsince_zero: bool,
+    /// COMPRESS=DEFLATE is active.
+    compressed: bool,
 }
 
 /// Messages per store request of a FETCH or SEARCH: the memory of one
@@ -608,6 +614,7 @@ impl Session {
             qresync: false,
             search_return: None,
             changedsince_zero: false,
+            compressed: false,
         };
         let greeting = format!(
             "* OK [CAPABILITY {}] {} ready.\r\n",
@@ -678,7 +685,7 @@ impl Session {
             _ => {
                 c.push_str(" NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE");
                 c.push_str(" CONDSTORE QRESYNC ESEARCH LIST-EXTENDED LIST-STATUS");
-                c.push_str(" QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
+                c.push_str(" QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE");
                 c.push_str(&format!(" APPENDLIMIT={}", self.cfg.append_limit));
             }
         }
@@ -1177,6 +1184,20 @@ impl Session {
                     },
                     Then::Append { tag, mailbox: name },
                 );
+            }
+            // RFC 4978: after the tagged OK both directions are deflated.
+            C::Compress { .. } => {
+                if self.compressed {
+                    self.tagged(
+                        &tag,
+                        "NO",
+                        "[COMPRESSIONACTIVE] Compression already active.",
+                    );
+                } else {
+                    self.tagged(&tag, "OK", "DEFLATE active");
+                    self.compressed = true;
+                    self.out.push_back(Action::Compress);
+                }
             }
             // RFC 9208: one quota root, "", for all of the user's folders
             // (Maildir++ keeps one maildirsize per user).

@@ -443,3 +443,36 @@ fn esearch_listext_quota() {
     let r = t.send("i GETQUOTA \"x\"\r\n");
     assert!(r.starts_with("i NO [NONEXISTENT]"), "{r}");
 }
+
+/// RFC 4978: COMPRESS DEFLATE after login gives the driver
+/// `Action::Compress` once; a second one is refused.
+#[test]
+fn compress_deflate() {
+    let mut t = T::plain();
+    t.s.feed(b"a COMPRESS DEFLATE\r\n");
+    let mut out = Vec::new();
+    while let Some(a) = t.s.next_action() {
+        assert!(!matches!(a, yubin_imap::Action::Compress));
+        if let yubin_imap::Action::Write(b) = a {
+            out.extend(b);
+        }
+    }
+    assert!(
+        out.starts_with(b"a BAD"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let r = t.send("b LOGIN bob secret\r\n");
+    assert!(r.contains("COMPRESS=DEFLATE"), "{r}");
+    t.s.feed(b"c COMPRESS DEFLATE\r\n");
+    let mut actions = Vec::new();
+    while let Some(a) = t.s.next_action() {
+        actions.push(a);
+    }
+    assert!(
+        matches!(&actions[..], [yubin_imap::Action::Write(w), yubin_imap::Action::Compress] if w.starts_with(b"c OK")),
+        "{actions:?}"
+    );
+    let r = t.send("d COMPRESS DEFLATE\r\n");
+    assert!(r.starts_with("d NO [COMPRESSIONACTIVE]"), "{r}");
+}

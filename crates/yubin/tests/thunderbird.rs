@@ -269,6 +269,15 @@ fn thunderbird_logs_in_selects_inbox_and_downloads_the_message() {
         "Thunderbird never used CHANGEDSINCE\n{}",
         rawlog(&raw, "in")
     );
+    // Thunderbird turns on RFC 4978 compression where offered: everything
+    // above went through yubin's DEFLATE.
+    assert!(
+        rawlog(&raw, "in")
+            .to_ascii_uppercase()
+            .contains(" COMPRESS DEFLATE"),
+        "Thunderbird never used COMPRESS\n{}",
+        rawlog(&raw, "in")
+    );
     assert!(
         fcc && rawlog(&raw, "in")
             .to_ascii_uppercase()

@@ -283,6 +283,11 @@ async fn handle(
         .as_deref()
         .and_then(|d| RawLog::open(d, &shared));
     let mut session = Session::new(cfg);
+    // RFC 4978 COMPRESS=DEFLATE, once the client asked for it.
+    let mut deflate: Option<yubin_imap::compress::Deflate> = None;
+    // Compressed input not yet inflated, and whether the inflater may hold
+    // more output: inflated input goes to the session one piece per turn.
+    let (mut zin, mut zmore) = (Vec::<u8>::new(), false);
     let mut store: Option<MaildirStore> = None;
     let mut last_user = String::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -294,11 +299,16 @@ async fn handle(
                     if let Some(r) = &mut rawlog {
                         r.out(&b);
                     }
+                    let b = match &mut deflate {
+                        Some(d) => d.compress(&b),
+                        None => b,
+                    };
                     if conn.write_all(&b).await.is_err() {
                         break 'conn "Connection closed".into();
                     }
                 }
                 Action::Close => break 'conn "Logged out".into(),
+                Action::Compress => deflate = Some(yubin_imap::compress::Deflate::new()),
                 Action::StartTls => {
                     let Some(tls) = svc.tls.clone() else {
                         break 'conn "TLS unavailable".into();
@@ -375,6 +385,24 @@ async fn handle(
         if session.is_closed() {
             break "Logged out".into();
         }
+        if let Some(d) = &mut deflate {
+            if !zin.is_empty() || zmore {
+                match d.inflate_piece(&zin) {
+                    Ok((used, out, more)) => {
+                        zin.drain(..used);
+                        zmore = more;
+                        if let Some(r) = &mut rawlog {
+                            r.input(&out);
+                        }
+                        session.feed(&out);
+                        if !out.is_empty() || (!zin.is_empty() && used > 0) {
+                            continue;
+                        }
+                    }
+                    Err(_) => break "Connection closed (corrupt DEFLATE stream)".into(),
+                }
+            }
+        }
         let read = if session.is_idle() {
             // New mail and other sessions' changes show up in IDLE: the
             // folder's directories are checked (a stat each) twice a second.
@@ -405,12 +433,14 @@ async fn handle(
                 r = tokio::time::timeout(svc.timeout, conn.read(&mut buf)) => match r {
                     Ok(r) => Some(r),
                     Err(_) => {
-                        let _ = conn.write_all(b"* BYE Disconnected for inactivity.\r\n").await;
+                        let bye = bye(&mut deflate, b"* BYE Disconnected for inactivity.\r\n");
+                        let _ = conn.write_all(&bye).await;
                         break "Disconnected for inactivity".into();
                     }
                 },
                 _ = shared.shutdown.notified() => {
-                    let _ = conn.write_all(b"* BYE Server shutting down.\r\n").await;
+                    let bye = bye(&mut deflate, b"* BYE Server shutting down.\r\n");
+                    let _ = conn.write_all(&bye).await;
                     break "Server shutting down".into();
                 }
             }
@@ -418,12 +448,15 @@ async fn handle(
         match read {
             None => {}
             Some(Ok(0)) | Some(Err(_)) => break "Connection closed".into(),
-            Some(Ok(n)) => {
-                if let Some(r) = &mut rawlog {
-                    r.input(&buf[..n]);
+            Some(Ok(n)) => match &deflate {
+                Some(_) => zin.extend_from_slice(&buf[..n]),
+                None => {
+                    if let Some(r) = &mut rawlog {
+                        r.input(&buf[..n]);
+                    }
+                    session.feed(&buf[..n])
                 }
-                session.feed(&buf[..n])
-            }
+            },
         }
     };
     conn.shutdown().await;
@@ -451,6 +484,14 @@ async fn handle(
                 "Disconnected (no auth attempts in {secs} secs): user=<>, rip={rip}, lip={lip}"
             ),
         ),
+    }
+}
+
+/// A server-initiated BYE, compressed when COMPRESS is active.
+fn bye(deflate: &mut Option<yubin_imap::compress::Deflate>, line: &[u8]) -> Vec<u8> {
+    match deflate {
+        Some(d) => d.compress(line),
+        None => line.to_vec(),
     }
 }
 
