@@ -38,6 +38,47 @@ pub struct ImapService {
     /// Dovecot's `rawlog_dir`: when set, each connection's bytes in and out
     /// (after TLS) are copied to `DIR/<stamp>-<n>.in` and `.out`.
     rawlog_dir: Option<PathBuf>,
+    /// Dovecot's mail_max_userip_connections (0 = no limit).
+    max_userip: usize,
+    /// Logged-in connections per (user, client address), shared by every
+    /// IMAP service of this process.
+    userip: Arc<UserIp>,
+}
+
+type UserIp = std::sync::Mutex<std::collections::HashMap<(String, IpAddr), usize>>;
+
+/// One counted connection of a user from an address; uncounted on drop.
+struct UserIpSlot {
+    map: Arc<UserIp>,
+    key: (String, IpAddr),
+}
+
+impl UserIpSlot {
+    /// Counts a connection, unless `max` (non-zero) are there already.
+    fn take(map: &Arc<UserIp>, key: (String, IpAddr), max: usize) -> Option<UserIpSlot> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(key.clone()).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UserIpSlot {
+            map: map.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for UserIpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
 }
 
 pub struct Bound {
@@ -51,6 +92,7 @@ pub struct Bound {
 pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
     let master = MasterCf::load(cfg.dir())?;
     let mut out = Vec::new();
+    let userip = Arc::new(UserIp::default());
     for svc in master.imap_services() {
         let context = || format!("master.cf:{}: service {}", svc.line, svc.name);
         let scfg = cfg
@@ -112,6 +154,8 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
             idle_poll: Duration::from_millis(500),
             timeout: Duration::from_secs(scfg.time("imapd_timeout", 's')?),
             users,
+            max_userip: scfg.u64("imapd_max_userip_connections")? as usize,
+            userip: userip.clone(),
             rawlog_dir: Some(scfg.get("imapd_rawlog_dir"))
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
@@ -289,6 +333,7 @@ async fn handle(
     // more output: inflated input goes to the session one piece per turn.
     let (mut zin, mut zmore) = (Vec::<u8>::new(), false);
     let mut store: Option<MaildirStore> = None;
+    let mut userip_slot: Option<UserIpSlot> = None;
     let mut last_user = String::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stamp = None;
@@ -328,6 +373,27 @@ async fn handle(
                         .unwrap_or_else(|e| Err(e.to_string()));
                     match r {
                         Ok(Some((name, st))) => {
+                            // Dovecot's mail_max_userip_connections: the
+                            // login is refused with a BYE past the limit.
+                            match UserIpSlot::take(&svc.userip, (name.clone(), rip), svc.max_userip)
+                            {
+                                Some(slot) => userip_slot = Some(slot),
+                                None => {
+                                    let text = format!(
+                                        "Maximum number of connections from user+IP exceeded (imapd_max_userip_connections={})",
+                                        svc.max_userip
+                                    );
+                                    let line = format!("* BYE {text}\r\n");
+                                    let line = bye(&mut deflate, line.as_bytes());
+                                    let _ = conn.write_all(&line).await;
+                                    conn.shutdown().await;
+                                    shared.log.log(
+                                        &format!("imap({name})"),
+                                        &format!("Disconnected: {text}"),
+                                    );
+                                    return;
+                                }
+                            }
                             shared.log.log(
                                 "imap-login",
                                 &format!(
@@ -459,6 +525,8 @@ async fn handle(
             },
         }
     };
+    // The session is over: its user+IP slot is free for the next login.
+    drop(userip_slot);
     conn.shutdown().await;
     let secs = started.elapsed().as_secs();
     match session.user() {
