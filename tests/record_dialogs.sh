@@ -6,7 +6,7 @@
 # the same replies, word for word.
 #
 # Usage (as root, Debian package postfix installed; dovecot-core for the
-# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|all] [NAME...]
+# embedded default's AUTH):  tests/record_dialogs.sh [seed|level0|embedded|all] [NAME...]
 #
 # The Postfix runs as its own instance: its own config directory, queue
 # directory and data directory in a temporary folder, listening on free
@@ -108,13 +108,21 @@ nobody_uid=$(id -u nobody)
 nobody_gid=$(id -g nobody)
 
 # ---------------------------------------------------------------- seed
+# `record_seed level0`: the same main.cf without its compatibility_level line
+# (level 0, Postfix's backwards-compatible defaults) and with relay control
+# in smtpd_recipient_restrictions, which level 0 needs; tests/dialogs/level0/.
 record_seed() {
-    local d=$work/seed port
+    local variant=${1:-seed}
+    local d=$work/$variant port level="compatibility_level = 3.6" dialogs=$here/dialogs
     mkdir -p "$d/etc" "$d/queue" "$d/data" "$d/vmail" "$d/log"
     chown postfix "$d/data"
     chown nobody:nogroup "$d/vmail"
+    if [ "$variant" = level0 ]; then
+        level="smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination"
+        dialogs=$here/dialogs/level0
+    fi
     port=$(free_port)
-    # Server::seed's main.cf, line for line, plus compatibility_level = 3.6
+    # Server::seed's main.cf, line for line, with compatibility_level = 3.6
     # (the dialogs test passes the same line) and Postfix's own needs.
     cat >"$d/etc/main.cf" <<EOF
 myhostname = mail.mydomain.com
@@ -137,7 +145,7 @@ virtual_uid_maps = static:$nobody_uid
 virtual_gid_maps = static:$nobody_gid
 virtual_minimum_uid = 1
 local_recipient_maps = \$virtual_mailbox_maps
-compatibility_level = 3.6
+$level
 # Postfix's own: its user, a data directory of this instance
 mail_owner = postfix
 data_directory = $d/data
@@ -153,7 +161,7 @@ EOF
     postalias -c "$d/etc" "$d/etc/aliases"
     start_postfix "$d/etc"
     wait_port "$port" "$d/log/mail.log"
-    replay_all "$here/dialogs" "$port"
+    replay_all "$dialogs" "$port"
 }
 
 # ---------------------------------------------------------------- embedded
@@ -256,7 +264,8 @@ EOF
 
 case $which in
     seed) record_seed ;;
+    level0) record_seed level0 ;;
     embedded) record_embedded ;;
-    all) record_seed; record_embedded ;;
-    *) echo "usage: $0 [seed|embedded|all] [NAME...]" >&2; exit 2 ;;
+    all) record_seed; record_seed level0; record_embedded ;;
+    *) echo "usage: $0 [seed|level0|embedded|all] [NAME...]" >&2; exit 2 ;;
 esac

@@ -47,6 +47,12 @@ impl SmtpCore {
     pub fn queued(&mut self, result: Result<String, String>) -> Vec<Step<SmtpAsk>> {
         steps(self.0.queued(result))
     }
+
+    /// The end-of-data checks (yubin-msgauth) or a milter refused the
+    /// message at its end.
+    pub fn refused(&mut self, reply: yubin_smtp::Reply) -> Vec<Step<SmtpAsk>> {
+        steps(self.0.refused(reply))
+    }
 }
 
 impl Core for SmtpCore {

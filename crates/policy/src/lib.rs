@@ -10,7 +10,7 @@ use std::sync::Arc;
 use yubin_addr::{Address, Class, Resolver, Verdict};
 use yubin_dns::{Dns, DomainStatus};
 use yubin_smtp::{ClientInfo, RecipientQuery, Reply};
-use yubin_table::Maps;
+use yubin_table::{Maps, TableError};
 
 pub use restrict::{is_fqdn_address, Restriction, RestrictionError};
 
@@ -21,6 +21,10 @@ pub struct Restrictions {
     pub sender: Vec<Restriction>,
     pub relay: Vec<Restriction>,
     pub recipient: Vec<Restriction>,
+    /// smtpd_relay_before_recipient_restrictions (Postfix 3.6): relay
+    /// restrictions first; `no` (compatibility_level < 3.6) evaluates
+    /// smtpd_recipient_restrictions before smtpd_relay_restrictions.
+    pub relay_before_recipient: bool,
 }
 
 impl Restrictions {
@@ -42,13 +46,26 @@ impl Restrictions {
                 )
             })
         };
+        // yubin-msgauth's names judge the message: only the end of DATA
+        // has one (docs/msgauth.md).
+        if let Some(r) = [&sender, &relay, &recipient]
+            .iter()
+            .flat_map(|l| l.iter())
+            .find(|r| r.is_end_of_data_only())
+        {
+            return Err(RestrictionError(format!(
+                "{r:?} judges the message: use it in smtpd_end_of_data_restrictions only"
+            )));
+        }
         if !guards(&relay) && !guards(&recipient) {
-            return Err(RestrictionError("parameters smtpd_relay_restrictions and smtpd_recipient_restrictions: specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer".into()));
+            // Postfix 3.7's wording (smtpd_check.c), with yubin's list.
+            return Err(RestrictionError("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject or defer".into()));
         }
         Ok(Restrictions {
             sender,
             relay,
             recipient,
+            relay_before_recipient: true,
         })
     }
 
@@ -76,32 +93,90 @@ impl Policy {
     /// smtpd_sender_login_maps: Postfix's search order for the sender is
     /// `user@domain`, then `@domain`; the value lists the owning logins,
     /// separated by commas or spaces. `None` when the map does not list it.
-    pub fn sender_owners(&self, sender: &Address) -> Option<Vec<String>> {
+    /// A table that cannot answer now is an error (the caller defers).
+    pub fn sender_owners(&self, sender: &Address) -> Result<Option<Vec<String>>, TableError> {
         if self.sender_login_maps.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let hit = self.sender_login_maps.lookup(&sender.key()).or_else(|| {
-            self.sender_login_maps
-                .lookup(&format!("@{}", sender.domain))
-        })?;
-        Some(
+        let maps = &self.sender_login_maps;
+        let hit = match maps.try_lookup(&sender.key())? {
+            Some(h) => h,
+            None => match maps.try_lookup(&format!("@{}", sender.domain))? {
+                Some(h) => h,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(
             hit.value
                 .split([',', ' ', '\t'])
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
-        )
+        ))
+    }
+
+    /// `sender_owners` off the async worker when the map is remote.
+    async fn sender_owners_async(
+        &self,
+        sender: &Address,
+    ) -> Result<Option<Vec<String>>, TableError> {
+        if !self.sender_login_maps.is_remote() {
+            return self.sender_owners(sender);
+        }
+        let maps = self.sender_login_maps.clone();
+        let me = Policy {
+            resolver: self.resolver.clone(),
+            sender_login_maps: maps,
+            dns: None,
+            restrictions: Restrictions::default(),
+        };
+        let sender = sender.clone();
+        tokio::task::spawn_blocking(move || me.sender_owners(&sender))
+            .await
+            .unwrap_or_else(|e| {
+                Err(TableError::Temporary {
+                    table: "smtpd_sender_login_maps".into(),
+                    msg: e.to_string(),
+                })
+            })
+    }
+
+    /// The resolver's verdict; on a blocking thread when a table is remote
+    /// (a pgsql: lookup must not stall the async workers).
+    async fn check(&self, addr: &Address) -> (Class, Verdict) {
+        if !self.resolver.is_remote() {
+            return self.resolver.check(addr);
+        }
+        let r = self.resolver.clone();
+        let a = addr.clone();
+        tokio::task::spawn_blocking(move || r.check(&a))
+            .await
+            .unwrap_or_else(|e| {
+                (
+                    Class::Default,
+                    Verdict::Reject {
+                        code: 451,
+                        enhanced: "4.3.0".into(),
+                        text: format!("<{}>: Temporary lookup failure", addr.internal()),
+                        hint: e.to_string(),
+                    },
+                )
+            })
     }
 
     /// reject_sender_login_mismatch (postconf(5)): the sender must be owned
     /// by the SASL login according to smtpd_sender_login_maps; an address
     /// the map lists needs a login.
-    fn sender_login_mismatch(&self, q: &RecipientQuery) -> Option<Option<Reply>> {
+    async fn sender_login_mismatch(&self, q: &RecipientQuery) -> Option<Option<Reply>> {
         let Some(sender) = &q.sender else {
             return None;
         };
-        let owners = self.sender_owners(sender);
         let s = sender.internal();
+        let owners = match self.sender_owners_async(sender).await {
+            Ok(o) => o,
+            // smtpd_check.c reject_dict_retry.
+            Err(_) => return reject(451, "4.3.0", format!("<{s}>: Temporary lookup failure")),
+        };
         match (&q.sasl_user, owners) {
             (Some(user), Some(owners)) if owners.iter().any(|o| o.eq_ignore_ascii_case(user)) => {
                 None
@@ -122,8 +197,8 @@ impl Policy {
 
     /// VRFY (and the implicit smtpd_reject_unlisted_recipient): the
     /// resolver's verdict alone.
-    pub fn verify(&self, addr: &Address) -> Option<Reply> {
-        match self.resolver.check(addr).1 {
+    pub async fn verify(&self, addr: &Address) -> Option<Reply> {
+        match self.check(addr).await.1 {
             Verdict::Accept => None,
             Verdict::Reject {
                 code,
@@ -135,11 +210,26 @@ impl Policy {
     }
 
     /// smtpd_sender_restrictions, smtpd_relay_restrictions, then
-    /// smtpd_recipient_restrictions, then the implicit unlisted-recipient
+    /// smtpd_recipient_restrictions (or those two swapped, see
+    /// `relay_before_recipient`), then the implicit unlisted-recipient
     /// check (smtpd_reject_unlisted_recipient). `None`: accepted.
     pub async fn recipient(&self, client: &ClientInfo, q: &RecipientQuery) -> Option<Reply> {
         let addr = &q.recipient;
-        let (class, verdict) = self.resolver.check(addr);
+        let (class, verdict) = self.check(addr).await;
+        // A table that could not answer (the class or the recipient):
+        // "451 4.3.0 Temporary lookup failure" before any restriction
+        // decides on a guess (smtpd_check.c reject_dict_retry).
+        if let Verdict::Reject {
+            code: 451,
+            enhanced,
+            text,
+            ..
+        } = &verdict
+        {
+            if enhanced == "4.3.0" {
+                return Some(Reply::new(451, enhanced, text.clone()));
+            }
+        }
         let given = addr.internal();
         let unlisted = || match &verdict {
             Verdict::Reject {
@@ -151,7 +241,12 @@ impl Policy {
             Verdict::Accept => None,
         };
         let r = &self.restrictions;
-        for list in [&r.sender, &r.relay, &r.recipient] {
+        let lists = if r.relay_before_recipient {
+            [&r.sender, &r.relay, &r.recipient]
+        } else {
+            [&r.sender, &r.recipient, &r.relay]
+        };
+        for list in lists {
             for restriction in list.iter() {
                 let decision = match restriction {
                     Restriction::Permit => Some(None),
@@ -159,7 +254,7 @@ impl Policy {
                     Restriction::Defer => reject(450, "4.7.1", format!("<{given}>: Recipient address rejected: Access denied")),
                     Restriction::PermitMynetworks => client.in_mynetworks.then_some(None),
                     Restriction::PermitSaslAuthenticated => q.sasl_user.is_some().then_some(None),
-                    Restriction::RejectSenderLoginMismatch => self.sender_login_mismatch(q),
+                    Restriction::RejectSenderLoginMismatch => self.sender_login_mismatch(q).await,
                     // Only where this server is not the final destination (postconf(5)).
                     Restriction::RejectUnknownRecipientDomain if !class.is_final_destination() => {
                         self.unknown_domain(&addr.domain, &given).await
@@ -180,6 +275,10 @@ impl Policy {
                         ),
                         _ => None,
                     },
+                    // Refused in these lists by Restrictions::new.
+                    Restriction::RejectSpfFail
+                    | Restriction::DeferSpfTemperror
+                    | Restriction::RejectDmarcPolicy => None,
                 };
                 match decision {
                     Some(Some(reply)) => return Some(reply),
@@ -212,7 +311,7 @@ impl Policy {
     }
 
     /// The address class, for callers that only need it.
-    pub fn class(&self, addr: &Address) -> Class {
-        self.resolver.check(addr).0
+    pub async fn class(&self, addr: &Address) -> Class {
+        self.check(addr).await.0
     }
 }

@@ -18,6 +18,11 @@ pub enum Restriction {
     RejectNonFqdnSender,
     RejectSenderLoginMismatch,
     RejectUnknownRecipientDomain,
+    // yubin extensions (issue 14, docs/msgauth.md): verdicts of
+    // yubin-msgauth, for smtpd_end_of_data_restrictions.
+    RejectSpfFail,
+    DeferSpfTemperror,
+    RejectDmarcPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +52,25 @@ impl Restriction {
             "reject_non_fqdn_sender" => Restriction::RejectNonFqdnSender,
             "reject_sender_login_mismatch" => Restriction::RejectSenderLoginMismatch,
             "reject_unknown_recipient_domain" => Restriction::RejectUnknownRecipientDomain,
+            "reject_spf_fail" => Restriction::RejectSpfFail,
+            "defer_spf_temperror" => Restriction::DeferSpfTemperror,
+            "reject_dmarc_policy" => Restriction::RejectDmarcPolicy,
             other => {
                 return Err(RestrictionError(format!(
-                    "unsupported restriction \"{other}\"; yubin implements permit, reject, defer, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, defer_unauth_destination, reject_unlisted_recipient, reject_non_fqdn_recipient, reject_non_fqdn_sender, reject_sender_login_mismatch, reject_unknown_recipient_domain"
+                    "unsupported restriction \"{other}\"; yubin implements permit, reject, defer, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination, defer_unauth_destination, reject_unlisted_recipient, reject_non_fqdn_recipient, reject_non_fqdn_sender, reject_sender_login_mismatch, reject_unknown_recipient_domain, reject_spf_fail, defer_spf_temperror, reject_dmarc_policy"
                 )))
             }
         })
+    }
+
+    /// yubin-msgauth's restrictions, which need the message.
+    pub fn is_end_of_data_only(&self) -> bool {
+        matches!(
+            self,
+            Restriction::RejectSpfFail
+                | Restriction::DeferSpfTemperror
+                | Restriction::RejectDmarcPolicy
+        )
     }
 
     pub fn parse_list(items: &[String]) -> Result<Vec<Restriction>, RestrictionError> {

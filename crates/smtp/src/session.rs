@@ -74,6 +74,8 @@ pub enum AuthRequest {
     Start {
         mechanism: String,
         initial: Option<Vec<u8>>,
+        /// The session runs over TLS (Dovecot's `secured`).
+        tls: bool,
     },
     /// The client's next response in the exchange.
     Response(Vec<u8>),
@@ -85,6 +87,12 @@ pub enum Answer {
     /// `None`: go on; `Some(reply)`: refuse with this reply.
     Verdict(Option<Reply>),
     Sasl(SaslStep),
+    // milter: begin
+    /// A milter refused MAIL or RCPT: the reply as the milter gave it,
+    /// logged as Postfix's `milter-reject:` (smtpd.c check_milter_reply).
+    /// A 421 reply closes the session.
+    Milter(Reply),
+    // milter: end
 }
 
 /// The command a request was made for, kept until the answer comes.
@@ -128,10 +136,17 @@ pub struct SessionConfig {
     /// SMTP AUTH (smtpd_sasl_auth_enable): the mechanisms to offer;
     /// `None` when disabled.
     pub auth_mechanisms: Option<Vec<String>>,
+    /// The mechanisms once TLS is active (smtpd_sasl_tls_security_options);
+    /// `None`: the same as `auth_mechanisms`.
+    pub auth_mechanisms_tls: Option<Vec<String>>,
     /// smtpd_tls_auth_only: AUTH only after STARTTLS.
     pub auth_requires_tls: bool,
     /// broken_sasl_auth_clients: also advertise `AUTH=` for old Outlook.
     pub broken_sasl_auth_clients: bool,
+    /// Speak LMTP (RFC 2033), yubin's `lmtpd` service: LHLO instead of
+    /// HELO/EHLO, MAIL only after LHLO, and after the message one reply per
+    /// accepted recipient (section 4.2).
+    pub lmtp: bool,
 }
 
 /// What the I/O layer must do.
@@ -313,6 +328,19 @@ impl Session {
     }
 
     /// AUTH is offered now (enabled, and TLS active if required for it).
+    /// The mechanisms offered now: after STARTTLS the TLS list (Postfix
+    /// smtpd_sasl_tls_security_options).
+    fn mechanisms(&self) -> Option<&Vec<String>> {
+        if self.tls.is_some() {
+            self.cfg
+                .auth_mechanisms_tls
+                .as_ref()
+                .or(self.cfg.auth_mechanisms.as_ref())
+        } else {
+            self.cfg.auth_mechanisms.as_ref()
+        }
+    }
+
     fn auth_offered(&self) -> bool {
         self.cfg.auth_mechanisms.is_some() && (self.tls.is_some() || !self.cfg.auth_requires_tls)
     }
@@ -335,7 +363,16 @@ impl Session {
     }
 
     /// `proto=` as Postfix logs it: SMTP, ESMTP, and ESMTPS over TLS.
-    fn protocol(&self) -> &'static str {
+    pub fn protocol(&self) -> &'static str {
+        if self.cfg.lmtp {
+            // RFC 3848's with-protocol values for LMTP.
+            return match (self.tls.is_some(), self.authenticated.is_some()) {
+                (true, true) => "LMTPSA",
+                (false, true) => "LMTPA",
+                (true, false) => "LMTPS",
+                (false, false) => "LMTP",
+            };
+        }
         match (self.esmtp, self.tls.is_some(), self.authenticated.is_some()) {
             (true, true, true) => "ESMTPSA",
             (true, false, true) => "ESMTPA",
@@ -350,6 +387,73 @@ impl Session {
     pub fn tls(&self) -> Option<&str> {
         self.tls.as_deref()
     }
+
+    // milter: begin
+    /// The HELO/EHLO name, once given (milter macros and events).
+    pub fn helo(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// (login, mechanism) after a successful AUTH ({auth_authen}, {auth_type}).
+    pub fn authenticated(&self) -> Option<(&str, &str)> {
+        self.authenticated
+            .as_ref()
+            .map(|(u, m)| (u.as_str(), m.as_str()))
+    }
+
+    /// MAIL or RCPT refused by a milter: Postfix's log line and the reply.
+    fn milter_refused(&mut self, pending: Option<Pending>, r: Reply, out: &mut Vec<Action>) {
+        let (stage, from, to) = match &pending {
+            Some(Pending::Mail { sender, .. }) => (
+                "MAIL",
+                sender.as_ref().map(|a| a.internal()).unwrap_or_default(),
+                None,
+            ),
+            Some(Pending::Rcpt { addr, .. }) => (
+                "RCPT",
+                match &self.sender {
+                    Some(Some(a)) => a.internal(),
+                    _ => String::new(),
+                },
+                Some(addr.internal()),
+            ),
+            _ => {
+                self.error(out, 451, "4.3.0", "Error: internal error");
+                return;
+            }
+        };
+        let verb = if stage == "MAIL" {
+            Verb::Mail
+        } else {
+            Verb::Rcpt
+        };
+        self.stats.record(verb, false);
+        let mut line = format!(
+            "{}: milter-reject: {stage} from {}: {}; from=<{from}>",
+            self.queue_id.as_deref().unwrap_or("NOQUEUE"),
+            self.client.label(),
+            r.raw()
+        );
+        if let Some(to) = &to {
+            line.push_str(&format!(" to=<{to}>"));
+        }
+        line.push_str(&format!(
+            " proto={} helo=<{}>",
+            self.protocol(),
+            self.helo.as_deref().unwrap_or("")
+        ));
+        out.push(Action::Log(line));
+        if self.rejected.len() < 100 {
+            self.rejected
+                .push(to.unwrap_or_else(|| format!("{stage} (from <{from}>)")));
+        }
+        self.refuse(out, &r);
+        if r.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+    }
+    // milter: end
 
     /// The greeting (RFC 5321 section 4.3.1).
     pub fn start(&mut self) -> Vec<Action> {
@@ -387,6 +491,7 @@ impl Session {
                 v => match v {
                     Verb::Helo => "HELO",
                     Verb::Ehlo => "EHLO",
+                    Verb::Lhlo => "LHLO",
                     Verb::Auth => "AUTH",
                     Verb::Mail => "MAIL",
                     Verb::Rcpt => "RCPT",
@@ -476,7 +581,17 @@ impl Session {
                 } else {
                     format!("Ok: queued as {id}")
                 };
-                self.send(&mut out, 250, "2.0.0", &text);
+                if self.cfg.lmtp {
+                    // RFC 2033 section 4.2: one reply per accepted
+                    // recipient, in RCPT order. The queue file holds them
+                    // all, so each has the same durable outcome.
+                    for r in self.recipients.clone() {
+                        let t = format!("<{}> {text}", r.address.internal());
+                        self.send(&mut out, 250, "2.0.0", &t);
+                    }
+                } else {
+                    self.send(&mut out, 250, "2.0.0", &text);
+                }
             }
             Err(why) => {
                 out.push(Action::Log(format!(
@@ -491,12 +606,49 @@ impl Session {
                     },
                     false,
                 );
-                self.error(&mut out, 451, "4.3.0", "Error: queue file write error");
+                if self.cfg.lmtp {
+                    for r in self.recipients.clone() {
+                        let t = format!("<{}> Error: queue file write error", r.address.internal());
+                        self.error(&mut out, 451, "4.3.0", &t);
+                    }
+                } else {
+                    self.error(&mut out, 451, "4.3.0", "Error: queue file write error");
+                }
             }
         }
         self.reset_transaction();
         self.record_out(&out);
         self.process(&mut out);
+        out
+    }
+
+    /// The answer to Deliver when the end-of-data checks refuse the message
+    /// (smtpd_end_of_data_restrictions, yubin-msgauth's verdicts, or a
+    /// milter; the server logged the `reject: END-OF-MESSAGE` or
+    /// `milter-reject` line as cleanup(8) does): the refusal instead of
+    /// "queued", and the transaction is over. A 421 reply closes the session.
+    pub fn refused(&mut self, reply: Reply) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Queueing {
+            return out;
+        }
+        self.mode = Mode::Command;
+        let verb = if self.bdat_seen {
+            Verb::Bdat
+        } else {
+            Verb::Data
+        };
+        self.stats.record(verb, false);
+        self.refuse(&mut out, &reply);
+        if reply.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+        self.reset_transaction();
+        self.record_out(&out);
+        if !self.is_closed() {
+            self.process(&mut out);
+        }
         out
     }
 
@@ -685,7 +837,12 @@ impl Session {
             Some((w, a)) => (w, a.trim_matches(SEP)),
             None => (trimmed, ""),
         };
-        let verb = Verb::parse(word);
+        // LMTP has LHLO and no HELO/EHLO (RFC 2033 section 4.1); SMTP
+        // has no LHLO.
+        let verb = match (self.cfg.lmtp, Verb::parse(word)) {
+            (true, Verb::Helo | Verb::Ehlo) | (false, Verb::Lhlo) => Verb::Unknown,
+            (_, v) => v,
+        };
         self.last_verb = verb;
         // smtpd_forbidden_commands (CONNECT GET POST, and anything that does
         // not start with a letter) and header-like lines: the client is not
@@ -708,7 +865,13 @@ impl Session {
             && self.tls.is_none()
             && !matches!(
                 verb,
-                Verb::Helo | Verb::Ehlo | Verb::Starttls | Verb::Noop | Verb::Quit | Verb::Unknown
+                Verb::Helo
+                    | Verb::Ehlo
+                    | Verb::Lhlo
+                    | Verb::Starttls
+                    | Verb::Noop
+                    | Verb::Quit
+                    | Verb::Unknown
             )
         {
             self.stats.record(verb, false);
@@ -716,7 +879,7 @@ impl Session {
             return;
         }
         let ok = match verb {
-            Verb::Helo | Verb::Ehlo => self.helo_cmd(verb, arg, out),
+            Verb::Helo | Verb::Ehlo | Verb::Lhlo => self.helo_cmd(verb, arg, out),
             Verb::Mail => self.mail_cmd(arg, out),
             Verb::Rcpt => self.rcpt_cmd(arg, out),
             Verb::Data => {
@@ -829,9 +992,7 @@ impl Session {
             },
         };
         let offered = self
-            .cfg
-            .auth_mechanisms
-            .as_ref()
+            .mechanisms()
             .is_some_and(|l| l.iter().any(|m| m.eq_ignore_ascii_case(&mech)));
         if !offered {
             return refuse(
@@ -849,6 +1010,7 @@ impl Session {
             Request::Auth(AuthRequest::Start {
                 mechanism: mech,
                 initial,
+                tls: self.tls.is_some(),
             }),
         );
     }
@@ -878,6 +1040,9 @@ impl Session {
                 self.rcpt_answer(addr, params, v, &mut out)
             }
             (Some(Pending::Vrfy(addr)), Answer::Verdict(v)) => self.vrfy_answer(addr, v, &mut out),
+            // milter: begin
+            (pending, Answer::Milter(r)) => self.milter_refused(pending, r, &mut out),
+            // milter: end
             // An answer of the wrong kind is the server's bug: fail safe.
             (pending, _) => {
                 self.sasl = None;
@@ -958,20 +1123,63 @@ impl Session {
                     "Error: authentication failed: authentication failure",
                 );
             }
+            SaslStep::TempFailure(reason) => {
+                // Not the client's fault: no failure count, no tarpit
+                // (Postfix smtpd_sasl_glue.c, XSASL_AUTH_TEMP).
+                self.mode = Mode::Command;
+                self.sasl = None;
+                self.stats.record(Verb::Auth, false);
+                out.push(Action::Log(format!(
+                    "warning: {}: SASL {mech} authentication failed: {reason}",
+                    self.client.label()
+                )));
+                self.send(
+                    out,
+                    454,
+                    "4.7.0",
+                    &format!("Temporary authentication failure: {reason}"),
+                );
+            }
         }
     }
 
     fn helo_cmd(&mut self, verb: Verb, arg: &str, out: &mut Vec<Action>) -> bool {
         if arg.is_empty() {
-            let name = if verb == Verb::Ehlo { "EHLO" } else { "HELO" };
+            let name = match verb {
+                Verb::Ehlo => "EHLO",
+                Verb::Lhlo => "LHLO",
+                _ => "HELO",
+            };
             self.error(out, 501, "", &format!("Syntax: {name} hostname"));
             return false;
         }
         self.reset_transaction();
         self.helo = Some(arg.to_string());
-        self.esmtp = verb == Verb::Ehlo;
+        self.esmtp = verb != Verb::Helo;
         if verb == Verb::Helo {
             self.send(out, 250, "", &self.cfg.hostname.clone());
+            return true;
+        }
+        if verb == Verb::Lhlo {
+            // What an LMTP client needs; no VRFY, ETRN or CHUNKING (the
+            // replies after BDAT LAST would be per recipient too, and no
+            // LMTP client we know uses it).
+            let mut lines = vec![self.cfg.hostname.clone(), "PIPELINING".into()];
+            if self.cfg.message_size_limit > 0 {
+                lines.push(format!("SIZE {}", self.cfg.message_size_limit));
+            } else {
+                lines.push("SIZE".into());
+            }
+            if self.cfg.tls_offered && self.tls.is_none() {
+                lines.push("STARTTLS".into());
+            }
+            lines.push("ENHANCEDSTATUSCODES".into());
+            lines.push("8BITMIME".into());
+            lines.push("DSN".into());
+            if self.cfg.smtputf8_enable {
+                lines.push("SMTPUTF8".into());
+            }
+            out.push(Action::Reply(Reply::lines(250, lines)));
             return true;
         }
         // Postfix 3.7's EHLO keywords, in its order.
@@ -989,7 +1197,7 @@ impl Session {
             lines.push("STARTTLS".into());
         }
         if self.auth_offered() {
-            if let Some(mechanisms) = &self.cfg.auth_mechanisms {
+            if let Some(mechanisms) = self.mechanisms().filter(|m| !m.is_empty()) {
                 let mechs = mechanisms.join(" ");
                 lines.push(format!("AUTH {mechs}"));
                 if self.cfg.broken_sasl_auth_clients {
@@ -1009,6 +1217,11 @@ impl Session {
     }
 
     fn mail_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if self.cfg.lmtp && self.helo.is_none() {
+            // RFC 2033 section 4.1: LHLO is required.
+            self.error(out, 503, "5.5.1", "Error: send LHLO first");
+            return false;
+        }
         if self.cfg.helo_required && self.helo.is_none() {
             self.error(out, 503, "5.5.1", "Error: send HELO/EHLO first");
             return false;
@@ -1026,6 +1239,12 @@ impl Session {
             return false;
         };
         let p = match parse_mail(&params, self.cfg.message_size_limit) {
+            // smtpd.c knows SMTPUTF8 only when smtputf8_enable is on; off
+            // (compatibility_level 0), it is an unknown parameter.
+            Ok(p) if p.smtputf8 && !self.cfg.smtputf8_enable => {
+                self.error(out, 555, "5.5.4", "Unsupported option: SMTPUTF8");
+                return false;
+            }
             Ok(p) => p,
             Err((c, e, t)) => {
                 self.error(out, c, e, &t);
@@ -1034,17 +1253,16 @@ impl Session {
         };
         let sender = match path {
             PathText::Bracketed("") => None,
-            // With smtputf8_enable, Postfix takes 8-bit addresses without the
-            // SMTPUTF8 parameter too (it detects them: smtputf8_autodetect_classes).
-            PathText::Bracketed(s) | PathText::Bare(s) => {
-                match parse_address(s, p.smtputf8 || self.cfg.smtputf8_enable) {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.error(out, 501, "5.1.7", "Bad sender address syntax");
-                        return false;
-                    }
+            // Postfix 3.7 takes 8-bit addresses without the SMTPUTF8
+            // parameter, and with smtputf8_enable = no too (recorded:
+            // tests/dialogs/level0/no-smtputf8); only the parameter is refused.
+            PathText::Bracketed(s) | PathText::Bare(s) => match parse_address(s, true) {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.error(out, 501, "5.1.7", "Bad sender address syntax");
+                    return false;
                 }
-            }
+            },
             PathText::Malformed => {
                 self.error(out, 501, "5.1.7", "Bad sender address syntax");
                 return false;
@@ -1211,7 +1429,9 @@ impl Session {
             return false;
         }
         if self.recipients.is_empty() {
-            self.error(out, 554, "5.5.1", "Error: no valid recipients");
+            // RFC 2033 section 4.2: in LMTP this MUST be a 503.
+            let code = if self.cfg.lmtp { 503 } else { 554 };
+            self.error(out, code, "5.5.1", "Error: no valid recipients");
             return false;
         }
         self.send(out, 354, "", "End data with <CR><LF>.<CR><LF>");
@@ -1266,7 +1486,14 @@ impl Session {
                 None,
             );
             self.stats.record(Verb::Data, false);
-            self.error(out, 552, "5.3.4", "Error: message file too big");
+            if self.cfg.lmtp {
+                for r in self.recipients.clone() {
+                    let t = format!("<{}> Error: message file too big", r.address.internal());
+                    self.error(out, 552, "5.3.4", &t);
+                }
+            } else {
+                self.error(out, 552, "5.3.4", "Error: message file too big");
+            }
             self.reset_transaction();
             return;
         }

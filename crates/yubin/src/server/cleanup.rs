@@ -80,6 +80,19 @@ pub async fn enqueue(
     env: Envelope,
     data: Vec<u8>,
 ) -> Result<String, String> {
+    let q = prepare(shared, rt, client, env, data);
+    commit(shared, q).await
+}
+
+/// The queue file as cleanup(8) writes it (Received:, the headers a local
+/// client forgot), with its `message-id=` log line; not yet committed.
+pub fn prepare(
+    shared: &Arc<Shared>,
+    rt: &Runtime,
+    client: &ClientInfo,
+    env: Envelope,
+    data: Vec<u8>,
+) -> QueueFile {
     let now = clock::now_secs();
     let id = env.queue_id.clone();
     let mut message = received_header(&env, client, rt, now).into_bytes();
@@ -121,6 +134,13 @@ pub async fn enqueue(
             .log
             .log("cleanup", &format!("{id}: message-id={mid}"));
     }
+    q
+}
+
+/// Hands a prepared queue file to the group commit; the queue manager
+/// hears of it once it is on disk.
+pub async fn commit(shared: &Arc<Shared>, q: QueueFile) -> Result<String, String> {
+    let id = q.id.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     shared.committer.commit(id.clone(), q.encode(), move |r| {
         let _ = tx.send(r);

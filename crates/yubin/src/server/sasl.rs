@@ -1,14 +1,17 @@
 //! SMTP AUTH backed by the `auth` crate: Dovecot's passwd-file user
 //! database (`smtpd_sasl_type = passwd-file`, `smtpd_sasl_path = FILE`,
-//! Postfix's own parameters with a new type) and its SASL mechanisms.
+//! Postfix's own parameters with a new type) and its SASL mechanisms; or a
+//! running Dovecot's auth socket (`smtpd_sasl_type = dovecot`, Postfix's
+//! xsasl_dovecot), whose protocol lines `yubin_auth::dovecot` builds and
+//! parses; this file only moves them over the socket.
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use yubin_auth::passwd_file::{users_path, SharedUserDb};
+use anyhow::bail;
+use yubin_auth::passwd_file::SharedUserDb;
 use yubin_auth::sasl::{FailureReason, Mechanism, SaslServer, Step};
 use yubin_conf::Config;
-use yubin_smtp::{Authenticator, SaslExchange, SaslStep};
+use yubin_smtp::{Authenticator, SaslContext, SaslExchange, SaslStep};
 
 struct PasswdFileAuth {
     db: Arc<SharedUserDb>,
@@ -62,6 +65,7 @@ impl Authenticator for PasswdFileAuth {
         &self,
         mechanism: &str,
         initial: Option<&[u8]>,
+        _context: &SaslContext,
     ) -> Option<(Box<dyn SaslExchange>, SaslStep)> {
         let mech = Mechanism::from_name(mechanism).filter(|m| self.mechanisms.contains(m))?;
         let (server, step) = SaslServer::start(mech, initial, &self.hostname, &*self.db);
@@ -82,16 +86,14 @@ pub fn authenticator(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Authenticato
     }
     match cfg.get("smtpd_sasl_type") {
         "passwd-file" => {}
+        "dovecot" => return Ok(Some(Arc::new(super::dovecot_auth::DovecotAuth::from_config(cfg)?))),
         other => bail!(
-            "{}: smtpd_sasl_type = {other}: yubin supports passwd-file (Dovecot's user file format)",
+            "{}: smtpd_sasl_type = {other}: yubin supports dovecot (Dovecot's auth socket) and passwd-file (Dovecot's user file format)",
             cfg.origin_text("smtpd_sasl_type")
         ),
     }
-    let path = users_path(cfg.dir(), cfg.get("smtpd_sasl_path"));
-    let db = Arc::new(
-        SharedUserDb::open(&path)
-            .with_context(|| format!("smtpd_sasl_path: user database {}", path.display()))?,
-    );
+    // passwd-file, or users in PostgreSQL (smtpd_sasl_path = pgsql:FILE).
+    let db = Arc::new(crate::userdb::open(cfg.dir(), cfg.get("smtpd_sasl_path"))?);
     let mut mechanisms = Vec::new();
     for name in cfg.list("smtpd_sasl_mechanisms") {
         match Mechanism::from_name(&name) {
