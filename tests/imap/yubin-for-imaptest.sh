@@ -9,6 +9,7 @@ mkdir -p "$DIR/mail" "$DIR/log" "$DIR/queue"
 me=$(id -un)
 if [ "$(id -u)" = 0 ]; then me=nobody; chown nobody "$DIR/mail" "$DIR/log" "$DIR/queue"; fi
 cat > "$DIR/main.cf" <<EOM
+compatibility_level = 3.6
 myhostname = imaptest.example.test
 mydomain = example.test
 inet_interfaces = loopback-only
