@@ -626,6 +626,29 @@ mod tests {
     }
 
     #[test]
+    fn recreated_folder_gets_a_new_uidvalidity_and_keeps_its_subscription() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::new(d.path().join("Maildir"));
+        s.ensure_defaults().unwrap();
+        assert!(s.subscriptions().unwrap().contains(&n("INBOX")));
+        let validity = |s: &Store| {
+            crate::uidlist::UidList::read(&s.path(&n("Tmp")))
+                .unwrap()
+                .unwrap()
+                .uidvalidity
+        };
+        s.create(&n("Tmp")).unwrap();
+        s.set_subscribed(&n("Tmp"), true).unwrap();
+        let first = validity(&s);
+        s.delete(&n("Tmp")).unwrap();
+        // RFC 3501 6.3.9: the subscription outlives the folder.
+        assert!(s.subscriptions().unwrap().contains(&n("Tmp")));
+        // Within the same second: still a new, larger UIDVALIDITY.
+        s.create(&n("Tmp")).unwrap();
+        assert!(validity(&s) > first);
+    }
+
+    #[test]
     fn creates_lists_renames_deletes() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::new(d.path().join("Maildir"));
