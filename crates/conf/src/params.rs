@@ -62,13 +62,16 @@ params! {
     "error_notice_recipient" => "postmaster",
     "home_mailbox" => "",
     // yubin's IMAP service (master.cf command "imap"), named after Dovecot's
-    // settings: imap_max_line_length, auth_failure_delay,
+    // settings: imap_max_line_length, auth_failure_delay, rawlog_dir,
+    // mail_max_userip_connections,
     // disable_plaintext_auth; imapd_append_limit is RFC 7889 APPENDLIMIT
     // (0 = no limit of yubin's own).
     "imap_max_line_length" => "65536",
     "imapd_append_limit" => "$message_size_limit",
     "imapd_auth_failure_delay" => "2s",
     "imapd_disable_plaintext_auth" => "yes",
+    "imapd_max_userip_connections" => "10",
+    "imapd_rawlog_dir" => "",
     "imapd_timeout" => "30m",
     "imapd_tls_wrappermode" => "no",
     "inet_interfaces" => "all",

@@ -8,7 +8,10 @@
 //! the FETCH data a server sends (raw sections, BODYSTRUCTURE from a parsed
 //! message) is simpler to write straight than to build as imap-types values.
 
+pub mod compress;
+mod esearch;
 mod framing;
+mod listext;
 pub mod memory;
 mod mime;
 mod names;

@@ -15,6 +15,7 @@ struct Message {
     uid: u32,
     flags: Flags,
     unclaimed: bool,
+    modseq: u64,
     date: i64,
     data: Vec<u8>,
 }
@@ -23,8 +24,17 @@ struct Message {
 struct Folder {
     uidvalidity: u32,
     uidnext: u32,
+    /// Every change (arrival, flag change, expunge) takes the next one.
+    highest_modseq: u64,
     messages: Vec<Message>,
     subscribed: bool,
+}
+
+impl Folder {
+    fn bump(&mut self) -> u64 {
+        self.highest_modseq += 1;
+        self.highest_modseq
+    }
 }
 
 /// A user's mailboxes in memory.
@@ -32,6 +42,8 @@ struct Folder {
 pub struct MemoryStore {
     folders: BTreeMap<String, Folder>,
     next_validity: u32,
+    /// What QUOTA reports (none by default).
+    pub quota: Option<crate::store::QuotaUsage>,
 }
 
 impl Default for MemoryStore {
@@ -46,6 +58,7 @@ impl MemoryStore {
         let mut s = MemoryStore {
             folders: BTreeMap::new(),
             next_validity: 1,
+            quota: None,
         };
         for n in ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"] {
             s.create(n);
@@ -59,6 +72,7 @@ impl MemoryStore {
             Folder {
                 uidvalidity: self.next_validity,
                 uidnext: 1,
+                highest_modseq: 1,
                 messages: Vec::new(),
                 subscribed: true,
             },
@@ -71,10 +85,12 @@ impl MemoryStore {
         if let Some(f) = self.folders.get_mut(folder) {
             let uid = f.uidnext;
             f.uidnext += 1;
+            let modseq = f.bump();
             f.messages.push(Message {
                 uid,
                 flags: Flags::new(),
                 unclaimed: true,
+                modseq,
                 date: 1_700_000_000,
                 data: data.to_vec(),
             });
@@ -151,12 +167,14 @@ impl MemoryStore {
                             uid: m.uid,
                             flags: m.flags.clone(),
                             recent,
+                            modseq: m.modseq,
                         }
                     })
                     .collect();
                 Reply::Snapshot(Snapshot {
                     uidvalidity: f.uidvalidity,
                     uidnext: f.uidnext,
+                    highest_modseq: f.highest_modseq,
                     messages,
                 })
             }
@@ -171,10 +189,12 @@ impl MemoryStore {
                 };
                 let uid = f.uidnext;
                 f.uidnext += 1;
+                let modseq = f.bump();
                 f.messages.push(Message {
                     uid,
                     flags,
                     unclaimed: true,
+                    modseq,
                     date: internal_date.unwrap_or(1_700_000_000),
                     data: message,
                 });
@@ -208,18 +228,36 @@ impl MemoryStore {
                 uids,
                 op,
                 flags,
+                unchanged_since,
             } => {
                 let Some(f) = self.folders.get_mut(&mailbox) else {
                     return Reply::Failed(StoreError::NoSuchMailbox);
                 };
-                let mut out = Vec::new();
+                let (mut out, mut modified) = (Vec::new(), Vec::new());
                 for uid in uids {
-                    if let Some(m) = f.messages.iter_mut().find(|m| m.uid == uid) {
-                        m.flags = m.flags.apply(op, &flags);
-                        out.push((uid, m.flags.clone()));
+                    let Some(i) = f.messages.iter().position(|m| m.uid == uid) else {
+                        continue;
+                    };
+                    let m = &f.messages[i];
+                    if unchanged_since.is_some_and(|u| m.modseq > u) {
+                        modified.push(uid);
+                        out.push((uid, m.flags.clone(), m.modseq));
+                        continue;
                     }
+                    let new = m.flags.apply(op, &flags);
+                    if new != m.flags {
+                        let modseq = f.bump();
+                        let m = &mut f.messages[i];
+                        m.flags = new;
+                        m.modseq = modseq;
+                    }
+                    let m = &f.messages[i];
+                    out.push((uid, m.flags.clone(), m.modseq));
                 }
-                Reply::Flags(out)
+                Reply::Flags {
+                    flags: out,
+                    modified,
+                }
             }
             Request::Copy {
                 from,
@@ -243,6 +281,7 @@ impl MemoryStore {
                 for mut m in copies {
                     let new = dst.uidnext;
                     dst.uidnext += 1;
+                    m.modseq = dst.bump();
                     map.push((m.uid, new));
                     m.uid = new;
                     m.unclaimed = true;
@@ -252,6 +291,7 @@ impl MemoryStore {
                 if remove_source {
                     if let Some(src) = self.folders.get_mut(&from) {
                         src.messages.retain(|m| !uids.contains(&m.uid));
+                        src.bump();
                     }
                 }
                 Reply::Copied { uidvalidity, map }
@@ -267,8 +307,12 @@ impl MemoryStore {
                     .map(|m| m.uid)
                     .collect();
                 f.messages.retain(|m| !uids.contains(&m.uid));
+                if !gone.is_empty() {
+                    f.bump();
+                }
                 Reply::Expunged(gone)
             }
+            Request::Quota => Reply::Quota(self.quota),
         }
     }
 }
@@ -294,7 +338,8 @@ pub fn drive(session: &mut Session, store: &mut MemoryStore) -> Vec<u8> {
                 let reply = store.execute(r);
                 session.store_reply(reply);
             }
-            Action::Idle => {}
+            // The in-memory driver speaks uncompressed bytes to its tests.
+            Action::Idle | Action::Compress => {}
             Action::Close => break,
         }
     }

@@ -178,9 +178,26 @@ pub fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         Unflagged => !has(c, Flag::Flagged),
         Unkeyword(k) => !has(c, Flag::Keyword(k.as_ref().to_string())),
         Unseen => !has(c, Flag::Seen),
-        // WITHIN and CONDSTORE keys exist only with imap-codec features
-        // yubin does not enable, so the parser never produces them.
+        // RFC 7162 section 3.1.5: mod-sequence at least this. The
+        // per-flag entry form is answered from the message's one
+        // mod-sequence, as Dovecot does ("all" changes of a message).
+        ModSequence { modseq, .. } => c.meta.modseq >= *modseq,
+        // WITHIN exists only with an imap-codec feature yubin does not
+        // enable, so the parser never produces it.
         #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// Whether a key uses MODSEQ (RFC 7162 section 3.1.5: the SEARCH response
+/// then ends with the highest mod-sequence of the messages found).
+pub fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    use SearchKey::*;
+    match key {
+        And(v) => v.as_ref().iter().any(uses_modseq),
+        Not(k) => uses_modseq(k),
+        Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        ModSequence { .. } => true,
         _ => false,
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use imap_codec::decode::Decoder;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::command::{FetchModifier, SelectParameter, StoreModifier};
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section,
 };
@@ -18,7 +19,9 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_codec::imap_types::status::StatusDataItemName;
 use imap_codec::CommandCodec;
 
+use crate::esearch;
 use crate::framing::{tag_of, Frame, Framer, Limits};
+use crate::listext::{self, ListExt};
 use crate::mime::{header_fields, ParsedMessage};
 use crate::names;
 use crate::search::{self, Candidate, Need};
@@ -127,6 +130,10 @@ pub enum Action {
     /// The client is in IDLE: wait for input or a change of the selected
     /// mailbox, and call [`Session::mailbox_changed`] on the latter.
     Idle,
+    /// RFC 4978: from now on, everything written and read goes through
+    /// [`crate::compress::Deflate`] (what was written before this action
+    /// is not compressed).
+    Compress,
     /// Flush and close the connection.
     Close,
 }
@@ -136,6 +143,7 @@ struct Msg {
     uid: u32,
     flags: Flags,
     recent: bool,
+    modseq: u64,
 }
 
 #[derive(Debug)]
@@ -143,6 +151,7 @@ struct Selected {
     name: String,
     read_only: bool,
     uidnext: u32,
+    highest_modseq: u64,
     msgs: Vec<Msg>,
     /// Keywords announced in FLAGS; a FETCH may only show those
     /// (RFC 3501 section 7.2.6), so new ones are announced first.
@@ -208,6 +217,8 @@ enum Wait {
 #[derive(Debug, Clone)]
 enum Item {
     Uid,
+    /// RFC 7162 MODSEQ.
+    ModSeq,
     Flags,
     InternalDate,
     Size,
@@ -238,11 +249,11 @@ impl Item {
     fn needs_content(&self) -> bool {
         !matches!(
             self,
-            Item::Uid | Item::Flags | Item::InternalDate | Item::Size
+            Item::Uid | Item::ModSeq | Item::Flags | Item::InternalDate | Item::Size
         )
     }
     fn needs_meta(&self) -> bool {
-        !matches!(self, Item::Uid | Item::Flags)
+        !matches!(self, Item::Uid | Item::ModSeq | Item::Flags)
     }
     fn sets_seen(&self) -> bool {
         matches!(
@@ -280,6 +291,7 @@ enum Then {
         tag: String,
         name: String,
         read_only: bool,
+        qresync: Option<Qresync>,
     },
     Status {
         tag: String,
@@ -305,6 +317,7 @@ enum Then {
         tag: String,
         uid: bool,
         key: SearchKey<'static>,
+        ret: Option<esearch::Return>,
         next: usize,
         content: bool,
         found: Vec<u32>,
@@ -318,18 +331,46 @@ enum Then {
         tag: String,
         close: bool,
     },
+    /// RFC 5258 extended LIST.
+    ListExt {
+        tag: String,
+        ext: ListExt,
+    },
+    /// RFC 5819 LIST-STATUS: the STATUS of each listed mailbox, one store
+    /// request at a time.
+    ListStatus {
+        tag: String,
+        items: Vec<String>,
+        queue: VecDeque<String>,
+    },
+    /// GETQUOTAROOT (with the mailbox) or GETQUOTA.
+    Quota {
+        tag: String,
+        mailbox: Option<String>,
+    },
     /// Resync the selected mailbox; tagged OK after, unless in IDLE.
     Refresh {
         tag: Option<String>,
         text: String,
     },
-    /// Flags stored: prepared lines, then FETCH FLAGS as `echo` says, OK.
+    /// Flags stored: prepared lines, then FETCH FLAGS as `echo` says, OK
+    /// (with `[MODIFIED ...]` for UNCHANGEDSINCE failures, as UIDs when
+    /// `uid`).
     Stored {
         tag: String,
         lines: Vec<u8>,
         echo: Echo,
         text: String,
+        uid: bool,
     },
+}
+
+/// SELECT's RFC 7162 QRESYNC parameter: what the client knew.
+#[derive(Debug)]
+struct Qresync {
+    uidvalidity: u32,
+    modseq: u64,
+    known_uids: Option<SequenceSet>,
 }
 
 enum State {
@@ -351,6 +392,17 @@ pub struct Session {
     auth_failures: u32,
     bad_commands: u32,
     last_method: Option<AuthMethod>,
+    /// RFC 7162: CONDSTORE enabled (ENABLE, SELECT (CONDSTORE), or a
+    /// command using a mod-sequence); FETCH responses then carry MODSEQ.
+    condstore: bool,
+    /// RFC 7162 QRESYNC enabled: VANISHED instead of EXPUNGE.
+    qresync: bool,
+    /// RFC 4731 RETURN options of the SEARCH being parsed.
+    search_return: Option<esearch::Return>,
+    /// The FETCH being parsed said CHANGEDSINCE 0.
+    changedsince_zero: bool,
+    /// COMPRESS=DEFLATE is active.
+    compressed: bool,
 }
 
 /// Messages per store request of a FETCH or SEARCH: the memory of one
@@ -558,6 +610,11 @@ impl Session {
             auth_failures: 0,
             bad_commands: 0,
             last_method: None,
+            condstore: false,
+            qresync: false,
+            search_return: None,
+            changedsince_zero: false,
+            compressed: false,
         };
         let greeting = format!(
             "* OK [CAPABILITY {}] {} ready.\r\n",
@@ -627,6 +684,8 @@ impl Session {
             }
             _ => {
                 c.push_str(" NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE");
+                c.push_str(" CONDSTORE QRESYNC ESEARCH LIST-EXTENDED LIST-STATUS");
+                c.push_str(" QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE COMPRESS=DEFLATE");
                 c.push_str(&format!(" APPENDLIMIT={}", self.cfg.append_limit));
             }
         }
@@ -742,11 +801,42 @@ impl Session {
         true
     }
 
-    fn command(&mut self, cmd: Vec<u8>) {
+    fn command(&mut self, mut cmd: Vec<u8>) {
         let tag = tag_of(&cmd);
         if nesting_depth(&cmd) > self.cfg.max_depth {
             self.bad(&tag, "Too deep nesting of parentheses.");
             return;
+        }
+        // imap-codec does not parse RFC 4731's SEARCH RETURN (...): the
+        // options are taken off here and the rest is an ordinary SEARCH.
+        self.search_return = None;
+        match esearch::split_return(&cmd) {
+            Ok(None) => {}
+            Ok(Some((opts, rest))) => {
+                self.search_return = Some(opts);
+                cmd = rest;
+            }
+            Err(e) => return self.bad(&tag, &format!("Error in IMAP command SEARCH: {e}")),
+        }
+        // Thunderbird sends `UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)` on a
+        // folder it has no mod-sequence for. RFC 7162's grammar wants a
+        // positive value there and imap-codec refuses 0; Dovecot takes it
+        // as "every message". So does yubin: parsed as 1, applied as 0.
+        self.changedsince_zero = false;
+        if let Some(fixed) = changedsince_zero(&cmd) {
+            self.changedsince_zero = true;
+            cmd = fixed;
+        }
+        // Nor RFC 5258's extended LIST.
+        match listext::parse(&cmd) {
+            Ok(None) => {}
+            Ok(Some(ext)) => {
+                if matches!(self.state, State::NotAuthenticated) {
+                    return self.bad(&tag, "Command not valid in this state (log in first).");
+                }
+                return self.request(Request::ListMailboxes, Then::ListExt { tag, ext });
+            }
+            Err(e) => return self.bad(&tag, &format!("Error in IMAP command LIST: {e}")),
         }
         let parsed = CommandCodec::default().decode(&cmd);
         let command = match parsed {
@@ -837,10 +927,30 @@ impl Session {
                 self.write(b"* ID (\"name\" \"yubin\")\r\n");
                 self.tagged(&tag, "OK", "ID completed.");
             }
-            C::Enable { .. } if authed => {
-                // Nothing enableable is advertised (RFC 5161 section 3.1:
-                // the ENABLED list is then empty).
-                self.write(b"* ENABLED\r\n");
+            C::Enable { capabilities } if authed => {
+                // RFC 5161 section 3.2: ENABLED lists what this command
+                // enabled of what was asked; RFC 7162 section 3.2.3: QRESYNC
+                // implies CONDSTORE.
+                let mut line = String::from("* ENABLED");
+                let was = self.condstore;
+                for c in capabilities.as_ref() {
+                    let name = c.to_string().to_ascii_uppercase();
+                    match name.as_str() {
+                        "CONDSTORE" => self.condstore = true,
+                        "QRESYNC" => {
+                            self.condstore = true;
+                            self.qresync = true;
+                        }
+                        _ => continue,
+                    }
+                    line.push(' ');
+                    line.push_str(&name);
+                }
+                line.push_str("\r\n");
+                self.write(line.as_bytes());
+                if !was {
+                    self.condstore_enabled_now();
+                }
                 self.tagged(&tag, "OK", "Enabled.");
             }
             C::Login { username, password } if !authed => {
@@ -908,8 +1018,14 @@ impl Session {
                 self.write(format!("* NAMESPACE ((\"\" \"{DELIMITER}\")) NIL NIL\r\n").as_bytes());
                 self.tagged(&tag, "OK", "Namespace completed.");
             }
-            C::Select { mailbox, .. } => self.select(tag, mailbox_str(&mailbox), false),
-            C::Examine { mailbox, .. } => self.select(tag, mailbox_str(&mailbox), true),
+            C::Select {
+                mailbox,
+                parameters,
+            } => self.select(tag, mailbox_str(&mailbox), false, parameters),
+            C::Examine {
+                mailbox,
+                parameters,
+            } => self.select(tag, mailbox_str(&mailbox), true, parameters),
             C::Create { mailbox } => {
                 let mut name = mailbox_str(&mailbox);
                 // RFC 3501 section 6.3.3: a trailing delimiter only says
@@ -1069,6 +1185,46 @@ impl Session {
                     Then::Append { tag, mailbox: name },
                 );
             }
+            // RFC 4978: after the tagged OK both directions are deflated.
+            C::Compress { .. } => {
+                if self.compressed {
+                    self.tagged(
+                        &tag,
+                        "NO",
+                        "[COMPRESSIONACTIVE] Compression already active.",
+                    );
+                } else {
+                    self.tagged(&tag, "OK", "DEFLATE active");
+                    self.compressed = true;
+                    self.out.push_back(Action::Compress);
+                }
+            }
+            // RFC 9208: one quota root, "", for all of the user's folders
+            // (Maildir++ keeps one maildirsize per user).
+            C::GetQuotaRoot { mailbox } => {
+                let name = mailbox_str(&mailbox);
+                if let Some(e) = self.check_name(&name) {
+                    return self.tagged(&tag, "NO", &format!("[NONEXISTENT] {}", e.text()));
+                }
+                self.request(
+                    Request::Quota,
+                    Then::Quota {
+                        tag,
+                        mailbox: Some(name),
+                    },
+                );
+            }
+            C::GetQuota { root } => {
+                if !root.as_ref().is_empty() {
+                    return self.tagged(&tag, "NO", "[NONEXISTENT] No such quota root.");
+                }
+                self.request(Request::Quota, Then::Quota { tag, mailbox: None });
+            }
+            C::SetQuota { .. } => self.tagged(
+                &tag,
+                "NO",
+                "[NOPERM] Quota limits are set by the administrator (maildirsize).",
+            ),
             C::Idle => {
                 self.write(b"+ idling\r\n");
                 self.idle_tag = Some(tag);
@@ -1116,16 +1272,31 @@ impl Session {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
-            } => self.fetch(tag, sequence_set, macro_or_item_names, uid),
+                modifiers,
+            } => self.fetch(tag, sequence_set, macro_or_item_names, uid, modifiers),
             C::Store {
                 sequence_set,
                 kind,
                 response,
                 flags,
                 uid,
-                ..
-            } => self.store(tag, sequence_set, kind, response, flags, uid),
+                modifiers,
+            } => {
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|m| match m {
+                        StoreModifier::UnchangedSince(n) => *n,
+                    })
+                    .next();
+                self.store(
+                    tag,
+                    sequence_set,
+                    (kind, response),
+                    flags,
+                    uid,
+                    unchanged_since,
+                )
+            }
             C::Copy {
                 sequence_set,
                 mailbox,
@@ -1308,7 +1479,39 @@ impl Session {
         );
     }
 
-    fn select(&mut self, tag: String, name: String, read_only: bool) {
+    fn select(&mut self, tag: String, name: String, read_only: bool, params: Vec<SelectParameter>) {
+        let mut qresync = None;
+        for p in params {
+            match p {
+                // RFC 7162 section 3.1.8: SELECT (CONDSTORE) enables it.
+                SelectParameter::CondStore => {
+                    if !self.condstore {
+                        self.condstore = true;
+                    }
+                }
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    // Section 3.2.5: only after ENABLE QRESYNC.
+                    if !self.qresync {
+                        return self.bad(&tag, "QRESYNC not enabled.");
+                    }
+                    qresync = Some(Qresync {
+                        uidvalidity: uid_validity.get(),
+                        modseq: mod_sequence_value.get(),
+                        known_uids,
+                    });
+                }
+            }
+        }
+        // RFC 7162 section 3.2.11: with QRESYNC the end of the previous
+        // selection is announced, since its expunges are no longer sent.
+        if self.qresync && matches!(self.state, State::Selected(_)) {
+            self.write(b"* OK [CLOSED] Previous mailbox closed.\r\n");
+        }
         // RFC 3501 section 6.3.1: a failed SELECT leaves no mailbox
         // selected.
         self.state = State::Authenticated;
@@ -1324,8 +1527,18 @@ impl Session {
                 tag,
                 name,
                 read_only,
+                qresync,
             },
         );
+    }
+
+    /// RFC 7162 section 3.1: a CONDSTORE-enabling command while a mailbox
+    /// is selected is told the mailbox's HIGHESTMODSEQ.
+    fn condstore_enabled_now(&mut self) {
+        if let State::Selected(sel) = &self.state {
+            let line = format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", sel.highest_modseq);
+            self.write(line.as_bytes());
+        }
     }
 
     fn list(&mut self, tag: String, lsub: bool, reference: String, pattern: String) {
@@ -1398,6 +1611,133 @@ impl Session {
         }
         self.write(&lines);
         self.tagged(&tag, "OK", "List completed.");
+    }
+
+    /// RFC 5258 LIST with selection and return options, several patterns;
+    /// RFC 6154 SPECIAL-USE selection; RFC 5819 STATUS.
+    fn list_ext_reply(&mut self, tag: String, ext: ListExt, boxes: Vec<MailboxEntry>) {
+        let patterns: Vec<String> = ext
+            .patterns
+            .iter()
+            .map(|p| {
+                let full = if ext.reference.is_empty()
+                    || ext.reference.ends_with(DELIMITER)
+                    || p.starts_with(DELIMITER)
+                {
+                    format!("{}{p}", ext.reference)
+                } else {
+                    format!("{}{DELIMITER}{p}", ext.reference)
+                };
+                names::canonical(&full)
+            })
+            .collect();
+        let matches_any = |n: &str| patterns.iter().any(|p| names::matches(p, n));
+        let existing: std::collections::BTreeMap<&str, &MailboxEntry> = boxes
+            .iter()
+            .filter(|b| b.exists)
+            .map(|b| (b.name.as_str(), b))
+            .collect();
+        let subscribed: BTreeSet<&str> = boxes
+            .iter()
+            .filter(|b| b.subscribed)
+            .map(|b| b.name.as_str())
+            .collect();
+        // Every name that exists or is implied as a parent of one that
+        // exists or is subscribed.
+        let mut all: BTreeSet<String> = BTreeSet::new();
+        for n in existing.keys().chain(subscribed.iter()) {
+            all.insert(n.to_string());
+            let mut n = *n;
+            while let Some((parent, _)) = n.rsplit_once(DELIMITER) {
+                all.insert(parent.to_string());
+                n = parent;
+            }
+        }
+        let has_children = |n: &str| {
+            let prefix = format!("{n}{DELIMITER}");
+            existing
+                .range(prefix.as_str()..)
+                .next()
+                .is_some_and(|(x, _)| x.starts_with(&prefix))
+                || all
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|x| x.starts_with(&prefix) && existing.contains_key(x.as_str()))
+        };
+        let mut lines = Vec::new();
+        let mut listed = Vec::new();
+        for name in &all {
+            let n = name.as_str();
+            if !matches_any(n) {
+                continue;
+            }
+            let entry = existing.get(n);
+            let is_sub = subscribed.contains(n);
+            // RECURSIVEMATCH: a subscribed descendant the patterns do not
+            // list themselves is reported as CHILDINFO (RFC 5258 3.5).
+            let childinfo = ext.recursive && {
+                let prefix = format!("{n}{DELIMITER}");
+                subscribed
+                    .iter()
+                    .any(|s| s.starts_with(&prefix) && !matches_any(s))
+            };
+            if ext.subscribed && !is_sub && !childinfo {
+                continue;
+            }
+            if ext.special_use && entry.and_then(|e| e.special_use).is_none() {
+                continue;
+            }
+            if !ext.subscribed && entry.is_none() && !has_children(n) {
+                // Only subscribed: shown by LIST (SUBSCRIBED) alone.
+                continue;
+            }
+            let mut attrs: Vec<&str> = Vec::new();
+            if entry.is_none() {
+                attrs.push(if ext.subscribed {
+                    "\\NonExistent"
+                } else {
+                    "\\Noselect"
+                });
+            }
+            attrs.push(if has_children(n) {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if is_sub && (ext.subscribed || ext.ret_subscribed) {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(su) = entry.and_then(|e| e.special_use) {
+                attrs.push(su.attribute());
+            }
+            lines.extend(format!("* LIST ({}) \"{DELIMITER}\" ", attrs.join(" ")).as_bytes());
+            lines.extend(mailbox_name(n));
+            if childinfo {
+                lines.extend(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            lines.extend(b"\r\n");
+            if entry.is_some() {
+                listed.push(name.clone());
+            }
+        }
+        self.write(&lines);
+        match ext.status {
+            Some(items) => self.list_status_next(tag, items, listed.into()),
+            None => self.tagged(&tag, "OK", "List completed."),
+        }
+    }
+
+    fn list_status_next(&mut self, tag: String, items: Vec<String>, queue: VecDeque<String>) {
+        match queue.front() {
+            None => self.tagged(&tag, "OK", "List completed."),
+            Some(name) => self.request(
+                Request::Open {
+                    name: name.clone(),
+                    claim_recent: false,
+                },
+                Then::ListStatus { tag, items, queue },
+            ),
+        }
     }
 
     /// RFC 3501 section 6.3.9: subscribed names that match, and, when `%`
@@ -1483,10 +1823,29 @@ impl Session {
         set: SequenceSet,
         what: MacroOrMessageDataItemNames<'_>,
         uid: bool,
+        modifiers: Vec<FetchModifier>,
     ) {
-        let Ok(idx) = self.resolve(&set, uid) else {
+        let Ok(mut idx) = self.resolve(&set, uid) else {
             return self.bad(&tag, "Error in IMAP command FETCH: Invalid messageset.");
         };
+        let mut changed_since = None;
+        let mut vanished = false;
+        for m in &modifiers {
+            match m {
+                FetchModifier::ChangedSince(n) => {
+                    changed_since = Some(if self.changedsince_zero { 0 } else { n.get() })
+                }
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        // RFC 7162 section 3.2.6: VANISHED only in UID FETCH, with
+        // CHANGEDSINCE, after ENABLE QRESYNC.
+        if vanished && (!uid || !self.qresync || changed_since.is_none()) {
+            return self.bad(
+                &tag,
+                "Error in IMAP command FETCH: VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC.",
+            );
+        }
         let mut items = match what {
             MacroOrMessageDataItemNames::Macro(Macro::Fast) => {
                 vec![Item::Flags, Item::InternalDate, Item::Size]
@@ -1529,6 +1888,7 @@ impl Session {
                         MessageDataItemName::Rfc822Size => Item::Size,
                         MessageDataItemName::Rfc822Text => Item::Rfc822Text,
                         MessageDataItemName::Uid => Item::Uid,
+                        MessageDataItemName::ModSeq => Item::ModSeq,
                         _ => {
                             return self.bad(&tag, "Error in IMAP command FETCH: Unsupported item.")
                         }
@@ -1537,9 +1897,37 @@ impl Session {
                 items
             }
         };
+        // RFC 7162 section 3.1.4: CHANGEDSINCE keeps the messages changed
+        // after it and implies MODSEQ; a MODSEQ item enables CONDSTORE.
+        if (changed_since.is_some() || items.iter().any(|i| matches!(i, Item::ModSeq)))
+            && !self.condstore
+        {
+            self.condstore = true;
+            self.condstore_enabled_now();
+        }
+        // Section 3.1: with CONDSTORE on, FETCH FLAGS carries MODSEQ.
+        let want_modseq = changed_since.is_some()
+            || (self.condstore && items.iter().any(|i| matches!(i, Item::Flags)));
+        if want_modseq && !items.iter().any(|i| matches!(i, Item::ModSeq)) {
+            items.push(Item::ModSeq);
+        }
         // RFC 3501 section 6.4.8: UID FETCH always returns UID.
         if uid && !items.iter().any(|i| matches!(i, Item::Uid)) {
             items.insert(0, Item::Uid);
+        }
+        if let (Some(since), State::Selected(sel)) = (changed_since, &self.state) {
+            if vanished {
+                let limit = sel.uidnext.saturating_sub(1).max(sel.max_uid());
+                let gone = vanished_uids(&set, sel.max_uid(), limit, &sel.msgs);
+                if !gone.is_empty() {
+                    let line = format!("* VANISHED (EARLIER) {gone}\r\n");
+                    self.write(line.as_bytes());
+                }
+            }
+            let State::Selected(sel) = &self.state else {
+                return;
+            };
+            idx.retain(|&i| sel.msgs[i].modseq > since);
         }
         let content = items.iter().any(Item::needs_content);
         let meta = items.iter().any(Item::needs_meta);
@@ -1605,12 +1993,14 @@ impl Session {
                 uids,
                 op: FlagOp::Add,
                 flags: [Flag::Seen].into_iter().collect(),
+                unchanged_since: None,
             },
             Then::Stored {
                 tag,
                 lines,
                 echo: Echo::Changed,
                 text: "Fetch completed.".into(),
+                uid: false,
             },
         );
     }
@@ -1640,6 +2030,7 @@ impl Session {
                 }
                 match it {
                     Item::Uid => out.extend(format!("UID {}", m.uid).as_bytes()),
+                    Item::ModSeq => out.extend(format!("MODSEQ ({})", m.modseq).as_bytes()),
                     Item::Flags => {
                         out.extend(format!("FLAGS {}", flags_text(&m.flags, m.recent)).as_bytes())
                     }
@@ -1723,14 +2114,19 @@ impl Session {
         &mut self,
         tag: String,
         set: SequenceSet,
-        kind: StoreType,
-        response: StoreResponse,
+        (kind, response): (StoreType, StoreResponse),
         flags: Vec<CodecFlag<'_>>,
         uid: bool,
+        unchanged_since: Option<u64>,
     ) {
         let Ok(idx) = self.resolve(&set, uid) else {
             return self.bad(&tag, "Error in IMAP command STORE: Invalid messageset.");
         };
+        // RFC 7162 section 3.1: UNCHANGEDSINCE enables CONDSTORE.
+        if unchanged_since.is_some() && !self.condstore {
+            self.condstore = true;
+            self.condstore_enabled_now();
+        }
         let mut fl = Flags::new();
         for f in &flags {
             match flag_from_codec(f) {
@@ -1767,12 +2163,14 @@ impl Session {
                 uids,
                 op,
                 flags: fl,
+                unchanged_since,
             },
             Then::Stored {
                 tag,
                 lines: Vec::new(),
                 echo,
                 text: "Store completed.".into(),
+                uid,
             },
         );
     }
@@ -1785,46 +2183,87 @@ impl Session {
         mut lines: Vec<u8>,
         echo: Echo,
         text: String,
-        flags: Vec<(u32, Flags)>,
+        uid: bool,
+        (flags, modified): (Vec<(u32, Flags, u64)>, Vec<u32>),
     ) {
         let mut announce = String::new();
+        let condstore = self.condstore;
+        let mut modified_code = String::new();
         if let State::Selected(sel) = &mut self.state {
             if flags
                 .iter()
-                .fold(false, |n, (_, f)| sel.note_keywords(f) | n)
+                .fold(false, |n, (_, f, _)| sel.note_keywords(f) | n)
             {
                 announce = sel.flags_responses();
             }
-            for (uid, f) in flags {
-                let Some(i) = sel.seq_of(uid) else { continue };
+            for (u, f, modseq) in flags {
+                let Some(i) = sel.seq_of(u) else { continue };
                 let m = &mut sel.msgs[i];
-                let changed = m.flags != f;
+                let changed = m.flags != f || m.modseq != modseq;
                 m.flags = f;
+                m.modseq = modseq;
+                sel.highest_modseq = sel.highest_modseq.max(modseq);
+                if modified.contains(&u) {
+                    // Left alone (UNCHANGEDSINCE): reported in MODIFIED.
+                    continue;
+                }
                 let show = match echo {
                     Echo::Nothing => false,
                     Echo::Changed => changed,
                     Echo::All | Echo::AllWithUid => true,
                 };
+                let uidpart = if condstore || matches!(echo, Echo::Changed | Echo::AllWithUid) {
+                    format!("UID {} ", m.uid)
+                } else {
+                    String::new()
+                };
                 if show {
-                    let uidpart = if matches!(echo, Echo::Changed | Echo::AllWithUid) {
-                        format!("UID {} ", m.uid)
+                    let ms = if condstore {
+                        format!(" MODSEQ ({})", m.modseq)
                     } else {
                         String::new()
                     };
                     lines.extend(
                         format!(
-                            "* {} FETCH ({uidpart}FLAGS {})\r\n",
+                            "* {} FETCH ({uidpart}FLAGS {}{ms})\r\n",
                             i + 1,
                             flags_text(&m.flags, m.recent)
                         )
                         .as_bytes(),
                     );
+                } else if condstore && changed {
+                    // RFC 7162 section 3.1.3: with .SILENT the new MODSEQ
+                    // of each changed message is still sent.
+                    lines.extend(
+                        format!("* {} FETCH ({uidpart}MODSEQ ({}))\r\n", i + 1, m.modseq)
+                            .as_bytes(),
+                    );
                 }
+            }
+            if !modified.is_empty() {
+                let mut nums: Vec<u32> = if uid {
+                    modified.clone()
+                } else {
+                    modified
+                        .iter()
+                        .filter_map(|&u| sel.seq_of(u).map(|i| i as u32 + 1))
+                        .collect()
+                };
+                nums.sort_unstable();
+                modified_code = format!("[MODIFIED {}] ", set_text(&nums));
             }
         }
         self.write(announce.as_bytes());
         self.write(&lines);
-        self.tagged(&tag, "OK", &text);
+        if modified_code.is_empty() {
+            self.tagged(&tag, "OK", &text);
+        } else {
+            self.tagged(
+                &tag,
+                "OK",
+                &format!("{modified_code}Conditional store failed."),
+            );
+        }
     }
 
     fn copy(&mut self, tag: String, set: SequenceSet, to: String, uid: bool, moving: bool) {
@@ -1899,12 +2338,18 @@ impl Session {
     }
 
     fn search(&mut self, tag: String, uid: bool, key: SearchKey<'static>) {
+        let ret = self.search_return.take();
+        // RFC 7162 section 3.1: SEARCH MODSEQ enables CONDSTORE.
+        if search::uses_modseq(&key) && !self.condstore {
+            self.condstore = true;
+            self.condstore_enabled_now();
+        }
         match search::need(&key) {
             Need::Nothing => {
                 let found = self.search_matches(uid, &key, 0..self.msg_count(), &[]);
-                self.search_done(&tag, &found);
+                self.search_done(&tag, uid, &key, ret.as_ref(), &found);
             }
-            n => self.search_chunk(tag, uid, key, 0, n == Need::Content, Vec::new()),
+            n => self.search_chunk(tag, uid, (key, ret), 0, n == Need::Content, Vec::new()),
         }
     }
 
@@ -1919,7 +2364,7 @@ impl Session {
         &mut self,
         tag: String,
         uid: bool,
-        key: SearchKey<'static>,
+        (key, ret): (SearchKey<'static>, Option<esearch::Return>),
         next: usize,
         content: bool,
         found: Vec<u32>,
@@ -1928,7 +2373,7 @@ impl Session {
             return;
         };
         if next >= sel.msgs.len() {
-            return self.search_done(&tag, &found);
+            return self.search_done(&tag, uid, &key, ret.as_ref(), &found);
         }
         let end = (next + CHUNK).min(sel.msgs.len());
         let uids = sel.msgs[next..end].iter().map(|m| m.uid).collect();
@@ -1943,6 +2388,7 @@ impl Session {
                 tag,
                 uid,
                 key,
+                ret,
                 next,
                 content,
                 found,
@@ -1950,12 +2396,59 @@ impl Session {
         );
     }
 
-    fn search_done(&mut self, tag: &str, found: &[u32]) {
-        let mut out = b"* SEARCH".to_vec();
-        for n in found {
-            out.extend(format!(" {n}").as_bytes());
+    fn search_done(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        key: &SearchKey<'_>,
+        ret: Option<&esearch::Return>,
+        found: &[u32],
+    ) {
+        let modseq_of = |n: u32| -> Option<u64> {
+            let State::Selected(sel) = &self.state else {
+                return None;
+            };
+            if uid {
+                sel.seq_of(n).map(|i| sel.msgs[i].modseq)
+            } else {
+                sel.msgs.get((n as usize).checked_sub(1)?).map(|m| m.modseq)
+            }
+        };
+        let with_modseq = search::uses_modseq(key);
+        let mut out = Vec::new();
+        if let Some(ret) = ret {
+            // RFC 4731 section 3.1: one ESEARCH response, tagged with the
+            // command's tag; RFC 7162 section 3.1.5: MODSEQ is the highest
+            // of the messages returned (all of them for ALL and COUNT).
+            let modseq = if !with_modseq || found.is_empty() {
+                None
+            } else if ret.all || ret.count {
+                found.iter().filter_map(|&n| modseq_of(n)).max()
+            } else {
+                let mut v = Vec::new();
+                if ret.min {
+                    v.extend(found.first().copied());
+                }
+                if ret.max {
+                    v.extend(found.last().copied());
+                }
+                v.into_iter().filter_map(modseq_of).max()
+            };
+            out.extend(esearch::response(tag, uid, ret, found, modseq).as_bytes());
+        } else {
+            out.extend(b"* SEARCH");
+            for n in found {
+                out.extend(format!(" {n}").as_bytes());
+            }
+            // RFC 7162 section 3.1.5: a search with MODSEQ that found
+            // messages ends with the highest mod-sequence among them.
+            if with_modseq {
+                if let Some(h) = found.iter().filter_map(|&n| modseq_of(n)).max() {
+                    out.extend(format!(" (MODSEQ {h})").as_bytes());
+                }
+            }
+            out.extend(b"\r\n");
         }
-        out.extend(b"\r\n");
         self.write(&out);
         self.tagged(tag, "OK", "Search completed.");
     }
@@ -1990,6 +2483,7 @@ impl Session {
                 uid: m.uid,
                 flags: m.flags.clone(),
                 recent: m.recent,
+                modseq: m.modseq,
             };
             let c = Candidate {
                 seq: i as u32 + 1,
@@ -2013,6 +2507,9 @@ impl Session {
             return;
         };
         let mut out = Vec::new();
+        let qresync = self.qresync;
+        let condstore = self.condstore;
+        let mut vanished = Vec::new();
         let mut kept: Vec<Msg> = Vec::with_capacity(snap.messages.len());
         let mut removed = 0usize;
         let mut j = 0usize;
@@ -2028,12 +2525,19 @@ impl Session {
                     m.flags = new[j].flags.clone();
                     flag_changes.push(kept.len());
                 }
+                m.modseq = new[j].modseq;
                 kept.push(m);
                 j += 1;
+            } else if qresync {
+                // RFC 7162 section 3.2.10: VANISHED replaces EXPUNGE.
+                vanished.push(old.uid);
             } else {
                 out.extend(format!("* {} EXPUNGE\r\n", i + 1 - removed).as_bytes());
                 removed += 1;
             }
+        }
+        if !vanished.is_empty() {
+            out.extend(format!("* VANISHED {}\r\n", set_text(&vanished)).as_bytes());
         }
         let max = kept.last().map(|m| m.uid).unwrap_or(0);
         let before = kept.len();
@@ -2042,6 +2546,7 @@ impl Session {
                 uid: m.uid,
                 flags: m.flags.clone(),
                 recent: m.recent,
+                modseq: m.modseq,
             });
         }
         let mut fresh = false;
@@ -2054,6 +2559,7 @@ impl Session {
         }
         sel.msgs = kept;
         sel.uidnext = snap.uidnext.max(sel.max_uid() + 1);
+        sel.highest_modseq = sel.highest_modseq.max(snap.highest_modseq);
         if sel.msgs.len() != before {
             out.extend(format!("* {} EXISTS\r\n", sel.msgs.len()).as_bytes());
             let recent = sel.msgs.iter().filter(|m| m.recent).count();
@@ -2061,9 +2567,14 @@ impl Session {
         }
         for k in flag_changes {
             let m = &sel.msgs[k];
+            let ms = if condstore {
+                format!(" MODSEQ ({})", m.modseq)
+            } else {
+                String::new()
+            };
             out.extend(
                 format!(
-                    "* {} FETCH (UID {} FLAGS {})\r\n",
+                    "* {} FETCH (UID {} FLAGS {}{ms})\r\n",
                     k + 1,
                     m.uid,
                     flags_text(&m.flags, m.recent)
@@ -2103,7 +2614,55 @@ impl Session {
             | (Then::Fetch { tag, .. }, Reply::Failed(e))
             | (Then::Search { tag, .. }, Reply::Failed(e))
             | (Then::Expunge { tag, .. }, Reply::Failed(e))
-            | (Then::Stored { tag, .. }, Reply::Failed(e)) => self.store_failed(&tag, &e),
+            | (Then::Stored { tag, .. }, Reply::Failed(e))
+            | (Then::Quota { tag, .. }, Reply::Failed(e))
+            | (Then::ListExt { tag, .. }, Reply::Failed(e)) => self.store_failed(&tag, &e),
+            (Then::ListExt { tag, ext }, Reply::Mailboxes(b)) => self.list_ext_reply(tag, ext, b),
+            (Then::ListStatus { tag, items, queue }, reply) => {
+                // A mailbox removed meanwhile is skipped (RFC 5819 section
+                // 2: STATUS is returned for the mailboxes that can give it).
+                if let (Some(name), Reply::Snapshot(s)) = (queue.front(), &reply) {
+                    let names: Vec<&str> = items.iter().map(String::as_str).collect();
+                    let line = status_line(name, &names, s);
+                    self.write(&line);
+                }
+                let mut queue = queue;
+                queue.pop_front();
+                self.list_status_next(tag, items, queue);
+            }
+            (Then::Quota { tag, mailbox }, Reply::Quota(q)) => {
+                let q = q.filter(|q| q.bytes_limit.is_some() || q.messages_limit.is_some());
+                let mut out = Vec::new();
+                if let Some(m) = &mailbox {
+                    out.extend(b"* QUOTAROOT ");
+                    out.extend(mailbox_name(m));
+                    if q.is_some() {
+                        out.extend(b" \"\"");
+                    }
+                    out.extend(b"\r\n");
+                }
+                match q {
+                    Some(q) => {
+                        // STORAGE counts units of 1024 octets (RFC 9208
+                        // section 5.1).
+                        let mut res = Vec::new();
+                        if let Some(l) = q.bytes_limit {
+                            res.push(format!("STORAGE {} {}", q.bytes.div_ceil(1024), l / 1024));
+                        }
+                        if let Some(l) = q.messages_limit {
+                            res.push(format!("MESSAGE {} {l}", q.messages));
+                        }
+                        out.extend(format!("* QUOTA \"\" ({})\r\n", res.join(" ")).as_bytes());
+                        self.write(&out);
+                        self.tagged(&tag, "OK", "Getquota completed.");
+                    }
+                    None if mailbox.is_some() => {
+                        self.write(&out);
+                        self.tagged(&tag, "OK", "Getquotaroot completed.");
+                    }
+                    None => self.tagged(&tag, "NO", "[NONEXISTENT] No such quota root."),
+                }
+            }
             (Then::Copy { tag, .. }, Reply::Failed(e)) => {
                 if e == StoreError::NoSuchMailbox {
                     self.tagged(&tag, "NO", "[TRYCREATE] Mailbox doesn't exist");
@@ -2136,40 +2695,25 @@ impl Session {
                     tag,
                     name,
                     read_only,
+                    qresync,
                 },
                 Reply::Snapshot(s),
-            ) => self.selected(tag, name, read_only, s),
+            ) => self.selected(tag, name, read_only, qresync, s),
             (Then::Status { tag, name, items }, Reply::Snapshot(s)) => {
-                let mut parts = Vec::new();
-                for it in items {
-                    parts.push(match it {
-                        StatusDataItemName::Messages => format!("MESSAGES {}", s.messages.len()),
-                        StatusDataItemName::Recent => {
-                            format!("RECENT {}", s.messages.iter().filter(|m| m.recent).count())
-                        }
-                        StatusDataItemName::UidNext => format!("UIDNEXT {}", s.uidnext),
-                        StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", s.uidvalidity),
-                        StatusDataItemName::Unseen => format!(
-                            "UNSEEN {}",
-                            s.messages
-                                .iter()
-                                .filter(|m| !m.flags.contains(&Flag::Seen))
-                                .count()
-                        ),
-                        StatusDataItemName::Deleted => format!(
-                            "DELETED {}",
-                            s.messages
-                                .iter()
-                                .filter(|m| m.flags.contains(&Flag::Deleted))
-                                .count()
-                        ),
-                        _ => continue,
-                    });
-                }
-                let mut line = b"* STATUS ".to_vec();
-                line.extend(mailbox_name(&name));
-                line.extend(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-                self.write(&line);
+                let names: Vec<&str> = items
+                    .iter()
+                    .filter_map(|it| match it {
+                        StatusDataItemName::Messages => Some("MESSAGES"),
+                        StatusDataItemName::Recent => Some("RECENT"),
+                        StatusDataItemName::UidNext => Some("UIDNEXT"),
+                        StatusDataItemName::UidValidity => Some("UIDVALIDITY"),
+                        StatusDataItemName::Unseen => Some("UNSEEN"),
+                        StatusDataItemName::Deleted => Some("DELETED"),
+                        StatusDataItemName::HighestModSeq => Some("HIGHESTMODSEQ"),
+                        _ => None,
+                    })
+                    .collect();
+                self.write(&status_line(&name, &names, &s));
                 self.tagged(&tag, "OK", "Status completed.");
             }
             (Then::Append { tag, mailbox }, Reply::Appended { uidvalidity, uid }) => {
@@ -2204,6 +2748,7 @@ impl Session {
                     tag,
                     uid,
                     key,
+                    ret,
                     next,
                     content,
                     mut found,
@@ -2213,9 +2758,9 @@ impl Session {
                 let end = self.msg_count().min(next + CHUNK);
                 found.extend(self.search_matches(uid, &key, next..end, &data));
                 if end < self.msg_count() {
-                    self.search_chunk(tag, uid, key, end, content, found);
+                    self.search_chunk(tag, uid, (key, ret), end, content, found);
                 } else {
-                    self.search_done(&tag, &found);
+                    self.search_done(&tag, uid, &key, ret.as_ref(), &found);
                 }
             }
             (Then::Copy { tag, moving, to }, Reply::Copied { uidvalidity, map }) => {
@@ -2266,9 +2811,10 @@ impl Session {
                     lines,
                     echo,
                     text,
+                    uid,
                 },
-                Reply::Flags(f),
-            ) => self.stored(tag, lines, echo, text, f),
+                Reply::Flags { flags, modified },
+            ) => self.stored(tag, lines, echo, text, uid, (flags, modified)),
             (then, other) => {
                 // A driver answering the wrong request is a bug there; the
                 // client still gets a tagged answer.
@@ -2282,7 +2828,10 @@ impl Session {
                     | Then::Search { tag, .. }
                     | Then::Copy { tag, .. }
                     | Then::Expunge { tag, .. }
-                    | Then::Stored { tag, .. } => Some(tag),
+                    | Then::Stored { tag, .. }
+                    | Then::Quota { tag, .. }
+                    | Then::ListExt { tag, .. }
+                    | Then::ListStatus { tag, .. } => Some(tag),
                     Then::Refresh { tag, .. } => tag,
                 };
                 let _ = other;
@@ -2312,14 +2861,29 @@ impl Session {
         let mut seqs: Vec<usize> = uids.iter().filter_map(|&u| sel.seq_of(u)).collect();
         seqs.sort_unstable();
         let mut out = Vec::new();
+        let mut gone = Vec::new();
         for &s in seqs.iter().rev() {
-            sel.msgs.remove(s);
-            out.extend(format!("* {} EXPUNGE\r\n", s + 1).as_bytes());
+            gone.push(sel.msgs.remove(s).uid);
+            if !self.qresync {
+                out.extend(format!("* {} EXPUNGE\r\n", s + 1).as_bytes());
+            }
+        }
+        if self.qresync && !gone.is_empty() {
+            // RFC 7162 section 3.2.10.
+            gone.sort_unstable();
+            out.extend(format!("* VANISHED {}\r\n", set_text(&gone)).as_bytes());
         }
         self.write(&out);
     }
 
-    fn selected(&mut self, tag: String, name: String, read_only: bool, s: Snapshot) {
+    fn selected(
+        &mut self,
+        tag: String,
+        name: String,
+        read_only: bool,
+        qresync: Option<Qresync>,
+        s: Snapshot,
+    ) {
         let mut keywords = BTreeSet::new();
         for m in &s.messages {
             for f in m.flags.iter() {
@@ -2357,20 +2921,60 @@ impl Session {
             "* OK [UIDNEXT {}] Predicted next UID\r\n",
             s.uidnext
         ));
-        self.write(out.as_bytes());
-        let msgs = s
+        // RFC 7162 section 3.1.2.1: every SELECT/EXAMINE of a server with
+        // persistent mod-sequences reports HIGHESTMODSEQ.
+        out.push_str(&format!(
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+            s.highest_modseq
+        ));
+        let msgs: Vec<Msg> = s
             .messages
             .into_iter()
             .map(|m| Msg {
                 uid: m.uid,
                 flags: m.flags,
                 recent: m.recent,
+                modseq: m.modseq,
             })
             .collect();
+        // RFC 7162 section 3.2.5.1: with QRESYNC and a matching
+        // UIDVALIDITY, what changed since the client's mod-sequence: the
+        // UIDs gone (VANISHED (EARLIER), possibly more than were expunged
+        // since then: the store keeps no expunge history, which the RFC
+        // allows) and the messages whose flags changed.
+        if let Some(q) = qresync.filter(|q| q.uidvalidity == s.uidvalidity) {
+            let star = msgs.last().map(|m| m.uid).unwrap_or(0);
+            let limit = s.uidnext.saturating_sub(1).max(star);
+            let all = SequenceSet::try_from("1:*").ok();
+            let known = q.known_uids.as_ref().or(all.as_ref());
+            if let Some(known) = known {
+                let gone = vanished_uids(known, star, limit, &msgs);
+                if !gone.is_empty() {
+                    out.push_str(&format!("* VANISHED (EARLIER) {gone}\r\n"));
+                }
+            }
+            for (i, m) in msgs.iter().enumerate() {
+                let in_known = q
+                    .known_uids
+                    .as_ref()
+                    .is_none_or(|k| search::in_set(k, m.uid, star));
+                if m.modseq > q.modseq && in_known {
+                    out.push_str(&format!(
+                        "* {} FETCH (UID {} FLAGS {} MODSEQ ({}))\r\n",
+                        i + 1,
+                        m.uid,
+                        flags_text(&m.flags, m.recent),
+                        m.modseq
+                    ));
+                }
+            }
+        }
+        self.write(out.as_bytes());
         self.state = State::Selected(Selected {
             name,
             read_only,
             uidnext: s.uidnext,
+            highest_modseq: s.highest_modseq,
             msgs,
             keywords,
         });
@@ -2388,4 +2992,137 @@ fn mailbox_str_raw(m: &Mailbox<'_>) -> String {
         Mailbox::Inbox => "INBOX".into(),
         Mailbox::Other(o) => String::from_utf8_lossy(o.inner().as_ref()).into_owned(),
     }
+}
+
+/// Numbers (ascending) as an IMAP sequence set with ranges: `1:3,7`.
+pub(crate) fn set_text(nums: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let start = nums[i];
+        let mut end = start;
+        while i + 1 < nums.len() && nums[i + 1] == end.wrapping_add(1) {
+            end = nums[i + 1];
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The UIDs of `set` (`*` = `star`), at most `limit`, that no message in
+/// `msgs` (ascending) has, as a sequence set: what RFC 7162 VANISHED
+/// (EARLIER) reports. Works on ranges, so `1:4294967295` costs no more
+/// than the folder's size.
+fn vanished_uids(set: &SequenceSet, star: u32, limit: u32, msgs: &[Msg]) -> String {
+    let val = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => star,
+    };
+    let mut ranges: Vec<(u32, u32)> = set
+        .0
+        .as_ref()
+        .iter()
+        .map(|s| match s {
+            Sequence::Single(a) => (val(a), val(a)),
+            Sequence::Range(a, b) => (val(a).min(val(b)), val(a).max(val(b))),
+        })
+        .filter(|&(a, _)| a >= 1 && a <= limit)
+        .map(|(a, b)| (a, b.min(limit)))
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for (a, b) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    let mut k = 0;
+    for (a, b) in merged {
+        let mut next = a;
+        while k < msgs.len() && msgs[k].uid < a {
+            k += 1;
+        }
+        while k < msgs.len() && msgs[k].uid <= b {
+            let u = msgs[k].uid;
+            if u > next {
+                out.push((next, u - 1));
+            }
+            next = u + 1;
+            k += 1;
+        }
+        if next <= b {
+            out.push((next, b));
+        }
+    }
+    out.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}:{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `* STATUS name (items)` for a mailbox snapshot; `items` are upper-case
+/// item names (unknown ones are left out).
+fn status_line(name: &str, items: &[&str], s: &Snapshot) -> Vec<u8> {
+    let count = |f: &Flag, want: bool| {
+        s.messages
+            .iter()
+            .filter(|m| m.flags.contains(f) == want)
+            .count()
+    };
+    let parts: Vec<String> = items
+        .iter()
+        .filter_map(|it| {
+            Some(match *it {
+                "MESSAGES" => format!("MESSAGES {}", s.messages.len()),
+                "RECENT" => format!("RECENT {}", s.messages.iter().filter(|m| m.recent).count()),
+                "UIDNEXT" => format!("UIDNEXT {}", s.uidnext),
+                "UIDVALIDITY" => format!("UIDVALIDITY {}", s.uidvalidity),
+                "UNSEEN" => format!("UNSEEN {}", count(&Flag::Seen, false)),
+                "DELETED" => format!("DELETED {}", count(&Flag::Deleted, true)),
+                "HIGHESTMODSEQ" => format!("HIGHESTMODSEQ {}", s.highest_modseq),
+                _ => return None,
+            })
+        })
+        .collect();
+    let mut line = b"* STATUS ".to_vec();
+    line.extend(mailbox_name(name));
+    line.extend(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+    line
+}
+
+/// `cmd` with ` (CHANGEDSINCE 0` of a FETCH's modifiers turned into
+/// ` (CHANGEDSINCE 1`, or `None` when it has none.
+fn changedsince_zero(cmd: &[u8]) -> Option<Vec<u8>> {
+    let name = crate::framing::command_name(cmd);
+    if name != "FETCH" {
+        return None;
+    }
+    const NEEDLE: &[u8] = b"(CHANGEDSINCE 0";
+    let at = cmd
+        .windows(NEEDLE.len())
+        .rposition(|w| w.eq_ignore_ascii_case(NEEDLE))?;
+    let after = cmd.get(at + NEEDLE.len())?;
+    if !matches!(after, b' ' | b')') {
+        return None;
+    }
+    let mut out = cmd.to_vec();
+    out[at + NEEDLE.len() - 1] = b'1';
+    Some(out)
 }

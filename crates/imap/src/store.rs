@@ -114,6 +114,9 @@ pub struct MessageMeta {
     /// New to this session (RFC 3501 `\Recent`): the store moved it from
     /// `new/` to `cur/` for this open.
     pub recent: bool,
+    /// RFC 7162 mod-sequence of the message's last flag change (or its
+    /// arrival): positive, and never lower after a change.
+    pub modseq: u64,
 }
 
 /// The state of one mailbox: what SELECT, STATUS and every resync read.
@@ -121,6 +124,9 @@ pub struct MessageMeta {
 pub struct Snapshot {
     pub uidvalidity: u32,
     pub uidnext: u32,
+    /// RFC 7162 HIGHESTMODSEQ: the highest mod-sequence of any change
+    /// (including expunges) in the mailbox.
+    pub highest_modseq: u64,
     /// In ascending UID order: sequence number `n` is `messages[n - 1]`.
     pub messages: Vec<MessageMeta>,
 }
@@ -218,6 +224,9 @@ pub enum Request {
         uids: Vec<u32>,
         op: FlagOp,
         flags: Flags,
+        /// RFC 7162 UNCHANGEDSINCE: leave messages whose mod-sequence is
+        /// higher alone and report them in [`Reply::Flags`]'s `modified`.
+        unchanged_since: Option<u64>,
     },
     /// COPY, or MOVE with `remove_source` -> [`Reply::Copied`].
     Copy {
@@ -231,6 +240,18 @@ pub enum Request {
         mailbox: String,
         uids: Vec<u32>,
     },
+    /// The user's quota (one root, `""`, for all folders) ->
+    /// [`Reply::Quota`].
+    Quota,
+}
+
+/// RFC 9208 usage and limits of the user's quota root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub bytes: u64,
+    pub bytes_limit: Option<u64>,
+    pub messages: u64,
+    pub messages_limit: Option<u64>,
 }
 
 /// Why a store request failed; the core turns it into a tagged NO with
@@ -269,13 +290,20 @@ pub enum Reply {
         uid: u32,
     },
     Messages(Vec<MessageData>),
-    /// UID and flags after a [`Request::Store`].
-    Flags(Vec<(u32, Flags)>),
+    /// After a [`Request::Store`]: UID, flags and mod-sequence of each
+    /// message that still exists, and the UIDs left alone because of
+    /// UNCHANGEDSINCE.
+    Flags {
+        flags: Vec<(u32, Flags, u64)>,
+        modified: Vec<u32>,
+    },
     /// Source and destination UIDs, pairwise.
     Copied {
         uidvalidity: u32,
         map: Vec<(u32, u32)>,
     },
     Expunged(Vec<u32>),
+    /// `None` when the user has no quota.
+    Quota(Option<QuotaUsage>),
     Failed(StoreError),
 }

@@ -293,8 +293,8 @@ fn namespace_id_enable_unselect_close() {
         .starts_with("* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n"));
     assert!(t.send("b ID (\"name\" \"test\")\r\n").starts_with("* ID ("));
     assert!(t
-        .send("c ENABLE CONDSTORE\r\n")
-        .starts_with("* ENABLED\r\nc OK"));
+        .send("c ENABLE CONDSTORE X-UNKNOWN\r\n")
+        .starts_with("* ENABLED CONDSTORE\r\nc OK"));
     t.store.deliver("INBOX", MSG.as_bytes());
     t.send("d SELECT INBOX\r\n");
     t.send("e STORE 1 +FLAGS (\\Deleted)\r\n");
@@ -305,4 +305,174 @@ fn namespace_id_enable_unselect_close() {
     assert!(r.starts_with("* STATUS INBOX (MESSAGES 0)"), "{r}");
     let r = t.send("j LOGOUT\r\n");
     assert_eq!(r, "* BYE Logging out\r\nj OK Logout completed.\r\n");
+}
+
+/// RFC 7162 CONDSTORE: HIGHESTMODSEQ, MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE,
+/// SEARCH MODSEQ, STATUS HIGHESTMODSEQ.
+#[test]
+fn condstore() {
+    let mut t = T::login();
+    for _ in 0..3 {
+        t.store.deliver("INBOX", MSG.as_bytes());
+    }
+    let r = t.send("a SELECT INBOX (CONDSTORE)\r\n");
+    assert!(r.contains("* OK [HIGHESTMODSEQ 4] "), "{r}");
+    let r = t.send("b FETCH 1:* (FLAGS)\r\n");
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Recent) MODSEQ (2))"), "{r}");
+    let r = t.send("c STORE 2 +FLAGS.SILENT (\\Seen)\r\n");
+    assert!(r.starts_with("* 2 FETCH (UID 2 MODSEQ (5))\r\nc OK"), "{r}");
+    let r = t.send("d UID FETCH 1:* (FLAGS) (CHANGEDSINCE 4)\r\n");
+    assert_eq!(
+        r,
+        "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (5))\r\nd OK Fetch completed.\r\n"
+    );
+    // Message 2 changed after 4: left alone and reported as MODIFIED.
+    let r = t.send("e STORE 1:3 (UNCHANGEDSINCE 4) +FLAGS (\\Flagged)\r\n");
+    assert!(r.contains("e OK [MODIFIED 2] "), "{r}");
+    assert!(
+        r.contains("* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) MODSEQ (6))"),
+        "{r}"
+    );
+    assert!(!r.contains("* 2 FETCH"), "{r}");
+    let r = t.send("f UID STORE 2 (UNCHANGEDSINCE 1) -FLAGS (\\Seen)\r\n");
+    assert!(r.contains("f OK [MODIFIED 2] "), "{r}");
+    let r = t.send("g SEARCH MODSEQ 6\r\n");
+    assert_eq!(r, "* SEARCH 1 3 (MODSEQ 7)\r\ng OK Search completed.\r\n");
+    let r = t.send("h SEARCH MODSEQ 100\r\n");
+    assert!(r.starts_with("* SEARCH\r\n"), "{r}");
+    let r = t.send("i STATUS INBOX (HIGHESTMODSEQ MESSAGES)\r\n");
+    assert!(
+        r.contains("* STATUS INBOX (HIGHESTMODSEQ 7 MESSAGES 3)"),
+        "{r}"
+    );
+    // Thunderbird's CHANGEDSINCE 0 (not RFC 7162's grammar): every message.
+    let r = t.send("k UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)\r\n");
+    assert_eq!(r.matches(" FETCH (").count(), 3, "{r}");
+    let r = t.send("l UID FETCH 1:* (FLAGS) (CHANGEDSINCE 00)\r\n");
+    assert!(r.starts_with("l BAD"), "{r}");
+    let r = t.send("j FETCH 1 (MODSEQ)\r\n");
+    assert!(r.starts_with("* 1 FETCH (MODSEQ (6))\r\n"), "{r}");
+}
+
+/// RFC 7162 QRESYNC: ENABLE, SELECT (QRESYNC ...) with VANISHED (EARLIER)
+/// and changed flags, VANISHED instead of EXPUNGE, UID FETCH VANISHED,
+/// [CLOSED].
+#[test]
+fn qresync() {
+    let mut t = T::login();
+    for _ in 0..5 {
+        t.store.deliver("INBOX", MSG.as_bytes());
+    }
+    let r = t.send("a SELECT INBOX (QRESYNC (1 1))\r\n");
+    assert!(r.starts_with("a BAD"), "{r}");
+    let r = t.send("b ENABLE QRESYNC\r\n");
+    assert!(r.starts_with("* ENABLED QRESYNC\r\n"), "{r}");
+    t.send("c SELECT INBOX\r\n");
+    let r = t.send("d STORE 2,4 +FLAGS (\\Deleted)\r\n");
+    assert!(r.contains("MODSEQ"), "{r}");
+    let r = t.send("e EXPUNGE\r\n");
+    assert!(r.starts_with("* VANISHED 2,4\r\n"), "{r}");
+    assert!(!r.contains("EXPUNGE\r\n"), "{r}");
+    t.send("f STORE 2 +FLAGS (\\Seen)\r\n");
+    // The client knew UIDVALIDITY 1 at MODSEQ 6 and UIDs 1:5.
+    let r = t.send("g SELECT INBOX (QRESYNC (1 6 1:5))\r\n");
+    assert!(r.starts_with("* OK [CLOSED]"), "{r}");
+    assert!(r.contains("* VANISHED (EARLIER) 2,4\r\n"), "{r}");
+    assert!(
+        r.contains("* 2 FETCH (UID 3 FLAGS (\\Seen) MODSEQ ("),
+        "{r}"
+    );
+    assert!(!r.contains("UID 1 "), "{r}");
+    let r = t.send("h UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n");
+    assert!(r.starts_with("* VANISHED (EARLIER) 2,4\r\n"), "{r}");
+    let r = t.send("i FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n");
+    assert!(r.starts_with("i BAD"), "{r}");
+    // A different UIDVALIDITY: a plain SELECT.
+    let r = t.send("j SELECT INBOX (QRESYNC (99 1))\r\n");
+    assert!(
+        !r.contains("VANISHED") && r.contains("j OK [READ-WRITE]"),
+        "{r}"
+    );
+}
+
+/// RFC 4731 ESEARCH, RFC 5258/5819 LIST-EXTENDED and LIST-STATUS, RFC
+/// 9208 QUOTA, driven as byte strings.
+#[test]
+fn esearch_listext_quota() {
+    let mut t = T::login();
+    for _ in 0..3 {
+        t.store.deliver("INBOX", MSG.as_bytes());
+    }
+    t.send("a SELECT INBOX\r\n");
+    let r = t.send("b UID SEARCH RETURN (MIN MAX COUNT ALL) ALL\r\n");
+    assert_eq!(
+        r,
+        "* ESEARCH (TAG \"b\") UID MIN 1 MAX 3 ALL 1:3 COUNT 3\r\nb OK Search completed.\r\n"
+    );
+    let r = t.send("c SEARCH RETURN (SAVE) ALL\r\n");
+    assert!(r.starts_with("c BAD"), "{r}");
+    let r = t.send("d LIST (SPECIAL-USE) \"\" * RETURN (STATUS (MESSAGES))\r\n");
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("INBOX"), "{r}");
+    assert!(r.contains("* STATUS Sent (MESSAGES 0)\r\n"), "{r}");
+    let r = t.send("e LIST \"\" (INBOX Trash) RETURN (STATUS (MESSAGES UIDNEXT) SUBSCRIBED)\r\n");
+    assert!(
+        r.contains("* STATUS INBOX (MESSAGES 3 UIDNEXT 4)\r\n"),
+        "{r}"
+    );
+    assert!(r.contains("\\Subscribed \\Trash) \"/\" Trash\r\n"), "{r}");
+    let r = t.send("f LIST (RECURSIVEMATCH) \"\" *\r\n");
+    assert!(r.starts_with("f BAD"), "{r}");
+    // No quota: a QUOTAROOT without roots.
+    let r = t.send("g GETQUOTAROOT INBOX\r\n");
+    assert_eq!(r, "* QUOTAROOT INBOX\r\ng OK Getquotaroot completed.\r\n");
+    t.store.quota = Some(yubin_imap::store::QuotaUsage {
+        bytes: 2049,
+        bytes_limit: Some(10 * 1024),
+        messages: 3,
+        messages_limit: None,
+    });
+    let r = t.send("h GETQUOTAROOT INBOX\r\n");
+    assert!(
+        r.starts_with("* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 3 10)\r\n"),
+        "{r}"
+    );
+    let r = t.send("i GETQUOTA \"x\"\r\n");
+    assert!(r.starts_with("i NO [NONEXISTENT]"), "{r}");
+}
+
+/// RFC 4978: COMPRESS DEFLATE after login gives the driver
+/// `Action::Compress` once; a second one is refused.
+#[test]
+fn compress_deflate() {
+    let mut t = T::plain();
+    t.s.feed(b"a COMPRESS DEFLATE\r\n");
+    let mut out = Vec::new();
+    while let Some(a) = t.s.next_action() {
+        assert!(!matches!(a, yubin_imap::Action::Compress));
+        if let yubin_imap::Action::Write(b) = a {
+            out.extend(b);
+        }
+    }
+    assert!(
+        out.starts_with(b"a BAD"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let r = t.send("b LOGIN bob secret\r\n");
+    assert!(r.contains("COMPRESS=DEFLATE"), "{r}");
+    t.s.feed(b"c COMPRESS DEFLATE\r\n");
+    let mut actions = Vec::new();
+    while let Some(a) = t.s.next_action() {
+        actions.push(a);
+    }
+    assert!(
+        matches!(&actions[..], [yubin_imap::Action::Write(w), yubin_imap::Action::Compress] if w.starts_with(b"c OK")),
+        "{actions:?}"
+    );
+    let r = t.send("d COMPRESS DEFLATE\r\n");
+    assert!(r.starts_with("d NO [COMPRESSIONACTIVE]"), "{r}");
 }

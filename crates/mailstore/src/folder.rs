@@ -383,6 +383,10 @@ impl Store {
             .truncate(true)
             .mode(0o600)
             .open(tmp.join(MAILDIRFOLDER))?;
+        // The folder's UIDVALIDITY is fixed now (Dovecot's allocation, which
+        // changes even when a name is deleted and created again within a
+        // second), in a `dovecot-uidlist` that Dovecot reads as well.
+        crate::uidlist::UidList::new(crate::uidvalidity::next(&self.root)?).write(&tmp)?;
         match rustix::fs::renameat_with(
             rustix::fs::CWD,
             &tmp,
@@ -425,7 +429,10 @@ impl Store {
         ));
         fs::rename(&dir, &trash)?;
         fs::remove_dir_all(&trash)?;
-        let _ = self.set_subscribed(name, false);
+        // The subscription stays: RFC 3501 section 6.3.9, a server "MUST
+        // NOT unilaterally remove an existing mailbox name from the
+        // subscription list even if a mailbox by that name no longer
+        // exists" (Dovecot keeps it too).
         Ok(())
     }
 
@@ -553,6 +560,14 @@ impl Store {
     pub fn ensure_defaults(&self) -> Result<(), FolderError> {
         crate::deliver::ensure_maildir(&self.root)?;
         let subs = self.subscriptions()?;
+        // A new user (no subscriptions yet) has INBOX subscribed as well,
+        // so that clients listing only subscribed folders (Thunderbird's
+        // LIST (SUBSCRIBED)) see it; later unsubscribing it sticks.
+        if subs.is_empty() {
+            if let Ok(inbox) = FolderName::parse("INBOX", '/') {
+                self.set_subscribed(&inbox, true)?;
+            }
+        }
         for s in SpecialUse::ALL {
             let n = FolderName::from_levels(vec![s.name().to_string()])?;
             match self.create(&n) {
@@ -608,6 +623,29 @@ mod tests {
         assert_eq!(n("a/b").parent(), Some(n("a")));
         assert!(n("a/b").is_below(&n("a")) && !n("ab").is_below(&n("a")));
         assert_eq!(n("a/b").to_imap('.'), "a.b");
+    }
+
+    #[test]
+    fn recreated_folder_gets_a_new_uidvalidity_and_keeps_its_subscription() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::new(d.path().join("Maildir"));
+        s.ensure_defaults().unwrap();
+        assert!(s.subscriptions().unwrap().contains(&n("INBOX")));
+        let validity = |s: &Store| {
+            crate::uidlist::UidList::read(&s.path(&n("Tmp")))
+                .unwrap()
+                .unwrap()
+                .uidvalidity
+        };
+        s.create(&n("Tmp")).unwrap();
+        s.set_subscribed(&n("Tmp"), true).unwrap();
+        let first = validity(&s);
+        s.delete(&n("Tmp")).unwrap();
+        // RFC 3501 6.3.9: the subscription outlives the folder.
+        assert!(s.subscriptions().unwrap().contains(&n("Tmp")));
+        // Within the same second: still a new, larger UIDVALIDITY.
+        s.create(&n("Tmp")).unwrap();
+        assert!(validity(&s) > first);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod name;
 pub mod quota;
 pub mod sync;
 pub mod uidlist;
+pub mod uidvalidity;
 pub mod watch;
 
 pub use deliver::{deliver, delivery_tag, ensure_maildir, find_existing, DeliverError, Delivery};

@@ -615,11 +615,11 @@ impl Mailbox {
                     .collect(),
             });
         }
-        // Dovecot takes UIDVALIDITY from the clock as well.
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32);
-        Ok(UidList::new(secs))
+        // Dovecot's allocation: the clock, but never a value handed out
+        // before in this Maildir++ root (crate::uidvalidity).
+        Ok(UidList::new(crate::uidvalidity::next(&quota_root(
+            &self.dir,
+        ))?))
     }
 
     /// The letter index of keyword `name`; with `create`, adds it to

@@ -162,3 +162,91 @@ fn failed_login_is_delayed_and_logged_like_dovecot() {
     assert!(line.starts_with("a NO [PRIVACYREQUIRED]"), "{line}");
     t.s.stop();
 }
+
+/// CONDSTORE, QRESYNC, ESEARCH, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE
+/// and QUOTA with Python's imaplib (tests/imap/imaplib_extensions.py), on
+/// a Maildir with a Maildir++ quota.
+#[test]
+fn python_imaplib_extensions() {
+    let mut t = imap_server();
+    // hoge's Maildir with a maildirsize limit (1 MB, 100 messages), as an
+    // administrator or Dovecot's quota plugin writes it.
+    let root = t.s.path("vmail/mydomain.com/hoge");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("maildirsize"), "1048576S,100C\n").unwrap();
+    let (_, uid, gid) = common::owner();
+    for p in [
+        t.s.path("vmail/mydomain.com"),
+        root.clone(),
+        root.join("maildirsize"),
+    ] {
+        let _ = std::os::unix::fs::chown(&p, Some(uid), Some(gid));
+    }
+    t.s.start();
+    let script = common::repo().join("tests/imap/imaplib_extensions.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([&t.imap.to_string(), "hoge@mydomain.com", "secret"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.s.log()
+    );
+    t.s.stop();
+}
+
+/// Dovecot's mail_max_userip_connections as imapd_max_userip_connections:
+/// past the limit a login is answered with BYE and logged; a slot frees
+/// when a session ends.
+#[test]
+fn connections_per_user_and_ip_are_limited() {
+    let mut t = imap_server();
+    let mut main = std::fs::read_to_string(t.s.path("main.cf")).unwrap();
+    main.push_str("imapd_max_userip_connections = 2\n");
+    std::fs::write(t.s.path("main.cf"), main).unwrap();
+    t.s.start();
+    let script = r#"
+import imaplib, ssl, sys
+ctx = ssl._create_unverified_context()
+port = int(sys.argv[1])
+def login():
+    c = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)
+    c.login("hoge@mydomain.com", "secret")
+    return c
+a, b = login(), login()
+try:
+    login()
+    raise SystemExit("third login accepted")
+except imaplib.IMAP4.abort as e:
+    assert "Maximum number of connections" in str(e), e
+b.logout()
+# The server frees the slot as the session ends, just after its answer to
+# LOGOUT: a retry for a while, not a timing assumption.
+import time
+for _ in range(100):
+    try:
+        c = login()
+        break
+    except imaplib.IMAP4.abort:
+        time.sleep(0.1)
+c.select("INBOX")
+print("OK")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &t.imaps.to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("OK"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.s.log()
+    );
+    t.s.wait_log("Disconnected: Maximum number of connections from user+IP exceeded (imapd_max_userip_connections=2)");
+    t.s.stop();
+}

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use yubin_imap::store::{
-    Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, Reply, Request,
-    Snapshot, SpecialUse, StoreError, DELIMITER,
+    Flag, FlagOp as StoreOp, Flags, MailboxEntry, MessageData, MessageMeta, QuotaUsage, Reply,
+    Request, Snapshot, SpecialUse, StoreError, DELIMITER,
 };
 use yubin_mailstore::folder::{self, FolderError, FolderName, Store};
 use yubin_mailstore::mailbox::{self, FlagOp, Mailbox};
@@ -278,11 +278,13 @@ impl MaildirStore {
                         uid: m.uid,
                         flags: to_imap_flags(mb, m.flags),
                         recent: m.uid > seen_up_to,
+                        modseq: m.modseq.max(1),
                     })
                     .collect();
                 Reply::Snapshot(Snapshot {
                     uidvalidity: mb.uidvalidity(),
                     uidnext: mb.next_uid(),
+                    highest_modseq: mb.highest_modseq().max(1),
                     messages,
                 })
             }
@@ -348,6 +350,7 @@ impl MaildirStore {
                 uids,
                 op,
                 flags,
+                unchanged_since,
             } => {
                 let mb = self.mailbox(&mailbox)?;
                 let letters = to_maildir_flags(mb, &flags, Default::default())?;
@@ -356,12 +359,19 @@ impl MaildirStore {
                     StoreOp::Remove => FlagOp::Remove,
                     StoreOp::Replace => FlagOp::Replace,
                 };
-                mb.store(&uids, op, letters, None).map_err(mb_err)?;
-                Reply::Flags(
-                    uids.iter()
-                        .filter_map(|&u| mb.message(u).map(|m| (u, to_imap_flags(mb, m.flags))))
+                let res = mb
+                    .store(&uids, op, letters, unchanged_since)
+                    .map_err(mb_err)?;
+                Reply::Flags {
+                    flags: uids
+                        .iter()
+                        .filter_map(|&u| {
+                            mb.message(u)
+                                .map(|m| (u, to_imap_flags(mb, m.flags), m.modseq.max(1)))
+                        })
                         .collect(),
-                )
+                    modified: res.modified,
+                }
             }
             Request::Copy {
                 from,
@@ -385,6 +395,18 @@ impl MaildirStore {
             Request::Expunge { mailbox, uids } => {
                 let mb = self.mailbox(&mailbox)?;
                 Reply::Expunged(mb.expunge(&uids).map_err(mb_err)?)
+            }
+            Request::Quota => {
+                // The Maildir++ quota (maildirsize) of the user's root, as
+                // deliveries and APPEND enforce it.
+                let root = self.path("INBOX")?;
+                let usage = yubin_mailstore::quota::read(&root).map_err(io_err)?;
+                Reply::Quota(usage.map(|u| QuotaUsage {
+                    bytes: u.bytes,
+                    bytes_limit: u.limit.bytes.filter(|&b| b > 0),
+                    messages: u.count,
+                    messages_limit: u.limit.count.filter(|&c| c > 0),
+                }))
             }
         })
     }

@@ -35,6 +35,50 @@ pub struct ImapService {
     idle_poll: Duration,
     timeout: Duration,
     users: Arc<SharedUserDb>,
+    /// Dovecot's `rawlog_dir`: when set, each connection's bytes in and out
+    /// (after TLS) are copied to `DIR/<stamp>-<n>.in` and `.out`.
+    rawlog_dir: Option<PathBuf>,
+    /// Dovecot's mail_max_userip_connections (0 = no limit).
+    max_userip: usize,
+    /// Logged-in connections per (user, client address), shared by every
+    /// IMAP service of this process.
+    userip: Arc<UserIp>,
+}
+
+type UserIp = std::sync::Mutex<std::collections::HashMap<(String, IpAddr), usize>>;
+
+/// One counted connection of a user from an address; uncounted on drop.
+struct UserIpSlot {
+    map: Arc<UserIp>,
+    key: (String, IpAddr),
+}
+
+impl UserIpSlot {
+    /// Counts a connection, unless `max` (non-zero) are there already.
+    fn take(map: &Arc<UserIp>, key: (String, IpAddr), max: usize) -> Option<UserIpSlot> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(key.clone()).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UserIpSlot {
+            map: map.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for UserIpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
 }
 
 pub struct Bound {
@@ -48,6 +92,7 @@ pub struct Bound {
 pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
     let master = MasterCf::load(cfg.dir())?;
     let mut out = Vec::new();
+    let userip = Arc::new(UserIp::default());
     for svc in master.imap_services() {
         let context = || format!("master.cf:{}: service {}", svc.line, svc.name);
         let scfg = cfg
@@ -115,6 +160,11 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
             idle_poll: Duration::from_millis(500),
             timeout: Duration::from_secs(scfg.time("imapd_timeout", 's')?),
             users,
+            max_userip: scfg.u64("imapd_max_userip_connections")? as usize,
+            userip: userip.clone(),
+            rawlog_dir: Some(scfg.get("imapd_rawlog_dir"))
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
         }));
     }
     Ok(out)
@@ -278,8 +328,18 @@ async fn handle(
             }
         }
     }
+    let mut rawlog = svc
+        .rawlog_dir
+        .as_deref()
+        .and_then(|d| RawLog::open(d, &shared));
     let mut session = Session::new(cfg);
+    // RFC 4978 COMPRESS=DEFLATE, once the client asked for it.
+    let mut deflate: Option<yubin_imap::compress::Deflate> = None;
+    // Compressed input not yet inflated, and whether the inflater may hold
+    // more output: inflated input goes to the session one piece per turn.
+    let (mut zin, mut zmore) = (Vec::<u8>::new(), false);
     let mut store: Option<MaildirStore> = None;
+    let mut userip_slot: Option<UserIpSlot> = None;
     let mut last_user = String::new();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stamp = None;
@@ -287,11 +347,19 @@ async fn handle(
         while let Some(action) = session.next_action() {
             match action {
                 Action::Write(b) => {
+                    if let Some(r) = &mut rawlog {
+                        r.out(&b);
+                    }
+                    let b = match &mut deflate {
+                        Some(d) => d.compress(&b),
+                        None => b,
+                    };
                     if conn.write_all(&b).await.is_err() {
                         break 'conn "Connection closed".into();
                     }
                 }
                 Action::Close => break 'conn "Logged out".into(),
+                Action::Compress => deflate = Some(yubin_imap::compress::Deflate::new()),
                 Action::StartTls => {
                     let Some(tls) = svc.tls.clone() else {
                         break 'conn "TLS unavailable".into();
@@ -311,6 +379,27 @@ async fn handle(
                         .unwrap_or_else(|e| Err(e.to_string()));
                     match r {
                         Ok(Some((name, st))) => {
+                            // Dovecot's mail_max_userip_connections: the
+                            // login is refused with a BYE past the limit.
+                            match UserIpSlot::take(&svc.userip, (name.clone(), rip), svc.max_userip)
+                            {
+                                Some(slot) => userip_slot = Some(slot),
+                                None => {
+                                    let text = format!(
+                                        "Maximum number of connections from user+IP exceeded (imapd_max_userip_connections={})",
+                                        svc.max_userip
+                                    );
+                                    let line = format!("* BYE {text}\r\n");
+                                    let line = bye(&mut deflate, line.as_bytes());
+                                    let _ = conn.write_all(&line).await;
+                                    conn.shutdown().await;
+                                    shared.log.log(
+                                        &format!("imap({name})"),
+                                        &format!("Disconnected: {text}"),
+                                    );
+                                    return;
+                                }
+                            }
                             shared.log.log(
                                 "imap-login",
                                 &format!(
@@ -368,6 +457,24 @@ async fn handle(
         if session.is_closed() {
             break "Logged out".into();
         }
+        if let Some(d) = &mut deflate {
+            if !zin.is_empty() || zmore {
+                match d.inflate_piece(&zin) {
+                    Ok((used, out, more)) => {
+                        zin.drain(..used);
+                        zmore = more;
+                        if let Some(r) = &mut rawlog {
+                            r.input(&out);
+                        }
+                        session.feed(&out);
+                        if !out.is_empty() || (!zin.is_empty() && used > 0) {
+                            continue;
+                        }
+                    }
+                    Err(_) => break "Connection closed (corrupt DEFLATE stream)".into(),
+                }
+            }
+        }
         let read = if session.is_idle() {
             // New mail and other sessions' changes show up in IDLE: the
             // folder's directories are checked (a stat each) twice a second.
@@ -398,12 +505,14 @@ async fn handle(
                 r = tokio::time::timeout(svc.timeout, conn.read(&mut buf)) => match r {
                     Ok(r) => Some(r),
                     Err(_) => {
-                        let _ = conn.write_all(b"* BYE Disconnected for inactivity.\r\n").await;
+                        let bye = bye(&mut deflate, b"* BYE Disconnected for inactivity.\r\n");
+                        let _ = conn.write_all(&bye).await;
                         break "Disconnected for inactivity".into();
                     }
                 },
                 _ = shared.shutdown.notified() => {
-                    let _ = conn.write_all(b"* BYE Server shutting down.\r\n").await;
+                    let bye = bye(&mut deflate, b"* BYE Server shutting down.\r\n");
+                    let _ = conn.write_all(&bye).await;
                     break "Server shutting down".into();
                 }
             }
@@ -411,9 +520,19 @@ async fn handle(
         match read {
             None => {}
             Some(Ok(0)) | Some(Err(_)) => break "Connection closed".into(),
-            Some(Ok(n)) => session.feed(&buf[..n]),
+            Some(Ok(n)) => match &deflate {
+                Some(_) => zin.extend_from_slice(&buf[..n]),
+                None => {
+                    if let Some(r) = &mut rawlog {
+                        r.input(&buf[..n]);
+                    }
+                    session.feed(&buf[..n])
+                }
+            },
         }
     };
+    // The session is over: its user+IP slot is free for the next login.
+    drop(userip_slot);
     conn.shutdown().await;
     let secs = started.elapsed().as_secs();
     match session.user() {
@@ -442,6 +561,63 @@ async fn handle(
     }
 }
 
+/// A server-initiated BYE, compressed when COMPRESS is active.
+fn bye(deflate: &mut Option<yubin_imap::compress::Deflate>, line: &[u8]) -> Vec<u8> {
+    match deflate {
+        Some(d) => d.compress(line),
+        None => line.to_vec(),
+    }
+}
+
 fn session_tls(conn: &Conn) -> bool {
     matches!(conn, Conn::Tls(_))
+}
+
+/// Dovecot's rawlog (doc.dovecot.org "Debugging/Rawlog"): a copy of what one
+/// connection read and wrote, for debugging clients. It holds passwords of
+/// LOGIN and AUTHENTICATE as sent, as Dovecot's does: a debugging aid only.
+struct RawLog {
+    input: std::fs::File,
+    output: std::fs::File,
+}
+
+impl RawLog {
+    fn open(dir: &std::path::Path, shared: &Shared) -> Option<RawLog> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let base = format!(
+            "{now}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let open = |ext: &str| {
+            std::fs::OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(dir.join(format!("{base}.{ext}")))
+        };
+        match (open("in"), open("out")) {
+            (Ok(input), Ok(output)) => Some(RawLog { input, output }),
+            (Err(e), _) | (_, Err(e)) => {
+                shared.log.log(
+                    "imap-login",
+                    &format!("Error: rawlog {}: {e}", dir.display()),
+                );
+                None
+            }
+        }
+    }
+    // Small synchronous appends: a debugging aid, off by default.
+    fn input(&mut self, b: &[u8]) {
+        use std::io::Write;
+        let _ = self.input.write_all(b);
+    }
+    fn out(&mut self, b: &[u8]) {
+        use std::io::Write;
+        let _ = self.output.write_all(b);
+    }
 }
