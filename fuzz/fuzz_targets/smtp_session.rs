@@ -23,6 +23,13 @@ fn answer(s: &Session, r: Request) -> Answer {
             Answer::Verdict(Some(Reply::new(554, "5.7.1", "Relay access denied")))
         }
         Request::Recipient(_) | Request::Verify(_) => Answer::Verdict(None),
+        Request::Connect => Answer::Verdict(None),
+        Request::Helo(q) if q.helo.starts_with('x') => Answer::Policy(yubin_smtp::PolicyVerdict {
+            reply: Some(Reply::new(554, "5.7.1", format!("<{}>: Helo command rejected: Access denied", q.helo))),
+            events: vec![("warn".into(), "x".into())],
+            ..Default::default()
+        }),
+        Request::Helo(_) => Answer::Verdict(None),
         Request::Auth(AuthRequest::Start { initial: None, .. }) => Answer::Sasl(SaslStep::Challenge(Vec::new())),
         Request::Auth(AuthRequest::Start { initial: Some(b), .. }) | Request::Auth(AuthRequest::Response(b)) => {
             Answer::Sasl(if b == b"\0u\0p" { SaslStep::Success("u".into()) } else { SaslStep::Failure("no".into()) })
@@ -48,6 +55,8 @@ fuzz_target!(|data: &[u8]| {
         auth_mechanisms: Some(vec!["PLAIN".into()]),
         auth_requires_tls: false,
         broken_sasl_auth_clients: false,
+        check_client: false,
+        check_helo: true,
         new_queue_id: Arc::new(|| "ID".to_string()),
     };
     let client = ClientInfo { name: "x".into(), addr: "192.0.2.1".parse().unwrap(), in_mynetworks: data.first() == Some(&b'M') };

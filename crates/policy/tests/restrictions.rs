@@ -40,6 +40,7 @@ fn policy(dir: &Path, relay: &[&str], recipient: &[&str]) -> Policy {
         sender_login_maps: Arc::new(maps),
         dns: None,
         restrictions: Restrictions::new(vec![], list(relay), list(recipient)).unwrap(),
+        settings: Default::default(),
     }
 }
 

@@ -82,7 +82,19 @@ pub async fn enqueue(
 ) -> Result<String, String> {
     let now = clock::now_secs();
     let id = env.queue_id.clone();
-    let mut message = received_header(&env, client, rt, now).into_bytes();
+    // access(5) DISCARD: acknowledged as queued, then dropped (smtpd logged
+    // the `discard:` line when the restriction matched).
+    if env.discard {
+        return Ok(id);
+    }
+    // access(5) PREPEND headers go above smtpd's own Received: (Postfix
+    // smtpd.c writes them first).
+    let mut message = Vec::new();
+    for h in &env.prepend {
+        message.extend_from_slice(h.as_bytes());
+        message.push(b'\n');
+    }
+    message.extend_from_slice(received_header(&env, client, rt, now).as_bytes());
     let local_client = client.addr.is_loopback();
     let (head, _) = split_message(&data);
     let mut message_id = header_value(head, "Message-ID");
@@ -126,6 +138,14 @@ pub async fn enqueue(
         let _ = tx.send(r);
     });
     match rx.await {
+        // access(5) HOLD: kept in the hold queue until `postsuper -H`.
+        Ok(Ok(())) if env.hold => {
+            shared
+                .spool
+                .move_to(&id, yubin_queue::State::Incoming, yubin_queue::State::Hold)
+                .map_err(|e| e.to_string())?;
+            Ok(id)
+        }
         Ok(Ok(())) => {
             let _ = shared.qmgr.send(QmgrMsg::New(id.clone()));
             Ok(id)

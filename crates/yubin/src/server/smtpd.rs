@@ -35,6 +35,8 @@ struct Smtpd {
     client: ClientInfo,
     /// The SASL exchange in progress (its state: SCRAM's nonces, ...).
     exchange: Option<Box<dyn SaslExchange>>,
+    /// The client as the restrictions see it (names, earlier verdicts).
+    peer: yubin_policy::Peer,
 }
 
 impl Smtpd {
@@ -77,12 +79,30 @@ impl Handler<SmtpCore> for Smtpd {
     async fn answer(&mut self, core: &mut SmtpCore, ask: SmtpAsk) -> Vec<Step<SmtpAsk>> {
         match ask {
             SmtpAsk::Request(Request::Mail(q)) => {
-                let verdict = self.svc.queue_space.check(&self.shared, q.size);
-                core.answer(Answer::Verdict(verdict))
+                if let Some(r) = self.svc.queue_space.check(&self.shared, q.size) {
+                    return core.answer(Answer::Verdict(Some(r)));
+                }
+                // smtpd_delay_reject = no: the sender restrictions now.
+                let policy = &self.svc.policy;
+                if policy.settings.delay_reject {
+                    return core.answer(Answer::Verdict(None));
+                }
+                let v = policy
+                    .mail(&mut self.peer, &q, q.helo.as_deref(), q.sasl_user.as_deref())
+                    .await;
+                core.answer(Answer::Policy(v))
             }
             SmtpAsk::Request(Request::Recipient(q)) => {
-                let verdict = self.svc.policy.recipient(&self.client, &q).await;
-                core.answer(Answer::Verdict(verdict))
+                let v = self.svc.policy.rcpt(&self.peer, &q, "RCPT").await;
+                core.answer(Answer::Policy(v))
+            }
+            SmtpAsk::Request(Request::Connect) => {
+                let v = self.svc.policy.connect(&mut self.peer).await;
+                core.answer(Answer::Policy(v))
+            }
+            SmtpAsk::Request(Request::Helo(q)) => {
+                let v = self.svc.policy.helo(&mut self.peer, &q.helo).await;
+                core.answer(Answer::Policy(v))
             }
             // Postfix's vrfy_cmd runs the recipient restrictions
             // (smtpd_check_rcpt): from outside mynetworks, VRFY of a remote
@@ -94,10 +114,13 @@ impl Handler<SmtpCore> for Smtpd {
                     sasl_user: None,
                     helo: None,
                 };
-                let verdict = self.svc.policy.recipient(&self.client, &q).await;
+                let verdict = self.svc.policy.rcpt(&self.peer, &q, "VRFY").await.reply;
                 core.answer(Answer::Verdict(verdict))
             }
             SmtpAsk::Request(Request::Auth(req)) => {
+                if let AuthRequest::Start { mechanism, .. } = &req {
+                    self.peer.sasl_method = Some(mechanism.clone());
+                }
                 let step = self.sasl(req).await;
                 core.answer(Answer::Sasl(step))
             }
@@ -149,11 +172,15 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         return;
     };
     let ip = peer.ip().to_canonical();
-    let client = ClientInfo {
+    let mut client = ClientInfo {
         name: client_name(ip),
         addr: ip,
         in_mynetworks: rt.in_mynetworks(ip),
     };
+    // The client's DNS names, when a restriction needs them.
+    let names = svc.policy.client_names(&client).await;
+    client.name = names.name.clone();
+    let policy_peer = yubin_policy::Peer::new(client.clone(), names);
     let label = client.label();
     let count = shared.session_started(ip);
     shared.log.log("smtpd", &format!("connect from {label}"));
@@ -201,6 +228,7 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         svc: svc.clone(),
         client,
         exchange: None,
+        peer: policy_peer,
     };
     if svc.tls.wrapped
         && yubin_conn::driver::wrapped_handshake(&mut conn, &mut core, &handler, &opts)
