@@ -6,7 +6,7 @@
 # the same replies, word for word.
 #
 # Usage (as root, Debian package postfix installed; dovecot-core for the
-# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|all] [NAME...]
+# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|access|access-nodelay|all] [NAME...]
 #
 # The Postfix runs as its own instance: its own config directory, queue
 # directory and data directory in a temporary folder, listening on free
@@ -108,8 +108,11 @@ nobody_uid=$(id -u nobody)
 nobody_gid=$(id -g nobody)
 
 # ---------------------------------------------------------------- seed
+# record_seed [SET]: the seed configuration; with SET (access,
+# access-nodelay) also tests/dialogs/SET/main.cf's lines and the tables of
+# tests/dialogs/access/tables/ in the configuration directory.
 record_seed() {
-    local d=$work/seed port
+    local set=${1:-} d=$work/seed${1:+-$1} port
     mkdir -p "$d/etc" "$d/queue" "$d/data" "$d/vmail" "$d/log"
     chown postfix "$d/data"
     chown nobody:nogroup "$d/vmail"
@@ -151,9 +154,20 @@ EOF
     postmap -c "$d/etc" "$d/etc/virtual"
     postmap -c "$d/etc" "$d/etc/virtual_maps"
     postalias -c "$d/etc" "$d/etc/aliases"
+    if [ -n "$set" ]; then
+        grep -v '^#' "$here/dialogs/$set/main.cf" >>"$d/etc/main.cf"
+        cp "$here"/dialogs/access/tables/* "$d/etc/"
+        local t
+        for t in "$here"/dialogs/access/tables/*; do
+            if grep -q "hash:\$config_directory/$(basename "$t")" "$d/etc/main.cf"; then
+                postmap -c "$d/etc" "$d/etc/$(basename "$t")"
+            fi
+        done
+    fi
     start_postfix "$d/etc"
     wait_port "$port" "$d/log/mail.log"
-    replay_all "$here/dialogs" "$port"
+    replay_all "$here/dialogs${set:+/$set}" "$port"
+    if [ -n "$set" ] && [ -n "${KEEP_LOG:-}" ]; then cp "$d/log/mail.log" "$KEEP_LOG.$set"; fi
 }
 
 # ---------------------------------------------------------------- embedded
@@ -257,6 +271,7 @@ EOF
 case $which in
     seed) record_seed ;;
     embedded) record_embedded ;;
-    all) record_seed; record_embedded ;;
-    *) echo "usage: $0 [seed|embedded|all] [NAME...]" >&2; exit 2 ;;
+    access|access-nodelay) record_seed "$which" ;;
+    all) record_seed; record_embedded; record_seed access; record_seed access-nodelay ;;
+    *) echo "usage: $0 [seed|embedded|access|access-nodelay|all] [NAME...]" >&2; exit 2 ;;
 esac

@@ -200,9 +200,11 @@ pub fn dsn_fix(status: &str, class: ReplyClass) -> String {
         return status.to_string();
     }
     let detail = &status[4..];
-    // (detail, sender replacement, recipient replacement)
+    // (detail, sender replacement, recipient replacement); Postfix 3.7
+    // turns a recipient's "bad mailbox" X.1.1 into the sender's X.1.7
+    // (checked against it: tests/dialogs/access/sender).
     const MAP: [(&str, &str, &str); 8] = [
-        ("1", "1.0", "1.1"),
+        ("1", "1.7", "1.1"),
         ("2", "1.8", "1.2"),
         ("3", "1.7", "1.3"),
         ("4", "1.0", "1.4"),
@@ -264,7 +266,8 @@ mod tests {
         assert_eq!(dsn_split("5.7.1", "5.1.1 no such"), ("5.1.1".into(), "no such"));
         assert_eq!(dsn_split("4.7.1", "5.1.1 no such"), ("4.1.1".into(), "no such"));
         assert_eq!(dsn_split("5.7.1", "text only"), ("5.7.1".into(), "text only"));
-        assert_eq!(dsn_fix("5.1.1", ReplyClass::Sender), "5.1.0");
+        assert_eq!(dsn_fix("5.1.1", ReplyClass::Sender), "5.1.7");
+        assert_eq!(dsn_fix("5.1.9", ReplyClass::Sender), "5.1.0");
         assert_eq!(dsn_fix("5.1.7", ReplyClass::Recipient), "5.1.3");
         assert_eq!(dsn_fix("4.1.2", ReplyClass::Client), "4.0.0");
         assert_eq!(dsn_fix("5.7.1", ReplyClass::Sender), "5.7.1");

@@ -228,9 +228,20 @@ struct Ctx<'a> {
     sasl_user: Option<&'a str>,
     /// CONNECT, EHLO, MAIL, RCPT, VRFY: for policy servers.
     stage: &'static str,
+    /// The MAIL FROM address as written.
+    sender_given: &'a str,
 }
 
 impl Ctx<'_> {
+    /// The sender as the client wrote it, for replies.
+    fn sender_name(&self, a: &Address) -> String {
+        if self.sender_given.eq_ignore_ascii_case(&a.internal()) {
+            self.sender_given.to_string()
+        } else {
+            a.internal()
+        }
+    }
+
     fn sender_text(&self) -> Option<String> {
         self.sender.map(|s| s.as_ref().map(|a| a.internal()).unwrap_or_default())
     }
@@ -690,7 +701,7 @@ impl Policy {
                         "4.5.2",
                         format!(
                             "<{}>: Sender address rejected: need fully-qualified address",
-                            a.internal()
+                            ctx.sender_name(a)
                         ),
                     ),
                 _ => Status::Dunno,
@@ -707,7 +718,7 @@ impl Policy {
                         && !a.domain.is_empty()
                         && !self.resolver.check(a).0.is_final_destination() =>
                 {
-                    let what = a.internal();
+                    let what = ctx.sender_name(a);
                     match self.dns_status(&a.domain).await {
                         DomainStatus::Exists => Status::Dunno,
                         DomainStatus::NotFound => self.reject(
@@ -841,8 +852,8 @@ impl Policy {
             Restriction::CheckSenderAccess(t) => match ctx.sender {
                 Some(Some(a)) => {
                     let found = self.mail_lookup(t, a);
-                    self.found(ev, ctx, found, &a.internal(), ReplyClass::Sender, depth)
-                        .await
+                    let rn = ctx.sender_name(a);
+                    self.found(ev, ctx, found, &rn, ReplyClass::Sender, depth).await
                 }
                 Some(None) => {
                     let found = t.0.lookup(&s.null_access_key);
@@ -907,7 +918,7 @@ impl Policy {
             Restriction::RejectRhsblSender(l) => match ctx.sender {
                 Some(Some(a)) if !a.domain.is_empty() && !a.domain.starts_with('[') => {
                     let q = format!("{}.{}", a.domain, l.domain);
-                    self.rbl(ev, ctx, l, &q, &a.internal(), ReplyClass::Sender)
+                    self.rbl(ev, ctx, l, &q, &ctx.sender_name(a), ReplyClass::Sender)
                         .await
                 }
                 _ => Status::Dunno,
@@ -1258,6 +1269,7 @@ impl Policy {
             recipient: None,
             sasl_user: None,
             stage: "CONNECT",
+            sender_given: "",
         };
         let calls = [self.client_call(peer)];
         ev.verdict.reply = self.lists(&mut ev, &ctx, &calls).await;
@@ -1278,6 +1290,7 @@ impl Policy {
             recipient: None,
             sasl_user: None,
             stage: "EHLO",
+            sender_given: "",
         };
         let calls = [ListCall {
             list: &self.restrictions.helo,
@@ -1308,10 +1321,11 @@ impl Policy {
             recipient: None,
             sasl_user,
             stage: "MAIL",
+            sender_given: &q.sender_given,
         };
         let calls = [ListCall {
             list: &self.restrictions.sender,
-            reply_name: q.sender.as_ref().map(|a| a.internal()).unwrap_or_default(),
+            reply_name: q.sender.as_ref().map(|_| q.sender_given.clone()).unwrap_or_default(),
             class: ReplyClass::Sender,
         }];
         ev.verdict.reply = self.lists(&mut ev, &ctx, &calls).await;
@@ -1341,6 +1355,7 @@ impl Policy {
             recipient: Some(&q.recipient),
             sasl_user: q.sasl_user.as_deref(),
             stage,
+            sender_given: &q.sender_given,
         };
         let mut calls = Vec::new();
         if self.settings.delay_reject {
@@ -1355,7 +1370,7 @@ impl Policy {
             if has_mail {
                 calls.push(ListCall {
                     list: &self.restrictions.sender,
-                    reply_name: sender.as_ref().map(|a| a.internal()).unwrap_or_default(),
+                    reply_name: sender.as_ref().map(|a| ctx.sender_name(a)).unwrap_or_default(),
                     class: ReplyClass::Sender,
                 });
             }

@@ -58,6 +58,7 @@ fn query(rcpt: &str, sender: Option<&str>, user: Option<&str>) -> RecipientQuery
         sender: sender.map(|s| parse_address(s, false).unwrap()),
         sasl_user: user.map(str::to_string),
         helo: Some("client.example".into()),
+        sender_given: sender.unwrap_or("").to_string(),
     }
 }
 

@@ -89,6 +89,9 @@ pub struct MailQuery {
     /// smtpd_sender_restrictions with smtpd_delay_reject = no).
     pub helo: Option<String>,
     pub sasl_user: Option<String>,
+    /// The sender as the client wrote it (Postfix quotes it so in replies;
+    /// [`Address`] folds the domain to lower case).
+    pub sender_given: String,
 }
 
 /// Everything the restrictions need to judge one recipient.
@@ -99,6 +102,8 @@ pub struct RecipientQuery {
     pub sender: Option<Address>,
     pub sasl_user: Option<String>,
     pub helo: Option<String>,
+    /// The sender as the client wrote it (empty for `<>`).
+    pub sender_given: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +255,8 @@ pub struct Session {
     esmtp: bool,
     /// Inside a transaction (after a successful MAIL).
     sender: Option<Option<Address>>,
+    /// The MAIL FROM address as written.
+    sender_given: String,
     mail_params: crate::params::MailParams,
     recipients: Vec<Recipient>,
     queue_id: Option<String>,
@@ -312,6 +319,7 @@ impl Session {
             helo: None,
             esmtp: false,
             sender: None,
+            sender_given: String::new(),
             mail_params: Default::default(),
             recipients: Vec::new(),
             queue_id: None,
@@ -1250,6 +1258,10 @@ impl Session {
             }
         };
         let size = p.size;
+        self.sender_given = match path {
+            PathText::Bracketed(s) | PathText::Bare(s) => s.to_string(),
+            PathText::Malformed => String::new(),
+        };
         self.wait(
             out,
             Pending::Mail {
@@ -1261,6 +1273,7 @@ impl Session {
                 size,
                 helo: self.helo.clone(),
                 sasl_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
+                sender_given: self.sender_given.clone(),
             }),
         );
         true
@@ -1416,6 +1429,7 @@ impl Session {
             sender: self.sender.clone().flatten(),
             sasl_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
             helo: self.helo.clone(),
+            sender_given: self.sender_given.clone(),
         };
         self.wait(
             out,

@@ -173,3 +173,40 @@ fn embedded_default_dialogs_replay_identically() {
     );
     assert!(n >= 20, "only {n} embedded-default dialogs");
 }
+
+/// The seed plus an access(5) set (tests/dialogs/SET/main.cf and the tables
+/// of tests/dialogs/access/tables), as tests/record_dialogs.sh gives Postfix.
+fn access_set(set: &str) {
+    let dir = repo().join("tests/dialogs").join(set);
+    let extra: String = std::fs::read_to_string(dir.join("main.cf"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut s = Server::seed(
+        common::VIRTUAL_BEFORE,
+        &format!("compatibility_level = 3.6\n{extra}"),
+    );
+    for e in std::fs::read_dir(repo().join("tests/dialogs/access/tables")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        std::fs::copy(e.path(), s.path(&name)).unwrap();
+        if extra.contains(&format!("hash:$config_directory/{name}")) {
+            s.yubin(&["postmap", &s.path(&name).display().to_string()]);
+        }
+    }
+    s.start();
+    let n = replay_all(&dir, &[], &s, 0);
+    assert!(n >= 8, "only {n} {set} dialogs");
+}
+
+#[test]
+fn access_table_dialogs_replay_identically() {
+    access_set("access");
+}
+
+#[test]
+fn access_table_dialogs_without_delay_reject_replay_identically() {
+    access_set("access-nodelay");
+}

@@ -16,11 +16,13 @@ use yubin_smtp::{
 
 use super::runtime::{Runtime, Service, Shared};
 
-/// The client's name: `localhost` for loopback, otherwise `unknown` (no
-/// reverse lookup yet; Postfix prints the same word when a name does not
-/// resolve).
+/// The client's name before any DNS: `localhost` for 127.0.0.1 and ::1
+/// (what /etc/hosts says), otherwise `unknown` (Postfix's word when a name
+/// does not resolve); the policy looks names up in DNS when a restriction
+/// needs them.
 fn client_name(ip: IpAddr) -> String {
-    if ip.is_loopback() || ip.to_canonical().is_loopback() {
+    let ip = ip.to_canonical();
+    if ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST) {
         "localhost".into()
     } else {
         "unknown".into()
@@ -113,6 +115,7 @@ impl Handler<SmtpCore> for Smtpd {
                     sender: None,
                     sasl_user: None,
                     helo: None,
+                    sender_given: String::new(),
                 };
                 let verdict = self.svc.policy.rcpt(&self.peer, &q, "VRFY").await.reply;
                 core.answer(Answer::Verdict(verdict))
