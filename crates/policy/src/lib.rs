@@ -254,6 +254,8 @@ struct Eval {
     defer_if_reject: Option<Reply>,
     verdict: PolicyVerdict,
     discard: bool,
+    /// The transaction is already held: HOLD is not repeated.
+    held: bool,
 }
 
 type Fut<'a> = Pin<Box<dyn Future<Output = Status> + Send + 'a>>;
@@ -524,8 +526,10 @@ impl Policy {
                     }
                     Status::Dunno
                 }
+                AccessAction::Hold(_) if ev.held => Status::Dunno,
                 AccessAction::Hold(t) => {
                     if !no_transaction(ev, "HOLD") {
+                        ev.held = true;
                         ev.verdict.events.push((
                             "hold".into(),
                             format!("<{rn}>: {cname} {}", or(&t, "triggers HOLD action")),
@@ -1342,8 +1346,14 @@ impl Policy {
     /// accept into its deferral; then the implicit unlisted-recipient
     /// check (smtpd_reject_unlisted_recipient).
     pub async fn rcpt(&self, peer: &Peer, q: &RecipientQuery, stage: &'static str) -> PolicyVerdict {
+        // After DISCARD nothing more is checked (generic_checks stops at
+        // state->discard): every recipient is taken.
+        if q.discarding {
+            return PolicyVerdict::default();
+        }
         let mut ev = Eval {
             defer_if_permit: peer.defer_if_permit.clone(),
+            held: q.holding,
             ..Default::default()
         };
         let sender = q.sender.clone();

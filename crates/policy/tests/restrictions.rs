@@ -59,6 +59,8 @@ fn query(rcpt: &str, sender: Option<&str>, user: Option<&str>) -> RecipientQuery
         sasl_user: user.map(str::to_string),
         helo: Some("client.example".into()),
         sender_given: sender.unwrap_or("").to_string(),
+        holding: false,
+        discarding: false,
     }
 }
 

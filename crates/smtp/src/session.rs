@@ -104,6 +104,10 @@ pub struct RecipientQuery {
     pub helo: Option<String>,
     /// The sender as the client wrote it (empty for `<>`).
     pub sender_given: String,
+    /// An earlier HOLD or DISCARD of this transaction (Postfix does not
+    /// repeat them; after DISCARD no restriction runs).
+    pub holding: bool,
+    pub discarding: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1140,7 +1144,8 @@ impl Session {
         match v.reply {
             Some(r) => {
                 self.stats.record(verb, false);
-                self.log_reject_at(out, stage, &r.raw(), None, Some(&name));
+                let sender = self.sender.clone();
+                self.log_reject_at(out, stage, &r.raw(), sender, Some(&name));
                 self.refuse(out, &r);
                 self.hangup_after(&r, out);
             }
@@ -1176,7 +1181,9 @@ impl Session {
     fn helo_accept(&mut self, verb: Verb, arg: &str, out: &mut Vec<Action>) -> bool {
         self.reset_transaction();
         self.helo = Some(arg.to_string());
-        self.esmtp = verb == Verb::Ehlo;
+        // HELO after EHLO keeps ESMTP (Postfix smtpd.c: "Downgrading the
+        // protocol name breaks the unauthorized pipelining test").
+        self.esmtp = self.esmtp || verb == Verb::Ehlo;
         if verb == Verb::Helo {
             self.send(out, 250, "", &self.cfg.hostname.clone());
             return true;
@@ -1303,6 +1310,16 @@ impl Session {
         self.send(out, 250, "2.1.0", "Ok");
     }
 
+    /// The sender as the client wrote it (logs quote it so).
+    fn shown(&self, a: &Address) -> String {
+        let internal = a.internal();
+        if self.sender_given.eq_ignore_ascii_case(&internal) {
+            self.sender_given.clone()
+        } else {
+            internal
+        }
+    }
+
     /// Postfix's log_whatsup(): `QUEUEID: what: STAGE from client: text;`
     /// then `from=<>` when a sender is known, `to=<>`, `proto=` and
     /// `helo=<>` when there was a HELO.
@@ -1320,7 +1337,7 @@ impl Session {
             self.client.label()
         );
         if let Some(s) = sender {
-            let from = s.map(|a| a.internal()).unwrap_or_default();
+            let from = s.map(|a| self.shown(&a)).unwrap_or_default();
             line.push_str(&format!(" from=<{from}>"));
         }
         if let Some(r) = rcpt {
@@ -1363,28 +1380,16 @@ impl Session {
         rcpt: Option<&str>,
     ) {
         let from = match &self.sender {
-            Some(Some(a)) => a.internal(),
+            Some(Some(a)) => self.shown(a),
             _ => String::new(),
         };
-        let mut line = format!(
-            "{}: reject: {stage} from {}: {reply_text}; from=<{from}>",
-            self.queue_id.as_deref().unwrap_or("NOQUEUE"),
-            self.client.label()
-        );
-        if let Some(r) = rcpt {
-            line.push_str(&format!(" to=<{r}>"));
-        }
         if self.rejected.len() < 100 {
             self.rejected.push(
                 rcpt.map(str::to_string)
                     .unwrap_or_else(|| format!("{stage} (from <{from}>)")),
             );
         }
-        line.push_str(&format!(
-            " proto={} helo=<{}>",
-            self.protocol(),
-            self.helo.as_deref().unwrap_or("")
-        ));
+        let line = self.whatsup("reject", stage, reply_text, self.sender.clone(), rcpt);
         out.push(Action::Log(line));
     }
 
@@ -1430,6 +1435,8 @@ impl Session {
             sasl_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
             helo: self.helo.clone(),
             sender_given: self.sender_given.clone(),
+            holding: self.effects.hold,
+            discarding: self.effects.discard,
         };
         self.wait(
             out,

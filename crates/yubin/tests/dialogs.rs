@@ -107,7 +107,8 @@ fn dialogs(dir: &Path, left_out: &[(&str, &str)]) -> Vec<String> {
         })
         .filter(|n| !left_out.iter().any(|(l, _)| l == n))
         .collect();
-    names.sort();
+    // The recorder's order (its shell glob of NAME.txt in the C locale).
+    names.sort_by_key(|n| format!("{n}.txt"));
     for n in &names {
         assert!(
             dir.join(format!("{n}.expected")).exists(),
@@ -199,6 +200,38 @@ fn access_set(set: &str) {
     s.start();
     let n = replay_all(&dir, &[], &s, 0);
     assert!(n >= 8, "only {n} {set} dialogs");
+    // smtpd's policy log lines, as record_dialogs.sh keeps Postfix's.
+    let want = std::fs::read_to_string(dir.join("smtpd.log.expected")).unwrap();
+    let policy_line = |l: &str| -> Option<String> {
+        let rest = &l[l.find("/smtpd[")?..];
+        let rest = &rest[rest.find("]: ")? + 3..];
+        let (id, tail) = rest.split_once(": ")?;
+        let what = tail.split(':').next()?;
+        if !["reject", "hold", "discard", "warn", "info"].contains(&what) {
+            return None;
+        }
+        let id = if id == "NOQUEUE" { id } else { "QUEUEID" };
+        Some(format!("{id}: {tail}"))
+    };
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(s.path("log/mail.log")).unwrap_or_default();
+        got = log.lines().filter_map(policy_line).collect();
+        if got.len() >= want.lines().count() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let want: Vec<&str> = want.lines().collect();
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(
+            got.get(i).map(String::as_str),
+            Some(*w),
+            "{set}: smtpd log line {} differs from Postfix's",
+            i + 1
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{set}: extra log lines: {:?}", &got[want.len().min(got.len())..]);
 }
 
 #[test]

@@ -116,6 +116,8 @@ impl Handler<SmtpCore> for Smtpd {
                     sasl_user: None,
                     helo: None,
                     sender_given: String::new(),
+                    holding: false,
+                    discarding: false,
                 };
                 let verdict = self.svc.policy.rcpt(&self.peer, &q, "VRFY").await.reply;
                 core.answer(Answer::Verdict(verdict))
