@@ -6,7 +6,7 @@
 # the same replies, word for word.
 #
 # Usage (as root, Debian package postfix installed; dovecot-core for the
-# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|access|access-nodelay|all] [NAME...]
+# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|access|access-nodelay|dnsbl|all] [NAME...]
 #
 # The Postfix runs as its own instance: its own config directory, queue
 # directory and data directory in a temporary folder, listening on free
@@ -39,6 +39,7 @@ dovecot_pid=
 cleanup() {
     for etc in "${started[@]}"; do postfix -c "$etc" stop >/dev/null 2>&1 || true; done
     if [ -n "$dovecot_pid" ]; then kill "$dovecot_pid" 2>/dev/null || true; fi
+    if [ ${#inlab[@]} -gt 0 ]; then "$netlab" down >/dev/null 2>&1 || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -81,17 +82,21 @@ EOF
 wait_port() {
     local i
     for i in $(seq 100); do
-        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1).close()" 2>/dev/null && return 0
+        "${inlab[@]}" python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1).close()" 2>/dev/null && return 0
         sleep 0.1
     done
     echo "record_dialogs.sh: Postfix does not listen on port $1; see $2" >&2
     exit 1
 }
 
+# Commands that must see the dnsbl set's DNS run in a netlab host
+# (../shared/tools/netlab.sh): its resolv.conf names the lab DNS.
+inlab=()
+
 start_postfix() { # ETC
     local etc=$1
     postfix -c "$etc" check
-    postfix -c "$etc" start
+    "${inlab[@]}" postfix -c "$etc" start
     started+=("$etc")
 }
 
@@ -101,12 +106,13 @@ replay_all() { # DIR PORT [SUBMISSION]
     for t in "$dir"/*.txt; do
         name=$(basename "$t" .txt)
         if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx "$name"; then continue; fi
-        python3 "$here/smtp_dialog.py" 127.0.0.1 "$port" "$t" --submission "$sub" >"$dir/$name.expected"
+        "${inlab[@]}" python3 "$here/smtp_dialog.py" 127.0.0.1 "$port" "$t" --submission "$sub" >"$dir/$name.expected"
         n=$((n + 1))
     done
     echo "recorded $n dialogs in $dir"
 }
 
+netlab=$(cd "$here/../../shared/tools" 2>/dev/null && pwd)/netlab.sh
 nobody_uid=$(id -u nobody)
 nobody_gid=$(id -g nobody)
 
@@ -159,13 +165,21 @@ EOF
     postalias -c "$d/etc" "$d/etc/aliases"
     if [ -n "$set" ]; then
         grep -v '^#' "$here/dialogs/$set/main.cf" >>"$d/etc/main.cf"
-        cp "$here"/dialogs/access/tables/* "$d/etc/"
-        local t
-        for t in "$here"/dialogs/access/tables/*; do
+        local t tables=$here/dialogs/$set/tables
+        [ -d "$tables" ] || tables=$here/dialogs/access/tables
+        cp "$tables"/* "$d/etc/"
+        for t in "$tables"/*; do
             if grep -q "hash:\$config_directory/$(basename "$t")" "$d/etc/main.cf"; then
                 postmap -c "$d/etc" "$d/etc/$(basename "$t")"
             fi
         done
+    fi
+    if [ -f "$here/dialogs/$set/zone" ]; then
+        # The set's DNS: a netlab host with the lab DNS serving the zone.
+        export NETLAB_ID=yubinrec
+        "$netlab" up rec 10.77.0.5 >/dev/null
+        "$netlab" dns --ip 10.77.0.53 --no-host-records "$here/dialogs/$set/zone" >/dev/null
+        inlab=("$netlab" exec rec)
     fi
     start_postfix "$d/etc"
     wait_port "$port" "$d/log/mail.log"
@@ -281,7 +295,7 @@ EOF
 case $which in
     seed) record_seed ;;
     embedded) record_embedded ;;
-    access|access-nodelay) record_seed "$which" ;;
-    all) record_seed; record_embedded; record_seed access; record_seed access-nodelay ;;
-    *) echo "usage: $0 [seed|embedded|access|access-nodelay|all] [NAME...]" >&2; exit 2 ;;
+    access|access-nodelay|dnsbl) record_seed "$which" ;;
+    all) record_seed; record_embedded; record_seed access; record_seed access-nodelay; record_seed dnsbl ;;
+    *) echo "usage: $0 [seed|embedded|access|access-nodelay|dnsbl|all] [NAME...]" >&2; exit 2 ;;
 esac

@@ -754,7 +754,8 @@ impl Policy {
                     } else {
                         450
                     },
-                    "4.7.1",
+                    // RFC 7372's code, as Postfix 3.7 gives it.
+                    "4.7.25",
                     format!(
                         "Client host rejected: cannot find your hostname, [{}]",
                         client.addr
@@ -1096,7 +1097,7 @@ impl Policy {
         let lookup = |name: &str| -> Option<String> {
             Some(match name {
                 "rbl_code" => s.maps_rbl_reject_code.to_string(),
-                "rbl_domain" => listed_domain.clone(),
+                "rbl_domain" => l.domain.clone(),
                 "rbl_reason" | "rbl_txt" => filter_text(&txt),
                 "rbl_what" => what.to_string(),
                 "rbl_class" => class.name().to_string(),

@@ -175,21 +175,75 @@ fn embedded_default_dialogs_replay_identically() {
     assert!(n >= 20, "only {n} embedded-default dialogs");
 }
 
+/// An unbound on loopback serving a set's zone file (the lab DNS's
+/// records, tests/record_dialogs.sh gives them to Postfix through netlab).
+struct Unbound(std::process::Child, tempfile::TempDir);
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn unbound(zone: &Path, port: u16) -> Unbound {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conf = format!(
+        "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  num-threads: 1\n  module-config: \"iterator\"\n  access-control: 127.0.0.0/8 allow\n  do-ip6: no\n  local-zone: \".\" static\n",
+        d = dir.path().display()
+    );
+    for line in std::fs::read_to_string(zone).unwrap().lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with(';') || l.starts_with('#') {
+            continue;
+        }
+        conf += &format!("  local-data: '{l}'\n");
+    }
+    conf += "remote-control:\n  control-enable: no\n";
+    let path = dir.path().join("unbound.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("unbound")
+        .arg("-c")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("unbound (Debian package unbound)");
+    for _ in 0..50 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            break; // unbound holds the port
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Unbound(child, dir)
+}
+
 /// The seed plus an access(5) set (tests/dialogs/SET/main.cf and the tables
-/// of tests/dialogs/access/tables), as tests/record_dialogs.sh gives Postfix.
+/// of tests/dialogs/SET/tables or tests/dialogs/access/tables; a zone file
+/// for its DNS), as tests/record_dialogs.sh gives Postfix.
 fn access_set(set: &str) {
     let dir = repo().join("tests/dialogs").join(set);
-    let extra: String = std::fs::read_to_string(dir.join("main.cf"))
+    let mut extra: String = std::fs::read_to_string(dir.join("main.cf"))
         .unwrap()
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| format!("{l}\n"))
         .collect();
+    let _dns = dir.join("zone").exists().then(|| {
+        let port = common::free_port();
+        extra += &format!("dns_servers = 127.0.0.1:{port}\n");
+        unbound(&dir.join("zone"), port)
+    });
     let mut s = Server::seed(
         common::VIRTUAL_BEFORE,
         &format!("compatibility_level = 3.6\n{extra}"),
     );
-    for e in std::fs::read_dir(repo().join("tests/dialogs/access/tables")).unwrap() {
+    let tables = if dir.join("tables").is_dir() {
+        dir.join("tables")
+    } else {
+        repo().join("tests/dialogs/access/tables")
+    };
+    for e in std::fs::read_dir(tables).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().to_string_lossy().into_owned();
         std::fs::copy(e.path(), s.path(&name)).unwrap();
@@ -242,4 +296,9 @@ fn access_table_dialogs_replay_identically() {
 #[test]
 fn access_table_dialogs_without_delay_reject_replay_identically() {
     access_set("access-nodelay");
+}
+
+#[test]
+fn dns_list_dialogs_replay_identically() {
+    access_set("dnsbl");
 }
