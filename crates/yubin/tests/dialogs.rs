@@ -177,12 +177,15 @@ fn embedded_default_dialogs_replay_identically() {
 
 /// An unbound on loopback serving a set's zone file (the lab DNS's
 /// records, tests/record_dialogs.sh gives them to Postfix through netlab).
-struct Unbound(std::process::Child, tempfile::TempDir);
+struct Unbound {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
 
 impl Drop for Unbound {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -215,7 +218,7 @@ fn unbound(zone: &Path, port: u16) -> Unbound {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Unbound(child, dir)
+    Unbound { child, _dir: dir }
 }
 
 /// The seed plus an access(5) set (tests/dialogs/SET/main.cf and the tables

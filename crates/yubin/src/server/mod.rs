@@ -12,6 +12,7 @@ pub mod listeners;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;
+pub mod spawn;
 pub mod qmgr;
 pub mod relay;
 pub mod runtime;
@@ -65,6 +66,8 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
     // Before any thread exists: the helper that runs alias commands and
     // files as default_privs (only when started as root).
     let privsep = privsep::start(cfg.get("default_privs"))?;
+    // master.cf spawn(8) services (policy daemons), also before any thread.
+    spawn::start(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
