@@ -105,7 +105,10 @@ impl AccessAction {
                 }
                 AccessAction::Prepend(text)
             }
-            _ if !cmd.is_empty() && cmd.bytes().all(|b| b.is_ascii_digit()) && value.trim() == cmd => {
+            _ if !cmd.is_empty()
+                && cmd.bytes().all(|b| b.is_ascii_digit())
+                && value.trim() == cmd =>
+            {
                 AccessAction::Ok
             }
             _ if cmd.len() == 3
@@ -151,7 +154,9 @@ fn dsn_valid(s: &str) -> bool {
         && matches!(parts[0], "2" | "4" | "5")
         && (1..=3).contains(&parts[1].len())
         && (1..=3).contains(&parts[2].len())
-        && parts[1..].iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[1..]
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// dsn_split: a text may start with its own status code (`5.7.1 text`);
@@ -236,7 +241,10 @@ mod tests {
         assert_eq!(parse("relay").unwrap(), AccessAction::Ok);
         assert_eq!(parse("12345").unwrap(), AccessAction::Ok);
         assert_eq!(parse("DUNNO whatever").unwrap(), AccessAction::Dunno);
-        assert_eq!(parse("REJECT").unwrap(), AccessAction::Reject(String::new()));
+        assert_eq!(
+            parse("REJECT").unwrap(),
+            AccessAction::Reject(String::new())
+        );
         assert_eq!(
             parse("REJECT  go away").unwrap(),
             AccessAction::Reject("go away".into())
@@ -263,9 +271,18 @@ mod tests {
 
     #[test]
     fn dsn() {
-        assert_eq!(dsn_split("5.7.1", "5.1.1 no such"), ("5.1.1".into(), "no such"));
-        assert_eq!(dsn_split("4.7.1", "5.1.1 no such"), ("4.1.1".into(), "no such"));
-        assert_eq!(dsn_split("5.7.1", "text only"), ("5.7.1".into(), "text only"));
+        assert_eq!(
+            dsn_split("5.7.1", "5.1.1 no such"),
+            ("5.1.1".into(), "no such")
+        );
+        assert_eq!(
+            dsn_split("4.7.1", "5.1.1 no such"),
+            ("4.1.1".into(), "no such")
+        );
+        assert_eq!(
+            dsn_split("5.7.1", "text only"),
+            ("5.7.1".into(), "text only")
+        );
         assert_eq!(dsn_fix("5.1.1", ReplyClass::Sender), "5.1.7");
         assert_eq!(dsn_fix("5.1.9", ReplyClass::Sender), "5.1.0");
         assert_eq!(dsn_fix("5.1.7", ReplyClass::Recipient), "5.1.3");

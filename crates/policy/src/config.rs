@@ -63,7 +63,11 @@ fn err(cfg: &Config, name: &str, e: impl std::fmt::Display) -> String {
 fn code(cfg: &Config, name: &str) -> Result<u16, String> {
     let v = cfg.u64(name).map_err(|e| err(cfg, name, e))?;
     if !(400..=599).contains(&v) {
-        return Err(err(cfg, name, format!("{v} is not a 4xx or 5xx reply code")));
+        return Err(err(
+            cfg,
+            name,
+            format!("{v} is not a 4xx or 5xx reply code"),
+        ));
     }
     Ok(v as u16)
 }

@@ -21,8 +21,8 @@ use yubin_smtp::{ClientInfo, MailQuery, PolicyVerdict, RecipientQuery, Reply};
 use yubin_table::Maps;
 
 use access::{dsn_fix, dsn_split, AccessAction, ReplyClass};
-use restrict::{Access, DnsList};
 pub use restrict::{is_fqdn_address, Loader, Restriction, RestrictionError};
+use restrict::{Access, DnsList};
 
 /// The lists in Postfix's order. With smtpd_delay_reject = yes (the
 /// default) all of them are evaluated at RCPT TO.
@@ -243,7 +243,8 @@ impl Ctx<'_> {
     }
 
     fn sender_text(&self) -> Option<String> {
-        self.sender.map(|s| s.as_ref().map(|a| a.internal()).unwrap_or_default())
+        self.sender
+            .map(|s| s.as_ref().map(|a| a.internal()).unwrap_or_default())
     }
 }
 
@@ -468,7 +469,13 @@ impl Policy {
                 Err(e) => return self.config_error(ev, format!("access table {origin}: {e}")),
             };
             let cname = class.name();
-            let or = |t: &str, d: &str| if t.is_empty() { d.to_string() } else { t.to_string() };
+            let or = |t: &str, d: &str| {
+                if t.is_empty() {
+                    d.to_string()
+                } else {
+                    t.to_string()
+                }
+            };
             // HOLD, DISCARD and PREPEND act on a transaction: there is none
             // at CONNECT or HELO (Postfix's not_in_client_helo).
             let no_transaction = |ev: &mut Eval, what: &str| {
@@ -487,12 +494,22 @@ impl Policy {
                 AccessAction::Reject(t) => {
                     let (dsn, t) = dsn_split("5.7.1", &t);
                     let text = format!("<{rn}>: {cname} rejected: {}", or(t, "Access denied"));
-                    self.reject(ev, self.settings.access_map_reject_code, &dsn_fix(&dsn, class), text)
+                    self.reject(
+                        ev,
+                        self.settings.access_map_reject_code,
+                        &dsn_fix(&dsn, class),
+                        text,
+                    )
                 }
                 AccessAction::Defer(t) => {
                     let (dsn, t) = dsn_split("4.7.1", &t);
                     let text = format!("<{rn}>: {cname} rejected: {}", or(t, "Access denied"));
-                    self.reject(ev, self.settings.access_map_defer_code, &dsn_fix(&dsn, class), text)
+                    self.reject(
+                        ev,
+                        self.settings.access_map_defer_code,
+                        &dsn_fix(&dsn, class),
+                        text,
+                    )
                 }
                 AccessAction::Code { code, text } => {
                     let default = if code >= 500 { "5.7.1" } else { "4.7.1" };
@@ -574,7 +591,6 @@ impl Policy {
         })
     }
 }
-
 
 /// How the stages call the evaluation: the list, the name a refusal quotes
 /// and what it calls it.
@@ -671,7 +687,12 @@ impl Policy {
                 } else {
                     (454, "4.7.1")
                 };
-                self.reject(ev, code, dsn, format!("<{}>: Relay access denied", rcpt.internal()))
+                self.reject(
+                    ev,
+                    code,
+                    dsn,
+                    format!("<{}>: Relay access denied", rcpt.internal()),
+                )
             }
             Restriction::RejectUnlistedRecipient => match ctx.recipient {
                 Some(rcpt) => match self.resolver.check(rcpt).1 {
@@ -698,16 +719,15 @@ impl Policy {
                 _ => Status::Dunno,
             },
             Restriction::RejectNonFqdnSender => match ctx.sender {
-                Some(Some(a)) if a.domain.is_empty() || !is_fqdn_address(&a.domain) => self
-                    .reject(
-                        ev,
-                        s.non_fqdn_reject_code,
-                        "4.5.2",
-                        format!(
-                            "<{}>: Sender address rejected: need fully-qualified address",
-                            ctx.sender_name(a)
-                        ),
+                Some(Some(a)) if a.domain.is_empty() || !is_fqdn_address(&a.domain) => self.reject(
+                    ev,
+                    s.non_fqdn_reject_code,
+                    "4.5.2",
+                    format!(
+                        "<{}>: Sender address rejected: need fully-qualified address",
+                        ctx.sender_name(a)
                     ),
+                ),
                 _ => Status::Dunno,
             },
             Restriction::RejectUnknownRecipientDomain => match ctx.recipient {
@@ -735,9 +755,7 @@ impl Policy {
                             ev.defer_if_permit.get_or_insert(Reply::new(
                                 450,
                                 "4.4.3",
-                                format!(
-                                    "<{what}>: Sender address rejected: Domain not found"
-                                ),
+                                format!("<{what}>: Sender address rejected: Domain not found"),
                             ));
                             Status::Dunno
                         }
@@ -816,28 +834,28 @@ impl Policy {
                             ev,
                             s.non_fqdn_reject_code,
                             "5.5.2",
-                            format!("<{helo}>: Helo command rejected: need fully-qualified hostname"),
+                            format!(
+                                "<{helo}>: Helo command rejected: need fully-qualified hostname"
+                            ),
                         )
                     }
-                    Restriction::RejectUnknownHeloHostname => {
-                        match self.dns_status(name).await {
-                            DomainStatus::Exists => Status::Dunno,
-                            DomainStatus::NotFound => self.reject(
-                                ev,
-                                s.unknown_hostname_reject_code,
+                    Restriction::RejectUnknownHeloHostname => match self.dns_status(name).await {
+                        DomainStatus::Exists => Status::Dunno,
+                        DomainStatus::NotFound => self.reject(
+                            ev,
+                            s.unknown_hostname_reject_code,
+                            "4.7.1",
+                            format!("<{helo}>: Helo command rejected: Host not found"),
+                        ),
+                        DomainStatus::TempFail(_) => {
+                            ev.defer_if_permit.get_or_insert(Reply::new(
+                                450,
                                 "4.7.1",
                                 format!("<{helo}>: Helo command rejected: Host not found"),
-                            ),
-                            DomainStatus::TempFail(_) => {
-                                ev.defer_if_permit.get_or_insert(Reply::new(
-                                    450,
-                                    "4.7.1",
-                                    format!("<{helo}>: Helo command rejected: Host not found"),
-                                ));
-                                Status::Dunno
-                            }
+                            ));
+                            Status::Dunno
                         }
-                    }
+                    },
                     _ => Status::Dunno,
                 }
             }
@@ -845,7 +863,8 @@ impl Policy {
                 let found = self
                     .domain_lookup(t, &names.name, true)
                     .or_else(|| addr_lookup(t, &client.addr.to_string()));
-                self.found(ev, ctx, found, &label, ReplyClass::Client, depth).await
+                self.found(ev, ctx, found, &label, ReplyClass::Client, depth)
+                    .await
             }
             Restriction::CheckHeloAccess(t) => match ctx.helo {
                 Some(h) => {
@@ -858,11 +877,13 @@ impl Policy {
                 Some(Some(a)) => {
                     let found = self.mail_lookup(t, a);
                     let rn = ctx.sender_name(a);
-                    self.found(ev, ctx, found, &rn, ReplyClass::Sender, depth).await
+                    self.found(ev, ctx, found, &rn, ReplyClass::Sender, depth)
+                        .await
                 }
                 Some(None) => {
                     let found = t.0.lookup(&s.null_access_key);
-                    self.found(ev, ctx, found, "", ReplyClass::Sender, depth).await
+                    self.found(ev, ctx, found, "", ReplyClass::Sender, depth)
+                        .await
                 }
                 None => Status::Dunno,
             },
@@ -883,7 +904,8 @@ impl Policy {
                     }
                     IpAddr::V6(v6) => format!("{}.{}", ipv6_nibbles(v6), l.domain),
                 };
-                self.rbl(ev, ctx, l, &query, &what, ReplyClass::Client).await
+                self.rbl(ev, ctx, l, &query, &what, ReplyClass::Client)
+                    .await
             }
             Restriction::PermitDnswlClient(l) => {
                 let query = match client.addr {
@@ -903,7 +925,8 @@ impl Policy {
                     return Status::Dunno;
                 }
                 let q = format!("{}.{}", names.name, l.domain);
-                self.rbl(ev, ctx, l, &q, &names.name, ReplyClass::Client).await
+                self.rbl(ev, ctx, l, &q, &names.name, ReplyClass::Client)
+                    .await
             }
             Restriction::RejectRhsblReverseClient(l) => {
                 if names.reverse_name == "unknown" {
@@ -1014,7 +1037,11 @@ impl Policy {
         let local = a.local.to_lowercase();
         let delim = &self.settings.recipient_delimiter;
         let bare = (!delim.is_empty())
-            .then(|| local.find(|c| delim.contains(c)).map(|i| local[..i].to_string()))
+            .then(|| {
+                local
+                    .find(|c| delim.contains(c))
+                    .map(|i| local[..i].to_string())
+            })
             .flatten()
             .filter(|b| !b.is_empty());
         let domain = a.domain.to_lowercase();
@@ -1044,7 +1071,12 @@ impl Policy {
     /// The A records of a DNS list query when they count as listed (the
     /// `=127.0.0.N` filter); a lookup failure lets the client pass with a
     /// warning, as Postfix does.
-    async fn rbl_listed(&self, ev: &mut Eval, l: &DnsList, query: &str) -> Option<Vec<std::net::Ipv4Addr>> {
+    async fn rbl_listed(
+        &self,
+        ev: &mut Eval,
+        l: &DnsList,
+        query: &str,
+    ) -> Option<Vec<std::net::Ipv4Addr>> {
         let dns = self.dns.as_ref()?;
         match dns.a(query).await {
             Lookup::Found(v) => match l.filter {
@@ -1106,9 +1138,18 @@ impl Policy {
                 "client_name" => names.name.clone(),
                 "reverse_client_name" => names.reverse_name.clone(),
                 "helo_name" => ctx.helo.unwrap_or("").to_string(),
-                "sender" => ctx.sender_text().map(|s| if s.is_empty() { "<>".into() } else { s }).unwrap_or_default(),
-                "sender_name" => ctx.sender_text().map(|s| s.rsplit_once('@').map(|(l, _)| l.to_string()).unwrap_or(s)).unwrap_or_default(),
-                "sender_domain" => ctx.sender_text().and_then(|s| s.rsplit_once('@').map(|(_, d)| d.to_string())).unwrap_or_default(),
+                "sender" => ctx
+                    .sender_text()
+                    .map(|s| if s.is_empty() { "<>".into() } else { s })
+                    .unwrap_or_default(),
+                "sender_name" => ctx
+                    .sender_text()
+                    .map(|s| s.rsplit_once('@').map(|(l, _)| l.to_string()).unwrap_or(s))
+                    .unwrap_or_default(),
+                "sender_domain" => ctx
+                    .sender_text()
+                    .and_then(|s| s.rsplit_once('@').map(|(_, d)| d.to_string()))
+                    .unwrap_or_default(),
                 "recipient" => ctx.recipient.map(|a| a.internal()).unwrap_or_default(),
                 "recipient_name" => ctx.recipient.map(|a| a.local.clone()).unwrap_or_default(),
                 "recipient_domain" => ctx.recipient.map(|a| a.domain.clone()).unwrap_or_default(),
@@ -1120,13 +1161,21 @@ impl Policy {
             Err(e) => {
                 ev.verdict.events.push((
                     "warning".into(),
-                    format!("bad rbl reply template for domain {}: {template}: {e}", l.domain),
+                    format!(
+                        "bad rbl reply template for domain {}: {template}: {e}",
+                        l.domain
+                    ),
                 ));
                 expand_template(&s.default_rbl_reply, &lookup).unwrap_or_default()
             }
         };
         let b = why.as_bytes();
-        if b.len() < 4 || !matches!(b[0], b'4' | b'5') || !b[1].is_ascii_digit() || !b[2].is_ascii_digit() || b[3] != b' ' {
+        if b.len() < 4
+            || !matches!(b[0], b'4' | b'5')
+            || !b[1].is_ascii_digit()
+            || !b[2].is_ascii_digit()
+            || b[3] != b' '
+        {
             ev.verdict.events.push((
                 "warning".into(),
                 format!("rbl response code configuration error: {why}"),
@@ -1135,7 +1184,11 @@ impl Policy {
         }
         let code: u16 = why[..3].parse().unwrap_or(450);
         let (dsn, text) = dsn_split("4.7.1", &why[4..]);
-        let text = if text.is_empty() { "Service unavailable" } else { text };
+        let text = if text.is_empty() {
+            "Service unavailable"
+        } else {
+            text
+        };
         self.reject(ev, code, &dsn_fix(&dsn, class), text.to_string())
     }
 
@@ -1149,7 +1202,10 @@ impl Policy {
         service::encode_request(&[
             ("request", "smtpd_access_policy"),
             ("protocol_state", ctx.stage),
-            ("protocol_name", if ctx.helo.is_some() { "ESMTP" } else { "SMTP" }),
+            (
+                "protocol_name",
+                if ctx.helo.is_some() { "ESMTP" } else { "SMTP" },
+            ),
             ("client_address", &addr),
             ("client_name", &names.name),
             ("reverse_client_name", &names.reverse_name),
@@ -1249,7 +1305,10 @@ impl Policy {
     async fn lists(&self, ev: &mut Eval, ctx: &Ctx<'_>, calls: &[ListCall<'_>]) -> Option<Reply> {
         for c in calls {
             ev.defer_if_reject = None;
-            if let Status::Reject(r) = self.generic(ev, ctx, c.list, &c.reply_name, c.class, 0).await {
+            if let Status::Reject(r) = self
+                .generic(ev, ctx, c.list, &c.reply_name, c.class, 0)
+                .await
+            {
                 return Some(r);
             }
         }
@@ -1330,7 +1389,11 @@ impl Policy {
         };
         let calls = [ListCall {
             list: &self.restrictions.sender,
-            reply_name: q.sender.as_ref().map(|_| q.sender_given.clone()).unwrap_or_default(),
+            reply_name: q
+                .sender
+                .as_ref()
+                .map(|_| q.sender_given.clone())
+                .unwrap_or_default(),
             class: ReplyClass::Sender,
         }];
         ev.verdict.reply = self.lists(&mut ev, &ctx, &calls).await;
@@ -1346,7 +1409,12 @@ impl Policy {
     /// smtpd_recipient_restrictions; a pending DEFER_IF_PERMIT turns an
     /// accept into its deferral; then the implicit unlisted-recipient
     /// check (smtpd_reject_unlisted_recipient).
-    pub async fn rcpt(&self, peer: &Peer, q: &RecipientQuery, stage: &'static str) -> PolicyVerdict {
+    pub async fn rcpt(
+        &self,
+        peer: &Peer,
+        q: &RecipientQuery,
+        stage: &'static str,
+    ) -> PolicyVerdict {
         // After DISCARD nothing more is checked (generic_checks stops at
         // state->discard): every recipient is taken.
         if q.discarding {
@@ -1381,7 +1449,10 @@ impl Policy {
             if has_mail {
                 calls.push(ListCall {
                     list: &self.restrictions.sender,
-                    reply_name: sender.as_ref().map(|a| ctx.sender_name(a)).unwrap_or_default(),
+                    reply_name: sender
+                        .as_ref()
+                        .map(|a| ctx.sender_name(a))
+                        .unwrap_or_default(),
                     class: ReplyClass::Sender,
                 });
             }
@@ -1398,7 +1469,10 @@ impl Policy {
         let mut reply = None;
         for list in [&self.restrictions.relay, &self.restrictions.recipient] {
             ev.defer_if_reject = None;
-            if let Status::Reject(r) = self.generic(&mut ev, &ctx, list, &rn, ReplyClass::Recipient, 0).await {
+            if let Status::Reject(r) = self
+                .generic(&mut ev, &ctx, list, &rn, ReplyClass::Recipient, 0)
+                .await
+            {
                 reply = Some(r);
                 break;
             }
@@ -1486,7 +1560,11 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            expand_template("$rbl_code x ${rbl_domain}${rbl_reason?; $rbl_reason}${rbl_reason:!}", &l).unwrap(),
+            expand_template(
+                "$rbl_code x ${rbl_domain}${rbl_reason?; $rbl_reason}${rbl_reason:!}",
+                &l
+            )
+            .unwrap(),
             "554 x bl.example!"
         );
         assert!(expand_template("$nope", &l).is_err());

@@ -141,25 +141,76 @@ const SIMPLE: &[(&str, Restriction)] = &[
     ("defer_if_permit", Restriction::DeferIfPermit),
     ("defer_if_reject", Restriction::DeferIfReject),
     ("permit_mynetworks", Restriction::PermitMynetworks),
-    ("permit_sasl_authenticated", Restriction::PermitSaslAuthenticated),
-    ("reject_unauth_destination", Restriction::RejectUnauthDestination),
-    ("defer_unauth_destination", Restriction::DeferUnauthDestination),
-    ("reject_unlisted_recipient", Restriction::RejectUnlistedRecipient),
+    (
+        "permit_sasl_authenticated",
+        Restriction::PermitSaslAuthenticated,
+    ),
+    (
+        "reject_unauth_destination",
+        Restriction::RejectUnauthDestination,
+    ),
+    (
+        "defer_unauth_destination",
+        Restriction::DeferUnauthDestination,
+    ),
+    (
+        "reject_unlisted_recipient",
+        Restriction::RejectUnlistedRecipient,
+    ),
     ("check_recipient_maps", Restriction::RejectUnlistedRecipient),
-    ("reject_non_fqdn_recipient", Restriction::RejectNonFqdnRecipient),
+    (
+        "reject_non_fqdn_recipient",
+        Restriction::RejectNonFqdnRecipient,
+    ),
     ("reject_non_fqdn_sender", Restriction::RejectNonFqdnSender),
-    ("reject_sender_login_mismatch", Restriction::RejectSenderLoginMismatch),
-    ("reject_unknown_recipient_domain", Restriction::RejectUnknownRecipientDomain),
-    ("reject_unknown_sender_domain", Restriction::RejectUnknownSenderDomain),
-    ("reject_unknown_client_hostname", Restriction::RejectUnknownClientHostname),
-    ("reject_unknown_client", Restriction::RejectUnknownClientHostname),
-    ("reject_unknown_reverse_client_hostname", Restriction::RejectUnknownReverseClientHostname),
-    ("reject_unknown_helo_hostname", Restriction::RejectUnknownHeloHostname),
-    ("reject_unknown_hostname", Restriction::RejectUnknownHeloHostname),
-    ("reject_invalid_helo_hostname", Restriction::RejectInvalidHeloHostname),
-    ("reject_invalid_hostname", Restriction::RejectInvalidHeloHostname),
-    ("reject_non_fqdn_helo_hostname", Restriction::RejectNonFqdnHeloHostname),
-    ("reject_non_fqdn_hostname", Restriction::RejectNonFqdnHeloHostname),
+    (
+        "reject_sender_login_mismatch",
+        Restriction::RejectSenderLoginMismatch,
+    ),
+    (
+        "reject_unknown_recipient_domain",
+        Restriction::RejectUnknownRecipientDomain,
+    ),
+    (
+        "reject_unknown_sender_domain",
+        Restriction::RejectUnknownSenderDomain,
+    ),
+    (
+        "reject_unknown_client_hostname",
+        Restriction::RejectUnknownClientHostname,
+    ),
+    (
+        "reject_unknown_client",
+        Restriction::RejectUnknownClientHostname,
+    ),
+    (
+        "reject_unknown_reverse_client_hostname",
+        Restriction::RejectUnknownReverseClientHostname,
+    ),
+    (
+        "reject_unknown_helo_hostname",
+        Restriction::RejectUnknownHeloHostname,
+    ),
+    (
+        "reject_unknown_hostname",
+        Restriction::RejectUnknownHeloHostname,
+    ),
+    (
+        "reject_invalid_helo_hostname",
+        Restriction::RejectInvalidHeloHostname,
+    ),
+    (
+        "reject_invalid_hostname",
+        Restriction::RejectInvalidHeloHostname,
+    ),
+    (
+        "reject_non_fqdn_helo_hostname",
+        Restriction::RejectNonFqdnHeloHostname,
+    ),
+    (
+        "reject_non_fqdn_hostname",
+        Restriction::RejectNonFqdnHeloHostname,
+    ),
 ];
 
 /// Restriction names that take the next word as their argument.
@@ -353,7 +404,10 @@ mod tests {
             } else {
                 vec![name.to_string()]
             };
-            assert!(Restriction::parse_list_with(&items, &loader).is_ok(), "{name}");
+            assert!(
+                Restriction::parse_list_with(&items, &loader).is_ok(),
+                "{name}"
+            );
         }
         assert!(
             is_fqdn_address("mydomain.com")
@@ -366,9 +420,10 @@ mod tests {
         );
         assert!(DnsList::parse("zen.example=x").is_err());
         assert!(Restriction::parse_list_with(&["check_sender_access".into()], &loader).is_err());
-        assert!(
-            Restriction::parse_list_with(&["check_sender_access".into(), "nocolon".into()], &loader)
-                .is_err()
-        );
+        assert!(Restriction::parse_list_with(
+            &["check_sender_access".into(), "nocolon".into()],
+            &loader
+        )
+        .is_err());
     }
 }

@@ -100,10 +100,17 @@ impl Endpoint {
             .ok_or_else(|| format!("bad policy endpoint \"{text}\""))?;
         match kind {
             "inet" => {
-                if rest.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
-                    return Err(format!("bad policy endpoint \"{text}\": need inet:host:port"));
+                if rest
+                    .rsplit_once(':')
+                    .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+                {
+                    return Err(format!(
+                        "bad policy endpoint \"{text}\": need inet:host:port"
+                    ));
                 }
-                Ok(Endpoint::Inet(rest.trim_start_matches('[').replace("]:", ":")))
+                Ok(Endpoint::Inet(
+                    rest.trim_start_matches('[').replace("]:", ":"),
+                ))
             }
             "unix" => {
                 let p = std::path::Path::new(rest);
@@ -292,7 +299,10 @@ mod tests {
         );
         assert_eq!(parse_reply(b"action=OK\n"), Err(ReplyError::Incomplete));
         assert_eq!(parse_reply(b"x=1\n\n"), Err(ReplyError::NoAction));
-        assert!(matches!(parse_reply(b"garbage\n\n"), Err(ReplyError::Malformed(_))));
+        assert!(matches!(
+            parse_reply(b"garbage\n\n"),
+            Err(ReplyError::Malformed(_))
+        ));
         assert_eq!(
             encode_request(&[("request", "smtpd_access_policy"), ("helo_name", "a\nb")]),
             b"request=smtpd_access_policy\nhelo_name=a b\n\n".to_vec()

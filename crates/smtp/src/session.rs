@@ -440,7 +440,10 @@ impl Session {
             Some(r) => {
                 self.log_reject_at(out, "CONNECT", &r.raw(), None, None);
                 self.access_denied = true;
-                self.error_classes.insert(Self::classify(r.code, &r.enhanced.map(|e| e.to_string()).unwrap_or_default()));
+                self.error_classes.insert(Self::classify(
+                    r.code,
+                    &r.enhanced.map(|e| e.to_string()).unwrap_or_default(),
+                ));
                 out.push(Action::Reply(r.clone()));
                 if matches!(r.code, 421 | 521) {
                     out.push(Action::Close);
@@ -451,7 +454,13 @@ impl Session {
     }
 
     /// The restrictions' log lines, in Postfix's log_whatsup form.
-    fn policy_events(&mut self, out: &mut Vec<Action>, stage: &str, v: &PolicyVerdict, rcpt: Option<&str>) {
+    fn policy_events(
+        &mut self,
+        out: &mut Vec<Action>,
+        stage: &str,
+        v: &PolicyVerdict,
+        rcpt: Option<&str>,
+    ) {
         for (what, text) in &v.events {
             if what == "warning" {
                 out.push(Action::Log(format!("warning: {text}")));
@@ -1367,7 +1376,8 @@ impl Session {
         let line = self.whatsup("reject", stage, reply_text, sender, None);
         self.helo = saved;
         if self.rejected.len() < 100 {
-            self.rejected.push(format!("{stage} from {}", self.client.label()));
+            self.rejected
+                .push(format!("{stage} from {}", self.client.label()));
         }
         out.push(Action::Log(line));
     }

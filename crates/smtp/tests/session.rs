@@ -613,7 +613,11 @@ fn client_refused_at_connect_gets_503_until_quit() {
         b"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n",
         &|r| {
             matches!(r, Request::Connect).then(|| {
-                refusal(554, "5.7.1", "<unknown[192.0.2.9]>: Client host rejected: Access denied")
+                refusal(
+                    554,
+                    "5.7.1",
+                    "<unknown[192.0.2.9]>: Client host rejected: Access denied",
+                )
             })
         },
     );
@@ -657,8 +661,14 @@ fn helo_refused_leaves_no_helo() {
             "250 mail.mydomain.com",
         ]
     );
-    assert!(logs[0].starts_with("NOQUEUE: reject: HELO from unknown[192.0.2.9]: 554 5.7.1"), "{logs:?}");
-    assert!(logs[0].ends_with("proto=SMTP helo=<bad.example>"), "{logs:?}");
+    assert!(
+        logs[0].starts_with("NOQUEUE: reject: HELO from unknown[192.0.2.9]: 554 5.7.1"),
+        "{logs:?}"
+    );
+    assert!(
+        logs[0].ends_with("proto=SMTP helo=<bad.example>"),
+        "{logs:?}"
+    );
 }
 
 #[test]
@@ -679,7 +689,13 @@ fn hold_discard_and_prepend_reach_the_envelope() {
             _ => None,
         },
     );
-    assert!(replies.last().unwrap().starts_with("250 2.0.0 Ok: queued as"), "{replies:?}");
+    assert!(
+        replies
+            .last()
+            .unwrap()
+            .starts_with("250 2.0.0 Ok: queued as"),
+        "{replies:?}"
+    );
     assert_eq!(envs.len(), 1);
     assert!(envs[0].hold && !envs[0].discard);
     // Once per distinct header, though every recipient's check added it.
@@ -697,7 +713,11 @@ fn a_521_policy_reply_ends_the_session() {
         b"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<hoge@mydomain.com>\r\nNOOP\r\n",
         &|r| {
             matches!(r, Request::Recipient(_)).then(|| {
-                refusal(521, "5.7.1", "<hoge@mydomain.com>: Recipient address rejected: go away")
+                refusal(
+                    521,
+                    "5.7.1",
+                    "<hoge@mydomain.com>: Recipient address rejected: go away",
+                )
             })
         },
     );

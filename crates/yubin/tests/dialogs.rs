@@ -288,7 +288,12 @@ fn access_set(set: &str) {
             i + 1
         );
     }
-    assert_eq!(got.len(), want.len(), "{set}: extra log lines: {:?}", &got[want.len().min(got.len())..]);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{set}: extra log lines: {:?}",
+        &got[want.len().min(got.len())..]
+    );
 }
 
 #[test]

@@ -12,13 +12,13 @@ pub mod listeners;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;
-pub mod spawn;
 pub mod qmgr;
 pub mod relay;
 pub mod runtime;
 pub mod sasl;
 pub mod settings;
 pub mod smtpd;
+pub mod spawn;
 pub mod tls;
 
 use std::path::Path;

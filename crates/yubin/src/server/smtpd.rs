@@ -90,7 +90,12 @@ impl Handler<SmtpCore> for Smtpd {
                     return core.answer(Answer::Verdict(None));
                 }
                 let v = policy
-                    .mail(&mut self.peer, &q, q.helo.as_deref(), q.sasl_user.as_deref())
+                    .mail(
+                        &mut self.peer,
+                        &q,
+                        q.helo.as_deref(),
+                        q.sasl_user.as_deref(),
+                    )
                     .await;
                 core.answer(Answer::Policy(v))
             }

@@ -50,14 +50,26 @@ pub fn parse(svc: &yubin_conf::Service, cfg: &Config) -> anyhow::Result<SpawnSer
             argv.push(cmd.to_string());
             argv.extend(it.by_ref().cloned());
         } else {
-            bail!("master.cf:{}: service {}: unknown spawn attribute \"{a}\"", svc.line, svc.name);
+            bail!(
+                "master.cf:{}: service {}: unknown spawn attribute \"{a}\"",
+                svc.line,
+                svc.name
+            );
         }
     }
     let user = user.ok_or_else(|| {
-        anyhow!("master.cf:{}: service {}: spawn needs user=NAME", svc.line, svc.name)
+        anyhow!(
+            "master.cf:{}: service {}: spawn needs user=NAME",
+            svc.line,
+            svc.name
+        )
     })?;
     if argv.is_empty() || argv[0].is_empty() {
-        bail!("master.cf:{}: service {}: spawn needs argv=COMMAND", svc.line, svc.name);
+        bail!(
+            "master.cf:{}: service {}: spawn needs argv=COMMAND",
+            svc.line,
+            svc.name
+        );
     }
     let limit_name = format!("{}_time_limit", svc.name);
     let secs = match cfg.get_raw(&limit_name) {
@@ -92,7 +104,11 @@ pub fn start(cfg: &Config) -> anyhow::Result<()> {
         .filter(|s| s.command == "spawn")
         .map(|s| {
             if s.kind != "unix" {
-                bail!("master.cf:{}: service {}: yubin runs spawn services of type unix", s.line, s.name);
+                bail!(
+                    "master.cf:{}: service {}: yubin runs spawn services of type unix",
+                    s.line,
+                    s.name
+                );
             }
             parse(s, cfg)
         })
@@ -103,18 +119,29 @@ pub fn start(cfg: &Config) -> anyhow::Result<()> {
     let root = yubin_sys::is_root();
     let mut bound = Vec::new();
     for s in services {
-        let user = yubin_addr::passwd::lookup(&s.user)
-            .ok_or_else(|| anyhow!("master.cf:{}: service {}: user={}: no such user", s.line, s.name, s.user))?;
+        let user = yubin_addr::passwd::lookup(&s.user).ok_or_else(|| {
+            anyhow!(
+                "master.cf:{}: service {}: user={}: no such user",
+                s.line,
+                s.name,
+                s.user
+            )
+        })?;
         if user.uid == 0 {
-            bail!("master.cf:{}: service {}: user={} must not be root", s.line, s.name, s.user);
+            bail!(
+                "master.cf:{}: service {}: user={} must not be root",
+                s.line,
+                s.name,
+                s.user
+            );
         }
         let path = socket_path(cfg, &s.name);
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         let _ = std::fs::remove_file(&path);
-        let listener =
-            UnixListener::bind(&path).with_context(|| format!("spawn service {}: bind {}", s.name, path.display()))?;
+        let listener = UnixListener::bind(&path)
+            .with_context(|| format!("spawn service {}: bind {}", s.name, path.display()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
         bound.push((s, listener, (user.uid, user.gid)));
     }
@@ -138,7 +165,11 @@ pub fn start(cfg: &Config) -> anyhow::Result<()> {
     }
 }
 
-fn supervise(bound: Vec<(SpawnService, UnixListener, (u32, u32))>, mut watch: UnixStream, root: bool) {
+fn supervise(
+    bound: Vec<(SpawnService, UnixListener, (u32, u32))>,
+    mut watch: UnixStream,
+    root: bool,
+) {
     for (svc, listener, ids) in bound {
         let svc = Arc::new(svc);
         std::thread::spawn(move || accept_loop(svc, listener, ids, root));
@@ -207,7 +238,12 @@ mod tests {
 
     #[test]
     fn attributes() {
-        let cfg = Config::from_bytes(Path::new("/etc/yubin"), Path::new("/etc/yubin/main.cf"), b"").unwrap();
+        let cfg = Config::from_bytes(
+            Path::new("/etc/yubin"),
+            Path::new("/etc/yubin/main.cf"),
+            b"",
+        )
+        .unwrap();
         let m = yubin_conf::mastercf::parse(
             Path::new("master.cf"),
             b"policyd-spf unix - n n - 0 spawn user=nobody argv=/usr/bin/policyd-spf -v x\n",
@@ -218,7 +254,11 @@ mod tests {
         assert_eq!(s.argv, ["/usr/bin/policyd-spf", "-v", "x"]);
         assert_eq!(s.maxproc, 0);
         assert_eq!(s.time_limit, Duration::from_secs(1000));
-        let bad = yubin_conf::mastercf::parse(Path::new("master.cf"), b"p unix - n n - 0 spawn argv=/bin/true\n").unwrap();
+        let bad = yubin_conf::mastercf::parse(
+            Path::new("master.cf"),
+            b"p unix - n n - 0 spawn argv=/bin/true\n",
+        )
+        .unwrap();
         assert!(parse(&bad.services[0], &cfg).is_err());
     }
 }
