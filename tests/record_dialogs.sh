@@ -6,7 +6,7 @@
 # the same replies, word for word.
 #
 # Usage (as root, Debian package postfix installed; dovecot-core for the
-# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|access|access-nodelay|dnsbl|all] [NAME...]
+# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]
 #
 # The Postfix runs as its own instance: its own config directory, queue
 # directory and data directory in a temporary folder, listening on free
@@ -295,7 +295,7 @@ EOF
 case $which in
     seed) record_seed ;;
     embedded) record_embedded ;;
-    access|access-nodelay|dnsbl) record_seed "$which" ;;
-    all) record_seed; record_embedded; record_seed access; record_seed access-nodelay; record_seed dnsbl ;;
-    *) echo "usage: $0 [seed|embedded|access|access-nodelay|dnsbl|all] [NAME...]" >&2; exit 2 ;;
+    access|access-nodelay|dnsbl|policy) record_seed "$which" ;;
+    all) record_seed; record_embedded; record_seed access; record_seed access-nodelay; record_seed dnsbl; record_seed policy ;;
+    *) echo "usage: $0 [seed|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]" >&2; exit 2 ;;
 esac
