@@ -34,7 +34,9 @@ async fn server(path: PathBuf, action: &'static str, seen: Arc<Mutex<(usize, Vec
                     req.push_str(&line);
                 }
                 seen.lock().unwrap().1.push(req);
-                w.write_all(format!("action={action}\n\n").as_bytes()).await.unwrap();
+                w.write_all(format!("action={action}\n\n").as_bytes())
+                    .await
+                    .unwrap();
             }
         });
     }
@@ -89,7 +91,10 @@ async fn a_server_that_is_gone_is_an_error_after_the_tries() {
         Endpoint::Unix(dir.path().join("nothing")),
         limits(0),
     );
-    let e = c.query(b"request=smtpd_access_policy\n\n").await.unwrap_err();
+    let e = c
+        .query(b"request=smtpd_access_policy\n\n")
+        .await
+        .unwrap_err();
     assert!(e.contains("unix:nothing"), "{e}");
     assert_eq!(c.default_action(), "451 4.3.5 Server configuration problem");
 }
