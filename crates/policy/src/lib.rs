@@ -79,9 +79,9 @@ impl Restrictions {
         .flatten()
     }
 
-    /// Whether any list needs DNS.
+    /// Whether any list needs DNS (lists, names, or the client's name).
     pub fn uses_dns(&self) -> bool {
-        self.all().any(Restriction::uses_dns)
+        self.all().any(|r| r.uses_dns() || r.uses_client_name())
     }
 
     /// Whether any list needs the client's DNS names.

@@ -84,6 +84,15 @@ pub fn parse_reply(input: &[u8]) -> Result<(String, usize), ReplyError> {
     }
 }
 
+/// An error as strerror(3) words it, without Rust's "(os error N)".
+fn plain(e: &dyn std::fmt::Display) -> String {
+    let t = e.to_string();
+    match t.find(" (os error") {
+        Some(i) => t[..i].to_string(),
+        None => t,
+    }
+}
+
 /// Where the policy server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -186,6 +195,15 @@ impl PolicyClient {
         &self.text
     }
 
+    /// The server as Postfix's warnings name it (`127.0.0.1:9998`,
+    /// `private/policy`).
+    fn address(&self) -> &str {
+        self.text
+            .split_once(':')
+            .map(|(_, a)| a)
+            .unwrap_or(&self.text)
+    }
+
     pub fn default_action(&self) -> &str {
         &self.limits.default_action
     }
@@ -258,7 +276,7 @@ impl PolicyClient {
             let mut conn = match conn {
                 Ok(c) => c,
                 Err(e) => {
-                    why = format!("connect to {}: {e}", self.text);
+                    why = format!("{}: {}", self.address(), plain(&e));
                     continue;
                 }
             };
@@ -273,8 +291,8 @@ impl PolicyClient {
                     }
                     return Ok(action);
                 }
-                Ok(Err(e)) => why = format!("{}: {e}", self.text),
-                Err(_) => why = format!("{}: read timeout", self.text),
+                Ok(Err(e)) => why = format!("{}: {}", self.address(), plain(&e)),
+                Err(_) => why = format!("{}: read timeout", self.address()),
             }
         }
         Err(why)
