@@ -6,7 +6,7 @@
 # the same replies, word for word.
 #
 # Usage (as root, Debian package postfix installed; dovecot-core for the
-# embedded default's AUTH):  tests/record_dialogs.sh [seed|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]
+# embedded default's AUTH):  tests/record_dialogs.sh [seed|level0|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]
 #
 # The Postfix runs as its own instance: its own config directory, queue
 # directory and data directory in a temporary folder, listening on free
@@ -117,16 +117,28 @@ nobody_uid=$(id -u nobody)
 nobody_gid=$(id -g nobody)
 
 # ---------------------------------------------------------------- seed
-# record_seed [SET]: the seed configuration; with SET (access,
-# access-nodelay) also tests/dialogs/SET/main.cf's lines and the tables of
-# tests/dialogs/access/tables/ in the configuration directory.
+# `record_seed level0`: the same main.cf without its compatibility_level line
+# (level 0, Postfix's backwards-compatible defaults) and with relay control
+# in smtpd_recipient_restrictions, which level 0 needs; tests/dialogs/level0/.
+# `record_seed SET` (access, access-nodelay, dnsbl, policy): the seed plus
+# tests/dialogs/SET/main.cf's lines and the tables of tests/dialogs/SET/tables/
+# (else tests/dialogs/access/tables/) in the configuration directory.
 record_seed() {
-    local set=${1:-} d=$work/seed${1:+-$1} port
+    local variant=${1:-seed} set=
+    local d=$work/$variant port level="compatibility_level = 3.6" dialogs=$here/dialogs
+    case $variant in
+        seed | level0) ;;
+        *) set=$variant; dialogs=$here/dialogs/$set ;;
+    esac
     mkdir -p "$d/etc" "$d/queue" "$d/data" "$d/vmail" "$d/log"
     chown postfix "$d/data"
     chown nobody:nogroup "$d/vmail"
+    if [ "$variant" = level0 ]; then
+        level="smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination"
+        dialogs=$here/dialogs/level0
+    fi
     port=$(free_port)
-    # Server::seed's main.cf, line for line, plus compatibility_level = 3.6
+    # Server::seed's main.cf, line for line, with compatibility_level = 3.6
     # (the dialogs test passes the same line) and Postfix's own needs.
     cat >"$d/etc/main.cf" <<EOF
 myhostname = mail.mydomain.com
@@ -149,7 +161,7 @@ virtual_uid_maps = static:$nobody_uid
 virtual_gid_maps = static:$nobody_gid
 virtual_minimum_uid = 1
 local_recipient_maps = \$virtual_mailbox_maps
-compatibility_level = 3.6
+$level
 # Postfix's own: its user, a data directory of this instance
 mail_owner = postfix
 data_directory = $d/data
@@ -183,7 +195,7 @@ EOF
     fi
     start_postfix "$d/etc"
     wait_port "$port" "$d/log/mail.log"
-    replay_all "$here/dialogs${set:+/$set}" "$port"
+    replay_all "$dialogs" "$port"
     if [ -n "$set" ]; then
         # smtpd's policy log lines (reject, hold, discard, warn), without
         # time, pid and queue id: yubin's must be the same, in order.
@@ -294,8 +306,9 @@ EOF
 
 case $which in
     seed) record_seed ;;
+    level0) record_seed level0 ;;
     embedded) record_embedded ;;
     access|access-nodelay|dnsbl|policy) record_seed "$which" ;;
-    all) record_seed; record_embedded; record_seed access; record_seed access-nodelay; record_seed dnsbl; record_seed policy ;;
-    *) echo "usage: $0 [seed|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]" >&2; exit 2 ;;
+    all) record_seed; record_seed level0; record_embedded; record_seed access; record_seed access-nodelay; record_seed dnsbl; record_seed policy ;;
+    *) echo "usage: $0 [seed|level0|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]" >&2; exit 2 ;;
 esac

@@ -32,7 +32,13 @@ fn answer(s: &Session, r: Request) -> Answer {
         Request::Helo(_) => Answer::Verdict(None),
         Request::Auth(AuthRequest::Start { initial: None, .. }) => Answer::Sasl(SaslStep::Challenge(Vec::new())),
         Request::Auth(AuthRequest::Start { initial: Some(b), .. }) | Request::Auth(AuthRequest::Response(b)) => {
-            Answer::Sasl(if b == b"\0u\0p" { SaslStep::Success("u".into()) } else { SaslStep::Failure("no".into()) })
+            Answer::Sasl(if b == b"\0u\0p" {
+                SaslStep::Success("u".into())
+            } else if b == b"t" {
+                SaslStep::TempFailure("down".into())
+            } else {
+                SaslStep::Failure("no".into())
+            })
         }
     }
 }
@@ -53,10 +59,13 @@ fuzz_target!(|data: &[u8]| {
         tls_offered: true,
         tls_required: false,
         auth_mechanisms: Some(vec!["PLAIN".into()]),
+        auth_mechanisms_tls: Some(vec!["PLAIN".into(), "LOGIN".into()]),
         auth_requires_tls: false,
         broken_sasl_auth_clients: false,
         check_client: false,
         check_helo: true,
+        // The LMTP mode (yubin's lmtpd) when the input starts with 'L'.
+        lmtp: data.first() == Some(&b'L'),
         new_queue_id: Arc::new(|| "ID".to_string()),
     };
     let client = ClientInfo { name: "x".into(), addr: "192.0.2.1".parse().unwrap(), in_mynetworks: data.first() == Some(&b'M') };

@@ -30,6 +30,8 @@ enum RecipientMap {
 /// here, before anything serves.
 pub struct Resolver {
     myorigin: String,
+    /// `Some(".$mydomain")` when append_dot_mydomain is on.
+    append_dot: Option<String>,
     delimiter: String,
     mydestination: DomainList,
     interface_addrs: Vec<IpAddr>,
@@ -51,7 +53,32 @@ pub struct Resolver {
     recursion_limit: usize,
     expansion_limit: usize,
     double_bounce_sender: String,
+    /// virtual_transport and mailbox_transport when they name another
+    /// transport than the built-in virtual(8)/local(8) mailbox delivery.
+    virtual_transport: Option<Agent>,
+    mailbox_transport: Option<Agent>,
     origins: Origins,
+}
+
+/// A transport parameter's value (`lmtp:unix:/path`, `smtp:[host]`,
+/// `virtual`): `None` for the built-in mailbox delivery, else the relay
+/// agent with its next hop (transport(5): `transport:nexthop`).
+fn transport_agent(value: &str, builtin: &str) -> Result<Option<Agent>, TableError> {
+    let value = value.trim();
+    let (name, nexthop) = value.split_once(':').unwrap_or((value, ""));
+    match name {
+        "" => Ok(None),
+        n if n == builtin && nexthop.is_empty() => Ok(None),
+        "lmtp" if !nexthop.is_empty() => Ok(Some(Agent::Lmtp {
+            nexthop: nexthop.to_string(),
+        })),
+        "smtp" if !nexthop.is_empty() => Ok(Some(Agent::Smtp {
+            nexthop: nexthop.to_string(),
+        })),
+        _ => Err(TableError::Spec(format!(
+            "\"{value}\": yubin delivers with {builtin}, lmtp:NEXTHOP or smtp:NEXTHOP here"
+        ))),
+    }
 }
 
 /// Where the main parameters were set, for hints in the trace.
@@ -117,6 +144,10 @@ impl Resolver {
         };
         Ok(Resolver {
             myorigin: cfg.get("myorigin").to_ascii_lowercase(),
+            append_dot: cfg
+                .bool("append_dot_mydomain")
+                .unwrap_or(false)
+                .then(|| format!(".{}", cfg.get("mydomain").to_ascii_lowercase())),
             delimiter: cfg.get("recipient_delimiter").to_string(),
             mydestination: list("mydestination", false)?,
             interface_addrs: interface_addresses(cfg),
@@ -137,6 +168,10 @@ impl Resolver {
             recursion_limit: cfg.u64("virtual_alias_recursion_limit").unwrap_or(1000) as usize,
             expansion_limit: cfg.u64("virtual_alias_expansion_limit").unwrap_or(1000) as usize,
             double_bounce_sender: cfg.get("double_bounce_sender").to_ascii_lowercase(),
+            virtual_transport: transport_agent(cfg.get("virtual_transport"), "virtual")
+                .map_err(err("virtual_transport"))?,
+            mailbox_transport: transport_agent(cfg.get("mailbox_transport"), "local")
+                .map_err(err("mailbox_transport"))?,
             origins: Origins {
                 virtual_alias_maps: cfg.origin_text("virtual_alias_maps"),
                 local_recipient_maps: cfg.origin_text("local_recipient_maps"),
@@ -144,13 +179,23 @@ impl Resolver {
         })
     }
 
-    /// Appends `@$myorigin` to a bare local part (postconf(5) append_at_myorigin).
+    /// Appends `@$myorigin` to a bare local part (postconf(5)
+    /// append_at_myorigin), then `.$mydomain` to a domain without a dot when
+    /// append_dot_mydomain is on (trivial-rewrite(8); the default below
+    /// compatibility_level 1, so `root@localhost` becomes
+    /// `root@localhost.$mydomain`, as Postfix 3.7 does at level 0).
     pub fn canonical(&self, addr: &Address) -> Address {
-        if addr.domain.is_empty() {
+        let mut out = if addr.domain.is_empty() {
             Address::new(&addr.local, &self.myorigin)
         } else {
             addr.clone()
+        };
+        if let Some(dot) = &self.append_dot {
+            if !out.domain.is_empty() && !out.domain.contains('.') && !out.domain.starts_with('[') {
+                out = Address::new(&out.local, &format!("{}{dot}", out.domain));
+            }
         }
+        out
     }
 
     /// Whether the domain is the local machine: `$mydestination`, or an
@@ -270,9 +315,14 @@ impl Resolver {
             steps.push(Step {
                 depth: 0,
                 text: format!(
-                    "canonical form {} (bare name gets @$myorigin = {})",
+                    "canonical form {} ({})",
                     canonical.internal(),
-                    self.myorigin
+                    if addr.domain.is_empty() {
+                        format!("bare name gets @$myorigin = {}", self.myorigin)
+                    } else {
+                        "append_dot_mydomain = yes appends .$mydomain to a domain without a dot"
+                            .to_string()
+                    }
                 ),
                 source: None,
             });
@@ -600,7 +650,15 @@ impl Resolver {
             });
         }
         match class {
-            Class::VirtualMailbox => out.push(self.virtual_mailbox(addr, depth, steps)),
+            // virtual_transport = lmtp:...: the mailboxes are another
+            // server's (Dovecot's); it decides who exists.
+            Class::VirtualMailbox => match &self.virtual_transport {
+                Some(agent) => out.push(Delivery {
+                    recipient: addr.internal(),
+                    agent: agent.clone(),
+                }),
+                None => out.push(self.virtual_mailbox(addr, depth, steps)),
+            },
             Class::Local => self.local_delivery(addr, depth, out, steps, 0),
             Class::VirtualAlias => out.push(error_delivery(
                 addr,
@@ -691,6 +749,15 @@ impl Resolver {
                 }
                 return;
             }
+        }
+        // local(8) hands mailbox delivery to mailbox_transport before it
+        // looks the user up (local/mailbox.c deliver_mailbox).
+        if let Some(agent) = &self.mailbox_transport {
+            out.push(Delivery {
+                recipient: addr.internal(),
+                agent: agent.clone(),
+            });
+            return;
         }
         let Some(u) = passwd::lookup(&local) else {
             steps.push(Step {

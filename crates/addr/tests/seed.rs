@@ -20,7 +20,7 @@ fn seed(dir: &Path, virtual_table: &str, extra: &str) -> Resolver {
     build(&dir.join("virtual_maps"), SourceFormat::Map, true).unwrap();
     build(&dir.join("aliases"), SourceFormat::Aliases, true).unwrap();
     let main = format!(
-        "myhostname = mail.mydomain.com\nmydomain = mydomain.com\nmyorigin = $mydomain\nmydestination = localhost, $myhostname\n\
+        "compatibility_level = 3.6\nmyhostname = mail.mydomain.com\nmydomain = mydomain.com\nmyorigin = $mydomain\nmydestination = localhost, $myhostname\n\
          recipient_delimiter = +\ninet_interfaces = loopback-only\nalias_maps = hash:{d}/aliases\n\
          virtual_alias_maps = hash:{d}/virtual\nvirtual_mailbox_base = /home/vmail\nvirtual_mailbox_domains = {d}/virtual_domains\n\
          virtual_mailbox_maps = hash:{d}/virtual_maps\nvirtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n{extra}",
@@ -158,5 +158,72 @@ fn extension_propagates_and_loops_are_bounded() {
             .filter(|d| d.recipient == "hoge@mydomain.com")
             .count(),
         1
+    );
+}
+
+/// virtual_transport and mailbox_transport = lmtp:NEXTHOP (a Dovecot
+/// keeps the mailboxes): the virtual domain's recipients and, after alias
+/// expansion, local users go to lmtp(8) with that next hop; a transport
+/// yubin does not have is a configuration error naming the parameter.
+#[test]
+fn lmtp_transports() {
+    use yubin_addr::Agent;
+    let dir = tempfile::tempdir().unwrap();
+    let r = seed(
+        dir.path(),
+        BEFORE,
+        "virtual_transport = lmtp:unix:private/dovecot-lmtp\nmailbox_transport = lmtp:inet:127.0.0.1:24\n",
+    );
+    let agents = |a: &str| -> Vec<(String, Agent)> {
+        r.expand(&parse_address(a, false).unwrap())
+            .0
+            .into_iter()
+            .map(|d| (d.recipient, d.agent))
+            .collect()
+    };
+    let lmtp = |n: &str| Agent::Lmtp { nexthop: n.into() };
+    assert_eq!(
+        agents("hoge@mydomain.com"),
+        [(
+            "hoge@mydomain.com".into(),
+            lmtp("unix:private/dovecot-lmtp")
+        )]
+    );
+    // root@mydomain.com -> hoge@mydomain.com by virtual_alias_maps.
+    assert_eq!(
+        agents("root@mydomain.com"),
+        [(
+            "hoge@mydomain.com".into(),
+            lmtp("unix:private/dovecot-lmtp")
+        )]
+    );
+    // A local user without an alias: mailbox_transport, with no passwd
+    // lookup (local/mailbox.c); postmaster -> root -> root@$myorigin, which
+    // virtual_alias_maps sends to hoge.
+    assert_eq!(
+        agents("dovecot-only-user@localhost"),
+        [(
+            "dovecot-only-user@localhost".into(),
+            lmtp("inet:127.0.0.1:24")
+        )]
+    );
+    assert_eq!(
+        agents("postmaster@localhost"),
+        [(
+            "hoge@mydomain.com".into(),
+            lmtp("unix:private/dovecot-lmtp")
+        )]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("virtual_maps"), "").unwrap();
+    let main = "alias_maps =\nlocal_recipient_maps =\nvirtual_transport = maildrop\n";
+    let cfg = Config::from_bytes(dir.path(), &dir.path().join("main.cf"), main.as_bytes()).unwrap();
+    let e = Resolver::new(&cfg)
+        .err()
+        .expect("maildrop is refused")
+        .to_string();
+    assert!(
+        e.contains("virtual_transport") && e.contains("maildrop"),
+        "{e}"
     );
 }

@@ -366,13 +366,25 @@ mod tests {
         let c = cfg("compatibility_level = 1\n").unwrap();
         assert_eq!(c.get("append_dot_mydomain"), "no");
         assert_eq!(c.get("mynetworks_style"), "subnet");
-        // yubin's default level (3.6, see params.rs): the new defaults, quietly.
+        // No compatibility_level line: level 0, as Postfix 3.7 (postconf -d
+        // compatibility_level = 0), warned for each default it changes.
         let c = cfg("myhostname = m.example\n").unwrap();
+        assert_eq!(c.get("smtpd_relay_restrictions"), "");
+        assert_eq!(c.get("smtpd_relay_before_recipient_restrictions"), "no");
+        assert_eq!(c.get("smtputf8_enable"), "no");
+        let w = c.warnings().join("\n");
+        assert!(
+            w.contains("default setting smtpd_relay_before_recipient_restrictions=no"),
+            "{w}"
+        );
+        // The level Debian's stock main.cf sets: the new defaults, quietly.
+        let c = cfg("compatibility_level = 3.6\nmyhostname = m.example\n").unwrap();
         assert_eq!(
             c.get("smtpd_relay_restrictions"),
             "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination"
         );
         assert_eq!(c.get("relay_domains"), "");
+        assert_eq!(c.get("smtpd_relay_before_recipient_restrictions"), "yes");
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
         let e = cfg("compatibility_level = three\n")
             .unwrap_err()
@@ -392,7 +404,15 @@ mod tests {
         assert_eq!(c.get("virtual_alias_domains"), "hash:/etc/postfix/virtual");
         assert_eq!(c.get("smtpd_banner"), "mail.mydomain.com ESMTP yubin");
         assert_eq!(c.origin_text("mydestination"), "/etc/yubin/main.cf:4");
-        assert!(c.warnings().is_empty());
+        // No compatibility_level in these lines: only level 0's warnings.
+        assert!(!c.warnings().is_empty());
+        assert!(
+            c.warnings()
+                .iter()
+                .all(|w| w.starts_with("using backwards-compatible default setting")),
+            "{:?}",
+            c.warnings()
+        );
     }
 
     #[test]
@@ -417,7 +437,10 @@ mod tests {
 
     #[test]
     fn unknown_parameters_warn_unless_referenced() {
-        let c = cfg("frobnicate = 1\nmy_list = a b\nmydestination = $my_list\n").unwrap();
+        let c = cfg(
+            "frobnicate = 1\nmy_list = a b\nmydestination = $my_list\ncompatibility_level = 3.6\n",
+        )
+        .unwrap();
         assert_eq!(
             c.warnings(),
             ["/etc/yubin/main.cf:1: unknown parameter frobnicate: yubin does not implement it; the setting has no effect"]

@@ -19,6 +19,9 @@ pub struct Service {
     pub name: String,
     /// `inet`, `unix`, `unix-dgram`, `fifo`, `pass`.
     pub kind: String,
+    /// The private column: `y` (and `-`, the default) restricts a `unix`
+    /// service to the mail system (Postfix's private/ directory).
+    pub private: bool,
     pub command: String,
     pub args: Vec<String>,
     /// `-o name=value` pairs, in order.
@@ -83,6 +86,14 @@ impl MasterCf {
             .filter(|s| s.kind == "inet" && s.command == "smtpd")
     }
 
+    /// yubin's LMTP server (command `lmtpd`, a yubin extension: Postfix has
+    /// no LMTP server), on `inet` or `unix`.
+    pub fn lmtpd_services(&self) -> impl Iterator<Item = &Service> {
+        self.services
+            .iter()
+            .filter(|s| (s.kind == "inet" || s.kind == "unix") && s.command == "lmtpd")
+    }
+
     /// The services that accept IMAP connections (yubin's own command
     /// `imap`, the IMAP side of `yubin serve`).
     pub fn imap_services(&self) -> impl Iterator<Item = &Service> {
@@ -106,6 +117,7 @@ impl Service {
             "smtps" | "submissions" => 465,
             "imap" | "imap2" => 143,
             "imaps" => 993,
+            "lmtp" => 24,
             p => p.parse().ok()?,
         };
         Some((host.filter(|h| !h.is_empty() && h != "*"), port))
@@ -191,6 +203,7 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<MasterCf, ConfError> {
         let svc = Service {
             name: words[0].clone(),
             kind: words[1].clone(),
+            private: words[2] != "n",
             command: words[7].clone(),
             args,
             overrides,
@@ -204,7 +217,10 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<MasterCf, ConfError> {
                 format!("unknown service type \"{}\"", svc.kind),
             ));
         }
-        if svc.kind == "inet" && svc.command == "smtpd" && svc.listen().is_none() {
+        if svc.kind == "inet"
+            && (svc.command == "smtpd" || svc.command == "lmtpd")
+            && svc.listen().is_none()
+        {
             return Err(ConfError::syntax(
                 file,
                 line,
@@ -212,6 +228,7 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<MasterCf, ConfError> {
             ));
         }
         if svc.command != "smtpd"
+            && svc.command != "lmtpd"
             && svc.command != "imap"
             && svc.command != "spawn"
             && !INTERNAL.contains(&svc.command.as_str())

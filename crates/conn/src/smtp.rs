@@ -47,6 +47,13 @@ impl SmtpCore {
     pub fn queued(&mut self, result: Result<String, String>) -> Vec<Step<SmtpAsk>> {
         steps(self.0.queued(result))
     }
+
+    // milter: begin
+    /// A milter refused the message at its end.
+    pub fn refused(&mut self, reply: yubin_smtp::Reply) -> Vec<Step<SmtpAsk>> {
+        steps(self.0.refused(reply))
+    }
+    // milter: end
 }
 
 impl Core for SmtpCore {

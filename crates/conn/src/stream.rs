@@ -12,6 +12,8 @@ use tokio_rustls::TlsAcceptor;
 
 pub enum Conn {
     Plain(TcpStream),
+    /// A UNIX-domain socket (yubin's `lmtpd` as a master.cf `unix` service).
+    Unix(tokio::net::UnixStream),
     Tls(Box<TlsStream<TcpStream>>),
     Stdio(tokio::io::Stdin, tokio::io::Stdout),
     /// Between states (a failed handshake consumed the stream).
@@ -22,6 +24,7 @@ impl Conn {
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf).await,
+            Conn::Unix(s) => s.read(buf).await,
             Conn::Tls(s) => s.read(buf).await,
             Conn::Stdio(i, _) => i.read(buf).await,
             Conn::Closed => Ok(0),
@@ -31,6 +34,7 @@ impl Conn {
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.write_all(bytes).await,
+            Conn::Unix(s) => s.write_all(bytes).await,
             Conn::Tls(s) => {
                 s.write_all(bytes).await?;
                 s.flush().await
@@ -48,6 +52,9 @@ impl Conn {
             Conn::Plain(s) => {
                 let _ = s.shutdown().await;
             }
+            Conn::Unix(s) => {
+                let _ = s.shutdown().await;
+            }
             Conn::Tls(s) => {
                 let _ = s.shutdown().await;
             }
@@ -62,8 +69,16 @@ impl Conn {
     /// (`TLSv1.3 with cipher ...`). The plain stream's unread bytes are not
     /// carried over: only what arrives inside TLS counts (RFC 3207 section 4.2).
     pub async fn upgrade(&mut self, config: Arc<rustls::ServerConfig>) -> io::Result<String> {
-        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Closed) else {
-            return Err(io::Error::other("TLS already active"));
+        let tcp = match std::mem::replace(self, Conn::Closed) {
+            Conn::Plain(tcp) => tcp,
+            other => {
+                let why = match other {
+                    Conn::Unix(_) => "TLS over a UNIX-domain socket",
+                    _ => "TLS already active",
+                };
+                *self = other;
+                return Err(io::Error::other(why));
+            }
         };
         let tls = TlsAcceptor::from(config).accept(tcp).await?;
         let summary = summary(tls.get_ref().1);

@@ -164,11 +164,8 @@ pub fn relay(
         .first()
         .and_then(|(d, _)| d.target())
         .unwrap_or_default();
-    let lmtp = copies
-        .first()
-        .is_some_and(|(d, _)| matches!(d.agent, Agent::Lmtp { .. }));
     match cx.relay {
-        Some(agent) if !lmtp => agent.relay(&nexthop, copies, envelope),
+        Some(agent) => agent.relay(&nexthop, copies, envelope),
         _ => copies
             .iter()
             .map(|_| Relayed {

@@ -49,7 +49,7 @@ impl World {
         )
         .unwrap();
         let main = format!(
-            "myhostname = mail.example.com\nmydomain = example.com\nmydestination = localhost\n\
+            "compatibility_level = 3.6\nmyhostname = mail.example.com\nmydomain = example.com\nmydestination = localhost\n\
              alias_maps =\nvirtual_mailbox_domains = example.com\nvirtual_mailbox_base = {d}/vmail\n\
              virtual_mailbox_maps = texthash:{d}/virtual_maps\nvirtual_uid_maps = static:{uid}\n\
              virtual_gid_maps = static:{gid}\nvirtual_minimum_uid = 0\n",

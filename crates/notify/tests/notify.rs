@@ -30,7 +30,7 @@ fn settings(main_cf: &str) -> Settings {
     let cfg = yubin_conf::Config::from_bytes(
         Path::new("/etc/yubin"),
         Path::new("/etc/yubin/main.cf"),
-        format!("myhostname = mail.example.com\n{main_cf}").as_bytes(),
+        format!("compatibility_level = 3.6\nmyhostname = mail.example.com\n{main_cf}").as_bytes(),
     )
     .unwrap();
     Settings::from_config(&cfg).unwrap()

@@ -231,7 +231,7 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
                     relay: &relay,
                     message,
                 };
-                let out = s.run(tcp, cfg, tx, conn_start).await;
+                let out = s.run(Conn::Plain(tcp), cfg, tx, conn_start).await;
                 notes.extend(out.notes);
                 let had_outcomes = !out.outcomes.is_empty();
                 for (k, outcome) in out.outcomes {
@@ -319,7 +319,7 @@ pub async fn deliver(settings: &Settings, dns: &Dns, nexthop: &Nexthop, job: &Jo
     Delivery { results, notes }
 }
 
-fn io_text(e: &std::io::Error) -> String {
+pub(crate) fn io_text(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
         std::io::ErrorKind::TimedOut => "Connection timed out".into(),
@@ -378,7 +378,7 @@ fn route_failure(e: &RouteError, n: usize, setup: Duration) -> Delivery {
     }
 }
 
-fn rcpt_result(
+pub(crate) fn rcpt_result(
     o: Outcome,
     relay: &str,
     hostaddr: &str,
@@ -414,10 +414,11 @@ fn rcpt_result(
     }
 }
 
-/// A connection, plain or after STARTTLS.
-enum Conn {
+/// A connection, plain or after STARTTLS, or LMTP's UNIX-domain socket.
+pub(crate) enum Conn {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Unix(tokio::net::UnixStream),
     Gone,
 }
 
@@ -430,6 +431,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Gone => Poll::Ready(Ok(())),
         }
     }
@@ -444,6 +446,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Gone => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
         }
     }
@@ -451,6 +454,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_flush(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Unix(s) => Pin::new(s).poll_flush(cx),
             Conn::Gone => Poll::Ready(Ok(())),
         }
     }
@@ -458,33 +462,39 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Gone => Poll::Ready(Ok(())),
         }
     }
 }
 
-struct Session<'a> {
-    settings: &'a Settings,
-    level: TlsLevel,
-    tls_name: &'a str,
-    relay: &'a str,
-    message: &'a [u8],
+pub(crate) struct Session<'a> {
+    pub settings: &'a Settings,
+    pub level: TlsLevel,
+    pub tls_name: &'a str,
+    pub relay: &'a str,
+    pub message: &'a [u8],
 }
 
-struct SessionOut {
+pub(crate) struct SessionOut {
     /// (index into the transaction's recipients, outcome)
-    outcomes: Vec<(usize, Outcome)>,
-    close: Option<Failure>,
-    notes: Vec<String>,
-    setup: Duration,
-    xfer: Duration,
+    pub outcomes: Vec<(usize, Outcome)>,
+    pub close: Option<Failure>,
+    pub notes: Vec<String>,
+    pub setup: Duration,
+    pub xfer: Duration,
 }
 
 impl Session<'_> {
     fn stage_timeout(&self, stage: Stage) -> Duration {
         let t = &self.settings.timeouts;
         match stage {
-            Stage::Greeting | Stage::Ehlo | Stage::Helo | Stage::Auth | Stage::Idle => t.helo,
+            Stage::Greeting
+            | Stage::Ehlo
+            | Stage::Lhlo
+            | Stage::Helo
+            | Stage::Auth
+            | Stage::Idle => t.helo,
             Stage::StartTls | Stage::TlsHandshake => t.starttls,
             Stage::Mail => t.mail,
             Stage::Rcpt => t.rcpt,
@@ -496,9 +506,9 @@ impl Session<'_> {
         }
     }
 
-    async fn run(
+    pub(crate) async fn run(
         &self,
-        tcp: TcpStream,
+        conn: Conn,
         cfg: ClientConfig,
         tx: Transaction,
         conn_start: Instant,
@@ -511,7 +521,7 @@ impl Session<'_> {
             xfer: Duration::ZERO,
         };
         let mut tx = Some(tx);
-        let mut conn = Conn::Plain(tcp);
+        let mut conn = conn;
         let mut client = Client::new(cfg);
         let mut queue: std::collections::VecDeque<Action> = Default::default();
         let mut buf = vec![0u8; 4096];

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod dkim;
 pub mod dns;
 pub mod explain;
+pub mod lmtp;
 pub mod log;
 pub mod nexthop;
 pub mod outbound;
@@ -16,6 +17,7 @@ pub mod tls;
 
 pub use agent::{deliver, Delivery, Job, RcptResult, Status};
 pub use dns::Dns;
+pub use lmtp::LmtpTarget;
 pub use nexthop::{Host, Nexthop};
 pub use outbound::Outbound;
 pub use settings::{Settings, Timeouts};

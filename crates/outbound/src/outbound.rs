@@ -65,6 +65,11 @@ impl Outbound {
     pub async fn deliver(&self, nexthop: &Nexthop, job: &Job<'_>) -> Delivery {
         deliver(&self.settings, &self.dns, nexthop, job).await
     }
+
+    /// lmtp(8): one message to an LMTP server (see [`crate::lmtp`]).
+    pub async fn deliver_lmtp(&self, target: &crate::lmtp::LmtpTarget, job: &Job<'_>) -> Delivery {
+        crate::lmtp::deliver(&self.settings, target, job).await
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub const PARAMS: &[&str] = &[
     "smtpd_sender_restrictions",
     "smtpd_relay_restrictions",
     "smtpd_recipient_restrictions",
+    "smtpd_relay_before_recipient_restrictions",
+    "compatibility_level",
     "smtpd_delay_reject",
     "reject_code",
     "defer_code",
@@ -150,13 +152,26 @@ pub fn restrictions(cfg: &Config, clients: &PolicyClients) -> Result<Restriction
     let list = |name: &str| {
         Restriction::parse_list_with(&cfg.list(name), &loader).map_err(|e| err(cfg, name, e))
     };
+    // Postfix refuses to run as an open relay by accident (smtpd_check.c).
     let mut r = Restrictions::new(
         list("smtpd_sender_restrictions")?,
         list("smtpd_relay_restrictions")?,
         list("smtpd_recipient_restrictions")?,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| {
+        let level = cfg.get("compatibility_level");
+        if level == "0" && cfg.list("smtpd_relay_restrictions").is_empty() {
+            // The common way into this error: a main.cf from before Postfix
+            // 3.0 (or one that lost Debian's compatibility_level line).
+            format!("{e} (compatibility_level = {level}, {}, leaves smtpd_relay_restrictions empty: add \"compatibility_level = 3.6\" to main.cf, or list reject_unauth_destination in smtpd_recipient_restrictions)", cfg.origin_text("compatibility_level"))
+        } else {
+            e.to_string()
+        }
+    })?;
     r.client = list("smtpd_client_restrictions")?;
     r.helo = list("smtpd_helo_restrictions")?;
+    r.relay_before_recipient = cfg
+        .bool("smtpd_relay_before_recipient_restrictions")
+        .map_err(|e| err(cfg, "smtpd_relay_before_recipient_restrictions", e))?;
     Ok(r)
 }

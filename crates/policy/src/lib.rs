@@ -33,6 +33,10 @@ pub struct Restrictions {
     pub sender: Vec<Restriction>,
     pub relay: Vec<Restriction>,
     pub recipient: Vec<Restriction>,
+    /// smtpd_relay_before_recipient_restrictions (Postfix 3.6): relay
+    /// restrictions first; `no` (compatibility_level < 3.6) evaluates
+    /// smtpd_recipient_restrictions before smtpd_relay_restrictions.
+    pub relay_before_recipient: bool,
 }
 
 impl Restrictions {
@@ -56,7 +60,8 @@ impl Restrictions {
             })
         };
         if !guards(&relay) && !guards(&recipient) {
-            return Err(RestrictionError("parameters smtpd_relay_restrictions and smtpd_recipient_restrictions: specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject, defer".into()));
+            // Postfix 3.7's wording (smtpd_check.c), with yubin's list.
+            return Err(RestrictionError("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject or defer".into()));
         }
         Ok(Restrictions {
             client: Vec::new(),
@@ -64,6 +69,7 @@ impl Restrictions {
             sender,
             relay,
             recipient,
+            relay_before_recipient: true,
         })
     }
 
@@ -1467,7 +1473,15 @@ impl Policy {
         ev.defer_if_reject = None;
         let rn = q.recipient.internal();
         let mut reply = None;
-        for list in [&self.restrictions.relay, &self.restrictions.recipient] {
+        // smtpd_relay_before_recipient_restrictions (Postfix 3.6) orders
+        // the two recipient lists.
+        let r = &self.restrictions;
+        let lists = if r.relay_before_recipient {
+            [&r.relay, &r.recipient]
+        } else {
+            [&r.recipient, &r.relay]
+        };
+        for list in lists {
             ev.defer_if_reject = None;
             if let Status::Reject(r) = self
                 .generic(&mut ev, &ctx, list, &rn, ReplyClass::Recipient, 0)

@@ -20,7 +20,7 @@ fn resolver(dir: &Path) -> Arc<Resolver> {
     )
     .unwrap();
     let main = format!(
-        "myhostname = mail.mydomain.com\nmydomain = mydomain.com\nmydestination = localhost\n\
+        "compatibility_level = 3.6\nmyhostname = mail.mydomain.com\nmydomain = mydomain.com\nmydestination = localhost\n\
          alias_maps =\nlocal_recipient_maps =\nvirtual_mailbox_domains = {d}/virtual_domains\n\
          virtual_mailbox_maps = texthash:{d}/vmaps\nvirtual_mailbox_base = /home/vmail\n",
         d = dir.display()

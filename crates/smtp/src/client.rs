@@ -72,6 +72,10 @@ pub struct ClientConfig {
     /// mail would loop (Postfix smtp_proto.c: "host ... greeted me with my
     /// own hostname").
     pub my_hostname: Option<String>,
+    /// Speak LMTP (RFC 2033) instead: LHLO, no HELO fallback, DATA (not
+    /// BDAT), and after the final dot one reply per accepted recipient
+    /// (section 4.2), each that recipient's outcome.
+    pub lmtp: bool,
 }
 
 impl ClientConfig {
@@ -84,6 +88,7 @@ impl ClientConfig {
             pipelining: true,
             chunking: true,
             my_hostname: None,
+            lmtp: false,
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct Transaction {
 pub enum Stage {
     Greeting,
     Ehlo,
+    /// LMTP's LHLO (RFC 2033 section 4.1).
+    Lhlo,
     Helo,
     StartTls,
     /// The driver is performing the TLS handshake.
@@ -165,6 +172,7 @@ impl Stage {
         match self {
             Stage::Greeting => "receiving the initial server greeting",
             Stage::Ehlo => "performing the EHLO handshake",
+            Stage::Lhlo => "performing the LHLO handshake",
             Stage::Helo => "performing the HELO handshake",
             Stage::StartTls => "sending STARTTLS",
             Stage::TlsHandshake => "performing the TLS handshake",
@@ -350,6 +358,7 @@ impl Failure {
 fn command_name(stage: Stage) -> &'static str {
     match stage {
         Stage::Ehlo => "EHLO",
+        Stage::Lhlo => "LHLO",
         Stage::Helo => "HELO",
         Stage::StartTls => "STARTTLS",
         Stage::Mail => "MAIL FROM",
@@ -453,6 +462,7 @@ pub enum Action {
 enum Expect {
     Greeting,
     Ehlo,
+    Lhlo,
     Helo,
     StartTls,
     /// AUTH PLAIN's reply, or LOGIN's n-th step (0: username prompt, ...).
@@ -462,6 +472,8 @@ enum Expect {
     Rcpt(usize),
     Data,
     DataDone,
+    /// LMTP: the reply after the final dot for the k-th accepted recipient.
+    LmtpDone(usize),
     Rset,
     Quit,
 }
@@ -471,13 +483,14 @@ impl Expect {
         match self {
             Expect::Greeting => Stage::Greeting,
             Expect::Ehlo => Stage::Ehlo,
+            Expect::Lhlo => Stage::Lhlo,
             Expect::Helo => Stage::Helo,
             Expect::StartTls => Stage::StartTls,
             Expect::AuthPlain | Expect::AuthLogin(_) => Stage::Auth,
             Expect::Mail => Stage::Mail,
             Expect::Rcpt(_) => Stage::Rcpt,
             Expect::Data => Stage::Data,
-            Expect::DataDone => Stage::DataDone,
+            Expect::DataDone | Expect::LmtpDone(_) => Stage::DataDone,
             Expect::Rset => Stage::Rset,
             Expect::Quit => Stage::Quit,
         }
@@ -712,7 +725,7 @@ impl Client {
         }
         self.idle = false;
         let n = t.recipients.len();
-        let mode = if self.cfg.chunking && self.ext.chunking {
+        let mode = if self.cfg.chunking && self.ext.chunking && !self.cfg.lmtp {
             BodyMode::Bdat
         } else {
             BodyMode::Data
@@ -792,7 +805,14 @@ impl Client {
     pub fn message_sent(&mut self) -> Vec<Action> {
         if self.busy == Some(Stage::Message) {
             self.busy = None;
-            self.pending.push_back(Expect::DataDone);
+            match self.tx.as_ref() {
+                Some(tx) if self.cfg.lmtp && !tx.accepted.is_empty() => {
+                    for k in 0..tx.accepted.len() {
+                        self.pending.push_back(Expect::LmtpDone(k));
+                    }
+                }
+                _ => self.pending.push_back(Expect::DataDone),
+            }
         }
         Vec::new()
     }
@@ -870,9 +890,14 @@ impl Client {
     }
 
     fn send_ehlo(&mut self, out: &mut Vec<Action>) {
-        self.pending.push_back(Expect::Ehlo);
+        let (expect, verb) = if self.cfg.lmtp {
+            (Expect::Lhlo, "LHLO")
+        } else {
+            (Expect::Ehlo, "EHLO")
+        };
+        self.pending.push_back(expect);
         out.push(Action::Send(
-            format!("EHLO {}\r\n", self.cfg.helo_name).into_bytes(),
+            format!("{verb} {}\r\n", self.cfg.helo_name).into_bytes(),
         ));
     }
 
@@ -972,33 +997,28 @@ impl Client {
                 }
                 self.send_ehlo(out);
             }
-            Expect::Ehlo => {
+            Expect::Ehlo | Expect::Lhlo => {
+                let stage = expect.stage();
                 if reply.code == 250 && self.is_me(reply.text.first().map(String::as_str)) {
                     let server_name = first_word(reply.text.first().map(String::as_str));
                     self.fail(
                         out,
                         Failure::Local {
-                            stage: Stage::Ehlo,
+                            stage,
                             reason: LocalReason::LoopsBack { server_name },
                         },
                     );
                 } else if reply.code == 250 {
                     self.ext = Extensions::from_ehlo(&reply);
                     self.after_hello(out);
-                } else if reply.code >= 500 && !self.tls {
+                } else if reply.code >= 500 && !self.tls && !self.cfg.lmtp {
                     // RFC 5321 section 3.2: fall back to HELO.
                     self.pending.push_back(Expect::Helo);
                     out.push(Action::Send(
                         format!("HELO {}\r\n", self.cfg.helo_name).into_bytes(),
                     ));
                 } else {
-                    self.fail(
-                        out,
-                        Failure::Reply {
-                            stage: Stage::Ehlo,
-                            reply,
-                        },
-                    );
+                    self.fail(out, Failure::Reply { stage, reply });
                 }
             }
             Expect::Helo => {
@@ -1191,6 +1211,25 @@ impl Client {
                     }
                 }
                 self.finish_tx(out);
+            }
+            Expect::LmtpDone(k) => {
+                // RFC 2033 section 4.2: this reply is the k-th accepted
+                // recipient's own outcome.
+                let Some(tx) = self.tx.as_mut() else { return };
+                let last = k + 1 >= tx.accepted.len();
+                if let Some(&i) = tx.accepted.get(k) {
+                    tx.results[i] = Some(if reply.code == 250 {
+                        Outcome::Delivered(reply)
+                    } else {
+                        Outcome::Failed(Failure::Reply {
+                            stage: Stage::DataDone,
+                            reply,
+                        })
+                    });
+                }
+                if last {
+                    self.finish_tx(out);
+                }
             }
             Expect::Quit => self.close(out, None),
         }

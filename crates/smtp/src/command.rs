@@ -9,6 +9,8 @@
 pub enum Verb {
     Helo,
     Ehlo,
+    /// LMTP's greeting (RFC 2033 section 4.1), in LMTP mode only.
+    Lhlo,
     Auth,
     Mail,
     Rcpt,
@@ -28,6 +30,7 @@ impl Verb {
         match word.to_ascii_uppercase().as_str() {
             "HELO" => Verb::Helo,
             "EHLO" => Verb::Ehlo,
+            "LHLO" => Verb::Lhlo,
             "AUTH" => Verb::Auth,
             "MAIL" => Verb::Mail,
             "RCPT" => Verb::Rcpt,
@@ -48,6 +51,7 @@ impl Verb {
         match self {
             Verb::Helo => "helo",
             Verb::Ehlo => "ehlo",
+            Verb::Lhlo => "lhlo",
             Verb::Auth => "auth",
             Verb::Mail => "mail",
             Verb::Rcpt => "rcpt",

@@ -17,7 +17,7 @@ pub mod stats;
 
 pub use envelope::{Envelope, Recipient};
 pub use reply::{parse_reply, Enhanced, Reply, ReplyError};
-pub use sasl::{Authenticator, SaslExchange, SaslStep};
+pub use sasl::{Authenticator, SaslContext, SaslExchange, SaslStep};
 pub use session::{
     Action, Answer, AuthRequest, ClientInfo, HeloQuery, MailQuery, Notice, PolicyVerdict,
     RecipientQuery, Request, Session, SessionConfig,

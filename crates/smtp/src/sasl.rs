@@ -12,6 +12,20 @@ pub enum SaslStep {
     Success(String),
     /// Refused; the text goes to the log (`SASL PLAIN authentication failed: TEXT`).
     Failure(String),
+    /// The authentication server could not decide (Dovecot down, its user
+    /// database down): `454 4.7.0 Temporary authentication failure: TEXT`
+    /// (RFC 4954 section 6; Postfix's XSASL_AUTH_TEMP).
+    TempFailure(String),
+}
+
+/// Where an AUTH comes from, for authentication servers that want it
+/// (Dovecot's `rip=`, `lip=` and `secured`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaslContext {
+    pub remote: std::net::IpAddr,
+    pub local: Option<std::net::IpAddr>,
+    /// The session runs over TLS.
+    pub tls: bool,
 }
 
 /// An exchange in progress.
@@ -21,14 +35,27 @@ pub trait SaslExchange: Send + Sync {
 
 /// The server's SASL provider.
 pub trait Authenticator: Send + Sync {
-    /// Mechanism names to advertise, e.g. `["PLAIN", "LOGIN"]`.
+    /// Mechanism names to advertise without TLS, e.g. `["PLAIN", "LOGIN"]`.
     fn mechanisms(&self) -> Vec<String>;
+    /// Mechanism names to advertise after STARTTLS
+    /// (smtpd_sasl_tls_security_options); by default the same.
+    fn mechanisms_tls(&self) -> Vec<String> {
+        self.mechanisms()
+    }
+    /// The lists come from another server and may change (Dovecot): the
+    /// daemon asks for them per session, after [`Authenticator::refresh`].
+    fn live(&self) -> bool {
+        false
+    }
+    /// Where blocking is allowed: learn the mechanisms again if unknown.
+    fn refresh(&self) {}
     /// Starts `mechanism` with an optional initial response; `None` when the
     /// mechanism is not offered.
     fn start(
         &self,
         mechanism: &str,
         initial: Option<&[u8]>,
+        context: &SaslContext,
     ) -> Option<(Box<dyn SaslExchange>, SaslStep)>;
 }
 

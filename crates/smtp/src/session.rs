@@ -117,6 +117,8 @@ pub enum AuthRequest {
     Start {
         mechanism: String,
         initial: Option<Vec<u8>>,
+        /// The session runs over TLS (Dovecot's `secured`).
+        tls: bool,
     },
     /// The client's next response in the exchange.
     Response(Vec<u8>),
@@ -131,6 +133,12 @@ pub enum Answer {
     /// A verdict with what the restrictions logged and ask of the
     /// transaction (for Mail, Recipient, Connect and Helo).
     Policy(PolicyVerdict),
+    // milter: begin
+    /// A milter refused MAIL or RCPT: the reply as the milter gave it,
+    /// logged as Postfix's `milter-reject:` (smtpd.c check_milter_reply).
+    /// A 421 reply closes the session.
+    Milter(Reply),
+    // milter: end
 }
 
 /// The command a request was made for, kept until the answer comes.
@@ -179,6 +187,9 @@ pub struct SessionConfig {
     /// SMTP AUTH (smtpd_sasl_auth_enable): the mechanisms to offer;
     /// `None` when disabled.
     pub auth_mechanisms: Option<Vec<String>>,
+    /// The mechanisms once TLS is active (smtpd_sasl_tls_security_options);
+    /// `None`: the same as `auth_mechanisms`.
+    pub auth_mechanisms_tls: Option<Vec<String>>,
     /// smtpd_tls_auth_only: AUTH only after STARTTLS.
     pub auth_requires_tls: bool,
     /// broken_sasl_auth_clients: also advertise `AUTH=` for old Outlook.
@@ -189,6 +200,10 @@ pub struct SessionConfig {
     /// Ask [`Request::Helo`] at HELO/EHLO (smtpd_delay_reject = no with
     /// smtpd_helo_restrictions).
     pub check_helo: bool,
+    /// Speak LMTP (RFC 2033), yubin's `lmtpd` service: LHLO instead of
+    /// HELO/EHLO, MAIL only after LHLO, and after the message one reply per
+    /// accepted recipient (section 4.2).
+    pub lmtp: bool,
 }
 
 /// What the I/O layer must do.
@@ -380,6 +395,19 @@ impl Session {
     }
 
     /// AUTH is offered now (enabled, and TLS active if required for it).
+    /// The mechanisms offered now: after STARTTLS the TLS list (Postfix
+    /// smtpd_sasl_tls_security_options).
+    fn mechanisms(&self) -> Option<&Vec<String>> {
+        if self.tls.is_some() {
+            self.cfg
+                .auth_mechanisms_tls
+                .as_ref()
+                .or(self.cfg.auth_mechanisms.as_ref())
+        } else {
+            self.cfg.auth_mechanisms.as_ref()
+        }
+    }
+
     fn auth_offered(&self) -> bool {
         self.cfg.auth_mechanisms.is_some() && (self.tls.is_some() || !self.cfg.auth_requires_tls)
     }
@@ -402,7 +430,16 @@ impl Session {
     }
 
     /// `proto=` as Postfix logs it: SMTP, ESMTP, and ESMTPS over TLS.
-    fn protocol(&self) -> &'static str {
+    pub fn protocol(&self) -> &'static str {
+        if self.cfg.lmtp {
+            // RFC 3848's with-protocol values for LMTP.
+            return match (self.tls.is_some(), self.authenticated.is_some()) {
+                (true, true) => "LMTPSA",
+                (false, true) => "LMTPA",
+                (true, false) => "LMTPS",
+                (false, false) => "LMTP",
+            };
+        }
         match (self.esmtp, self.tls.is_some(), self.authenticated.is_some()) {
             (true, true, true) => "ESMTPSA",
             (true, false, true) => "ESMTPA",
@@ -417,6 +454,102 @@ impl Session {
     pub fn tls(&self) -> Option<&str> {
         self.tls.as_deref()
     }
+
+    // milter: begin
+    /// The HELO/EHLO name, once given (milter macros and events).
+    pub fn helo(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// (login, mechanism) after a successful AUTH ({auth_authen}, {auth_type}).
+    pub fn authenticated(&self) -> Option<(&str, &str)> {
+        self.authenticated
+            .as_ref()
+            .map(|(u, m)| (u.as_str(), m.as_str()))
+    }
+
+    /// A milter refused the message at its end (after [`Action::Deliver`]):
+    /// its reply instead of `250 Ok: queued`; the server logged the
+    /// `milter-reject: END-OF-MESSAGE` line as cleanup(8) does. A 421 reply
+    /// closes the session.
+    pub fn refused(&mut self, reply: Reply) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Queueing {
+            return out;
+        }
+        self.mode = Mode::Command;
+        let verb = if self.bdat_seen {
+            Verb::Bdat
+        } else {
+            Verb::Data
+        };
+        self.stats.record(verb, false);
+        self.refuse(&mut out, &reply);
+        if reply.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+        self.reset_transaction();
+        self.record_out(&out);
+        if !self.is_closed() {
+            self.process(&mut out);
+        }
+        out
+    }
+
+    /// MAIL or RCPT refused by a milter: Postfix's log line and the reply.
+    fn milter_refused(&mut self, pending: Option<Pending>, r: Reply, out: &mut Vec<Action>) {
+        let (stage, from, to) = match &pending {
+            Some(Pending::Mail { sender, .. }) => (
+                "MAIL",
+                sender.as_ref().map(|a| a.internal()).unwrap_or_default(),
+                None,
+            ),
+            Some(Pending::Rcpt { addr, .. }) => (
+                "RCPT",
+                match &self.sender {
+                    Some(Some(a)) => a.internal(),
+                    _ => String::new(),
+                },
+                Some(addr.internal()),
+            ),
+            _ => {
+                self.error(out, 451, "4.3.0", "Error: internal error");
+                return;
+            }
+        };
+        let verb = if stage == "MAIL" {
+            Verb::Mail
+        } else {
+            Verb::Rcpt
+        };
+        self.stats.record(verb, false);
+        let mut line = format!(
+            "{}: milter-reject: {stage} from {}: {}; from=<{from}>",
+            self.queue_id.as_deref().unwrap_or("NOQUEUE"),
+            self.client.label(),
+            r.raw()
+        );
+        if let Some(to) = &to {
+            line.push_str(&format!(" to=<{to}>"));
+        }
+        line.push_str(&format!(
+            " proto={} helo=<{}>",
+            self.protocol(),
+            self.helo.as_deref().unwrap_or("")
+        ));
+        out.push(Action::Log(line));
+        if self.rejected.len() < 100 {
+            self.rejected
+                .push(to.unwrap_or_else(|| format!("{stage} (from <{from}>)")));
+        }
+        self.refuse(out, &r);
+        if r.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+    }
+    // milter: end
 
     /// The greeting (RFC 5321 section 4.3.1).
     pub fn start(&mut self) -> Vec<Action> {
@@ -500,6 +633,7 @@ impl Session {
                 v => match v {
                     Verb::Helo => "HELO",
                     Verb::Ehlo => "EHLO",
+                    Verb::Lhlo => "LHLO",
                     Verb::Auth => "AUTH",
                     Verb::Mail => "MAIL",
                     Verb::Rcpt => "RCPT",
@@ -589,7 +723,17 @@ impl Session {
                 } else {
                     format!("Ok: queued as {id}")
                 };
-                self.send(&mut out, 250, "2.0.0", &text);
+                if self.cfg.lmtp {
+                    // RFC 2033 section 4.2: one reply per accepted
+                    // recipient, in RCPT order. The queue file holds them
+                    // all, so each has the same durable outcome.
+                    for r in self.recipients.clone() {
+                        let t = format!("<{}> {text}", r.address.internal());
+                        self.send(&mut out, 250, "2.0.0", &t);
+                    }
+                } else {
+                    self.send(&mut out, 250, "2.0.0", &text);
+                }
             }
             Err(why) => {
                 out.push(Action::Log(format!(
@@ -604,7 +748,14 @@ impl Session {
                     },
                     false,
                 );
-                self.error(&mut out, 451, "4.3.0", "Error: queue file write error");
+                if self.cfg.lmtp {
+                    for r in self.recipients.clone() {
+                        let t = format!("<{}> Error: queue file write error", r.address.internal());
+                        self.error(&mut out, 451, "4.3.0", &t);
+                    }
+                } else {
+                    self.error(&mut out, 451, "4.3.0", "Error: queue file write error");
+                }
             }
         }
         self.reset_transaction();
@@ -799,7 +950,12 @@ impl Session {
             Some((w, a)) => (w, a.trim_matches(SEP)),
             None => (trimmed, ""),
         };
-        let verb = Verb::parse(word);
+        // LMTP has LHLO and no HELO/EHLO (RFC 2033 section 4.1); SMTP
+        // has no LHLO.
+        let verb = match (self.cfg.lmtp, Verb::parse(word)) {
+            (true, Verb::Helo | Verb::Ehlo) | (false, Verb::Lhlo) => Verb::Unknown,
+            (_, v) => v,
+        };
         self.last_verb = verb;
         // smtpd_forbidden_commands (CONNECT GET POST, and anything that does
         // not start with a letter) and header-like lines: the client is not
@@ -830,7 +986,13 @@ impl Session {
             && self.tls.is_none()
             && !matches!(
                 verb,
-                Verb::Helo | Verb::Ehlo | Verb::Starttls | Verb::Noop | Verb::Quit | Verb::Unknown
+                Verb::Helo
+                    | Verb::Ehlo
+                    | Verb::Lhlo
+                    | Verb::Starttls
+                    | Verb::Noop
+                    | Verb::Quit
+                    | Verb::Unknown
             )
         {
             self.stats.record(verb, false);
@@ -838,7 +1000,7 @@ impl Session {
             return;
         }
         let ok = match verb {
-            Verb::Helo | Verb::Ehlo => self.helo_cmd(verb, arg, out),
+            Verb::Helo | Verb::Ehlo | Verb::Lhlo => self.helo_cmd(verb, arg, out),
             Verb::Mail => self.mail_cmd(arg, out),
             Verb::Rcpt => self.rcpt_cmd(arg, out),
             Verb::Data => {
@@ -951,9 +1113,7 @@ impl Session {
             },
         };
         let offered = self
-            .cfg
-            .auth_mechanisms
-            .as_ref()
+            .mechanisms()
             .is_some_and(|l| l.iter().any(|m| m.eq_ignore_ascii_case(&mech)));
         if !offered {
             return refuse(
@@ -971,6 +1131,7 @@ impl Session {
             Request::Auth(AuthRequest::Start {
                 mechanism: mech,
                 initial,
+                tls: self.tls.is_some(),
             }),
         );
     }
@@ -1038,6 +1199,9 @@ impl Session {
                 &mut out,
             ),
             (Some(Pending::Vrfy(addr)), Answer::Verdict(v)) => self.vrfy_answer(addr, v, &mut out),
+            // milter: begin
+            (pending, Answer::Milter(r)) => self.milter_refused(pending, r, &mut out),
+            // milter: end
             // An answer of the wrong kind is the server's bug: fail safe.
             (pending, _) => {
                 self.sasl = None;
@@ -1118,12 +1282,33 @@ impl Session {
                     "Error: authentication failed: authentication failure",
                 );
             }
+            SaslStep::TempFailure(reason) => {
+                // Not the client's fault: no failure count, no tarpit
+                // (Postfix smtpd_sasl_glue.c, XSASL_AUTH_TEMP).
+                self.mode = Mode::Command;
+                self.sasl = None;
+                self.stats.record(Verb::Auth, false);
+                out.push(Action::Log(format!(
+                    "warning: {}: SASL {mech} authentication failed: {reason}",
+                    self.client.label()
+                )));
+                self.send(
+                    out,
+                    454,
+                    "4.7.0",
+                    &format!("Temporary authentication failure: {reason}"),
+                );
+            }
         }
     }
 
     fn helo_cmd(&mut self, verb: Verb, arg: &str, out: &mut Vec<Action>) -> bool {
         if arg.is_empty() {
-            let name = if verb == Verb::Ehlo { "EHLO" } else { "HELO" };
+            let name = match verb {
+                Verb::Ehlo => "EHLO",
+                Verb::Lhlo => "LHLO",
+                _ => "HELO",
+            };
             self.error(out, 501, "", &format!("Syntax: {name} hostname"));
             return false;
         }
@@ -1192,9 +1377,31 @@ impl Session {
         self.helo = Some(arg.to_string());
         // HELO after EHLO keeps ESMTP (Postfix smtpd.c: "Downgrading the
         // protocol name breaks the unauthorized pipelining test").
-        self.esmtp = self.esmtp || verb == Verb::Ehlo;
+        self.esmtp = self.esmtp || verb != Verb::Helo;
         if verb == Verb::Helo {
             self.send(out, 250, "", &self.cfg.hostname.clone());
+            return true;
+        }
+        if verb == Verb::Lhlo {
+            // What an LMTP client needs; no VRFY, ETRN or CHUNKING (the
+            // replies after BDAT LAST would be per recipient too, and no
+            // LMTP client we know uses it).
+            let mut lines = vec![self.cfg.hostname.clone(), "PIPELINING".into()];
+            if self.cfg.message_size_limit > 0 {
+                lines.push(format!("SIZE {}", self.cfg.message_size_limit));
+            } else {
+                lines.push("SIZE".into());
+            }
+            if self.cfg.tls_offered && self.tls.is_none() {
+                lines.push("STARTTLS".into());
+            }
+            lines.push("ENHANCEDSTATUSCODES".into());
+            lines.push("8BITMIME".into());
+            lines.push("DSN".into());
+            if self.cfg.smtputf8_enable {
+                lines.push("SMTPUTF8".into());
+            }
+            out.push(Action::Reply(Reply::lines(250, lines)));
             return true;
         }
         // Postfix 3.7's EHLO keywords, in its order.
@@ -1212,7 +1419,7 @@ impl Session {
             lines.push("STARTTLS".into());
         }
         if self.auth_offered() {
-            if let Some(mechanisms) = &self.cfg.auth_mechanisms {
+            if let Some(mechanisms) = self.mechanisms().filter(|m| !m.is_empty()) {
                 let mechs = mechanisms.join(" ");
                 lines.push(format!("AUTH {mechs}"));
                 if self.cfg.broken_sasl_auth_clients {
@@ -1232,6 +1439,11 @@ impl Session {
     }
 
     fn mail_cmd(&mut self, arg: &str, out: &mut Vec<Action>) -> bool {
+        if self.cfg.lmtp && self.helo.is_none() {
+            // RFC 2033 section 4.1: LHLO is required.
+            self.error(out, 503, "5.5.1", "Error: send LHLO first");
+            return false;
+        }
         if self.cfg.helo_required && self.helo.is_none() {
             self.error(out, 503, "5.5.1", "Error: send HELO/EHLO first");
             return false;
@@ -1249,6 +1461,12 @@ impl Session {
             return false;
         };
         let p = match parse_mail(&params, self.cfg.message_size_limit) {
+            // smtpd.c knows SMTPUTF8 only when smtputf8_enable is on; off
+            // (compatibility_level 0), it is an unknown parameter.
+            Ok(p) if p.smtputf8 && !self.cfg.smtputf8_enable => {
+                self.error(out, 555, "5.5.4", "Unsupported option: SMTPUTF8");
+                return false;
+            }
             Ok(p) => p,
             Err((c, e, t)) => {
                 self.error(out, c, e, &t);
@@ -1257,17 +1475,16 @@ impl Session {
         };
         let sender = match path {
             PathText::Bracketed("") => None,
-            // With smtputf8_enable, Postfix takes 8-bit addresses without the
-            // SMTPUTF8 parameter too (it detects them: smtputf8_autodetect_classes).
-            PathText::Bracketed(s) | PathText::Bare(s) => {
-                match parse_address(s, p.smtputf8 || self.cfg.smtputf8_enable) {
-                    Ok(a) => Some(a),
-                    Err(_) => {
-                        self.error(out, 501, "5.1.7", "Bad sender address syntax");
-                        return false;
-                    }
+            // Postfix 3.7 takes 8-bit addresses without the SMTPUTF8
+            // parameter, and with smtputf8_enable = no too (recorded:
+            // tests/dialogs/level0/no-smtputf8); only the parameter is refused.
+            PathText::Bracketed(s) | PathText::Bare(s) => match parse_address(s, true) {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.error(out, 501, "5.1.7", "Bad sender address syntax");
+                    return false;
                 }
-            }
+            },
             PathText::Malformed => {
                 self.error(out, 501, "5.1.7", "Bad sender address syntax");
                 return false;
@@ -1507,7 +1724,9 @@ impl Session {
             return false;
         }
         if self.recipients.is_empty() {
-            self.error(out, 554, "5.5.1", "Error: no valid recipients");
+            // RFC 2033 section 4.2: in LMTP this MUST be a 503.
+            let code = if self.cfg.lmtp { 503 } else { 554 };
+            self.error(out, code, "5.5.1", "Error: no valid recipients");
             return false;
         }
         self.send(out, 354, "", "End data with <CR><LF>.<CR><LF>");
@@ -1562,7 +1781,14 @@ impl Session {
                 None,
             );
             self.stats.record(Verb::Data, false);
-            self.error(out, 552, "5.3.4", "Error: message file too big");
+            if self.cfg.lmtp {
+                for r in self.recipients.clone() {
+                    let t = format!("<{}> Error: message file too big", r.address.internal());
+                    self.error(out, 552, "5.3.4", &t);
+                }
+            } else {
+                self.error(out, 552, "5.3.4", "Error: message file too big");
+            }
             self.reset_transaction();
             return;
         }

@@ -621,3 +621,94 @@ fn a_server_greeting_with_my_own_name_is_a_loop() {
     c.feed(b"220 mx.test ESMTP\r\n");
     assert_eq!(c.feed(b"250 mx.test\r\n"), vec![Action::Ready]);
 }
+
+/// RFC 2033: LHLO, DATA even when CHUNKING is offered, and after the final
+/// dot one reply per accepted recipient, in RCPT order, each that
+/// recipient's own result (section 4.2); a recipient refused at RCPT gets
+/// no reply after the dot.
+#[test]
+fn lmtp_one_reply_per_accepted_recipient() {
+    let mut cfg = cfg();
+    cfg.lmtp = true;
+    let mut c = Client::new(cfg);
+    let a = c.feed(b"220 dovecot ready.\r\n");
+    assert_eq!(sent(&a), "LHLO client.test\r\n");
+    let a = c.feed(b"250-dovecot\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n");
+    assert!(a.contains(&Action::Ready), "{a:?}");
+    let a = c.begin(tx(&["a@x.test", "ghost@x.test", "b@x.test", "full@x.test"]));
+    assert!(
+        sent(&a).ends_with("RCPT TO:<full@x.test>\r\nDATA\r\n"),
+        "{}",
+        sent(&a)
+    );
+    let a = c.feed(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n550 5.1.1 <ghost@x.test> User doesn't exist: ghost@x.test\r\n250 2.1.5 OK\r\n250 2.1.5 OK\r\n354 OK\r\n");
+    assert_eq!(a, vec![Action::SendMessage(BodyMode::Data)]);
+    assert!(c.message_sent().is_empty());
+    // The first two of three replies: no outcome yet for anybody.
+    let a = c.feed(b"250 2.0.0 <a@x.test> abc Saved\r\n250 2.0.0 <b@x.test> abd Saved\r\n");
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(c.stage(), Stage::DataDone);
+    let a = c.feed(b"452 4.2.2 <full@x.test> Quota exceeded (mailbox for user is full)\r\n");
+    let o = outcomes(&a);
+    assert_eq!(o.len(), 4);
+    assert!(matches!(&o[0].1, Outcome::Delivered(r) if r.text[0].contains("<a@x.test>")));
+    assert!(matches!(&o[1].1, Outcome::Failed(f) if f.is_permanent() && f.stage() == Stage::Rcpt));
+    assert!(matches!(&o[2].1, Outcome::Delivered(r) if r.text[0].contains("<b@x.test>")));
+    match &o[3].1 {
+        Outcome::Failed(f) => {
+            assert!(!f.is_permanent());
+            assert_eq!(f.enhanced(), Enhanced::new(4, 2, 2));
+            assert_eq!(
+                f.describe("h[/run/lmtp]"),
+                "host h[/run/lmtp] said: 452 4.2.2 <full@x.test> Quota exceeded (mailbox for user is full) (in reply to end of DATA command)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(a.contains(&Action::TransactionDone));
+}
+
+/// The connection drops after one of two post-dot replies: the first
+/// recipient keeps its success, the second fails as lost.
+#[test]
+fn lmtp_lost_between_replies() {
+    let mut cfg = cfg();
+    cfg.lmtp = true;
+    let mut c = Client::new(cfg);
+    c.feed(b"220 x\r\n");
+    c.feed(b"250-x\r\n250 PIPELINING\r\n");
+    c.begin(tx(&["a@x.test", "b@x.test"]));
+    c.feed(b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n");
+    c.message_sent();
+    let mut a = c.feed(b"250 2.0.0 <a@x.test> Saved\r\n");
+    assert!(a.is_empty());
+    a = c.closed();
+    let o = outcomes(&a);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].0, 1);
+    assert!(matches!(&o[0].1, Outcome::Failed(f) if !f.is_permanent()));
+}
+
+/// An LMTP server that refuses LHLO: no HELO fallback, and the failure
+/// names LHLO as Postfix's lmtp(8) does.
+#[test]
+fn lmtp_lhlo_refused_is_a_failure_naming_lhlo() {
+    let mut cfg = cfg();
+    cfg.lmtp = true;
+    let mut c = Client::new(cfg);
+    c.feed(b"220 x\r\n");
+    assert_eq!(c.stage(), Stage::Lhlo);
+    let a = c.feed(b"500 5.5.1 Unknown command\r\n");
+    assert_eq!(sent(&a), "");
+    let f = a
+        .iter()
+        .find_map(|x| match x {
+            Action::Close(Some(f)) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("closed with a failure");
+    assert_eq!(
+        f.describe("h[/run/lmtp]"),
+        "host h[/run/lmtp] said: 500 5.5.1 Unknown command (in reply to LHLO command)"
+    );
+}

@@ -57,8 +57,15 @@ fn answer(s: &Session, r: Request) -> Answer {
             }
             Answer::Verdict(unlisted)
         }
-        Request::Auth(AuthRequest::Start { mechanism, initial }) => {
-            let (x, step) = Plain.start(&mechanism, initial.as_deref()).unwrap();
+        Request::Auth(AuthRequest::Start {
+            mechanism, initial, ..
+        }) => {
+            let ctx = yubin_smtp::SaslContext {
+                remote: s.client().addr,
+                local: None,
+                tls: false,
+            };
+            let (x, step) = Plain.start(&mechanism, initial.as_deref(), &ctx).unwrap();
             EXCHANGE.with(|e| *e.borrow_mut() = Some(x));
             Answer::Sasl(step)
         }
@@ -89,10 +96,12 @@ fn config() -> SessionConfig {
         tls_offered: false,
         tls_required: false,
         auth_mechanisms: None,
+        auth_mechanisms_tls: None,
         auth_requires_tls: false,
         broken_sasl_auth_clients: false,
         check_client: false,
         check_helo: false,
+        lmtp: false,
         new_queue_id: Arc::new(move || format!("ID{}", n.fetch_add(1, Ordering::SeqCst))),
     }
 }
@@ -392,6 +401,7 @@ impl Authenticator for Plain {
         &self,
         m: &str,
         initial: Option<&[u8]>,
+        _context: &yubin_smtp::SaslContext,
     ) -> Option<(Box<dyn yubin_smtp::SaslExchange>, yubin_smtp::SaslStep)> {
         (m == "PLAIN").then(|| {
             let mut x = PlainExchange;
@@ -557,6 +567,159 @@ fn non_smtp_commands() {
             "250 2.0.0 Ok",
             "500 5.5.2 Error: command not recognized"
         ]
+    );
+}
+
+// milter: begin
+/// A milter's refusals: RCPT gets the milter's reply with Postfix's
+/// `milter-reject:` log line, the end of data gets [`Session::refused`],
+/// and a 421 closes the session.
+#[test]
+fn milter_refusals() {
+    let mut s = session(true);
+    s.start();
+    let mut logs = Vec::new();
+    let mut replies = Vec::new();
+    let mut pending = s.feed(b"EHLO h.example\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge1@mydomain.com>\r\nRCPT TO:<hoge2@mydomain.com>\r\nDATA\r\nSubject: t\r\n\r\nx\r\n.\r\nMAIL FROM:<a@b.c>\r\n");
+    let mut rcpts = 0;
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for a in pending {
+            match a {
+                Action::Request(Request::Recipient(_)) => {
+                    rcpts += 1;
+                    next.extend(s.answer(if rcpts == 1 {
+                        Answer::Milter(Reply::new(550, "5.7.1", "Command rejected"))
+                    } else {
+                        Answer::Verdict(None)
+                    }));
+                }
+                Action::Request(Request::Mail(_)) if rcpts > 0 => next.extend(s.answer(
+                    Answer::Milter(Reply::new(421, "4.7.0", "Server closing connection")),
+                )),
+                Action::Request(_) => next.extend(s.answer(Answer::Verdict(None))),
+                Action::Deliver { .. } => {
+                    next.extend(s.refused(Reply::new(554, "5.7.1", "Spam message rejected")))
+                }
+                Action::Log(l) => logs.push(l),
+                Action::Reply(r) => replies.extend(r.wire_lines()),
+                _ => {}
+            }
+        }
+        pending = next;
+    }
+    assert_eq!(
+        logs,
+        [
+            "NOQUEUE: milter-reject: RCPT from localhost[127.0.0.1]: 550 5.7.1 Command rejected; from=<a@b.c> to=<hoge1@mydomain.com> proto=ESMTP helo=<h.example>",
+            "ID0: client=localhost[127.0.0.1]",
+            "NOQUEUE: milter-reject: MAIL from localhost[127.0.0.1]: 421 4.7.0 Server closing connection; from=<a@b.c> proto=ESMTP helo=<h.example>",
+        ]
+    );
+    assert_eq!(
+        &replies[10..],
+        [
+            "250 2.1.0 Ok",
+            "550 5.7.1 Command rejected",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "554 5.7.1 Spam message rejected",
+            "421 4.7.0 Server closing connection",
+        ]
+    );
+    assert!(s.is_closed());
+}
+// milter: end
+/// An authentication server that cannot be reached (Dovecot down): Postfix's
+/// 454 with the reason, no failure count, and the mechanism list offered
+/// after STARTTLS may differ from the plaintext one.
+#[test]
+fn auth_temporary_failure_is_454() {
+    let mut cfg = config();
+    cfg.auth_mechanisms = Some(vec!["PLAIN".into()]);
+    cfg.auth_mechanisms_tls = Some(vec!["PLAIN".into(), "LOGIN".into()]);
+    let mut s = Session::new(cfg, client(false));
+    s.start();
+    let mut replies = Vec::new();
+    let mut logs = Vec::new();
+    let mut pending = s.feed(b"EHLO x\r\nAUTH LOGIN\r\nAUTH PLAIN AGEAYg==\r\nQUIT\r\n");
+    while let Some(a) = pending.first().cloned() {
+        pending.remove(0);
+        match a {
+            Action::Reply(r) => replies.extend(r.wire_lines()),
+            Action::Log(l) => logs.push(l),
+            Action::Request(Request::Auth(AuthRequest::Start { mechanism, tls, .. })) => {
+                assert_eq!((mechanism.as_str(), tls), ("PLAIN", false));
+                let more = s.answer(Answer::Sasl(yubin_smtp::SaslStep::TempFailure(
+                    "Connection lost to authentication server".into(),
+                )));
+                pending.extend(more);
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        replies.contains(&"250-AUTH PLAIN".to_string()),
+        "{replies:?}"
+    );
+    let tail: Vec<&str> = replies
+        .iter()
+        .skip_while(|l| !l.starts_with("250 CHUNKING"))
+        .skip(1)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "535 5.7.8 Error: authentication failed: Invalid authentication mechanism",
+            "454 4.7.0 Temporary authentication failure: Connection lost to authentication server",
+            "221 2.0.0 Bye",
+        ]
+    );
+    assert!(logs.iter().any(|l| l
+        == "warning: unknown[192.0.2.9]: SASL PLAIN authentication failed: Connection lost to authentication server"), "{logs:?}");
+}
+
+/// RFC 2033: LHLO (HELO/EHLO unknown), MAIL only after LHLO, DATA without
+/// recipients is 503, and after the dot one reply per accepted recipient.
+#[test]
+fn lmtp_mode() {
+    let mut cfg = config();
+    cfg.lmtp = true;
+    let mut s = Session::new(cfg, client(true));
+    s.start();
+    let (r, m) = run(
+        &mut s,
+        b"EHLO x\r\nMAIL FROM:<a@b.c>\r\nLHLO client.test\r\nDATA\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<hoge@mydomain.com>\r\nRCPT TO:<root@localhost>\r\nRCPT TO:<hoge2@mydomain.com>\r\nDATA\r\nSubject: t\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        r,
+        [
+            "500 5.5.2 Error: command not recognized",
+            "503 5.5.1 Error: send LHLO first",
+            "250-mail.mydomain.com",
+            "250-PIPELINING",
+            "250-SIZE 1000",
+            "250-ENHANCEDSTATUSCODES",
+            "250-8BITMIME",
+            "250-DSN",
+            "250 SMTPUTF8",
+            "503 5.5.1 Error: need RCPT command",
+            "250 2.1.0 Ok",
+            "250 2.1.5 Ok",
+            "550 5.1.1 <root@localhost>: Recipient address rejected: User unknown in local recipient table",
+            "250 2.1.5 Ok",
+            "354 End data with <CR><LF>.<CR><LF>",
+            "250 2.0.0 <hoge@mydomain.com> Ok: queued as ID0",
+            "250 2.0.0 <hoge2@mydomain.com> Ok: queued as ID0",
+            "221 2.0.0 Bye",
+        ]
+    );
+    assert_eq!(m.len(), 1);
+    assert!(
+        s.disconnect_log().contains("lhlo=1"),
+        "{}",
+        s.disconnect_log()
     );
 }
 

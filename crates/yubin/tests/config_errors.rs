@@ -92,3 +92,33 @@ fn unknown_parameters_are_reported_by_name_and_line() {
         "{err}"
     );
 }
+
+/// A main.cf without compatibility_level is level 0, as in Postfix 3.7:
+/// smtpd_relay_restrictions is empty, so relay control must be in
+/// smtpd_recipient_restrictions. Postfix's smtpd dies at every connection
+/// ("specify at least one working instance"); yubin refuses to start and
+/// says which line to add.
+#[test]
+fn level_0_without_relay_control_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("main.cf"),
+        "myhostname = mail.mydomain.com\nmydestination = localhost, $myhostname\ninet_interfaces = loopback-only\nalias_maps =\nlocal_recipient_maps =\n",
+    )
+    .unwrap();
+    let (code, err) = run(d, &["serve"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination")
+            && err.contains("compatibility_level = 0")
+            && err.contains("add \"compatibility_level = 3.6\" to main.cf"),
+        "{err}"
+    );
+    // Each backwards-compatible default is named, as Postfix logs them.
+    let (_, out) = run(d, &["postconf", "-n"]);
+    assert!(
+        out.contains("using backwards-compatible default setting append_dot_mydomain=yes"),
+        "{out}"
+    );
+}

@@ -54,6 +54,12 @@ fn users_file(config_dir: &Path, file: Option<PathBuf>) -> Result<PathBuf, Strin
         return Ok(config_dir.join("users"));
     }
     let conf = yubin_conf::Config::load(config_dir).map_err(|e| e.to_string())?;
+    if conf.get("smtpd_sasl_type") == "dovecot" {
+        // smtpd_sasl_path is Dovecot's socket: its users are Dovecot's.
+        return Err(
+            "smtpd_sasl_type = dovecot: the users are Dovecot's (doveadm pw, its passdb); give --file for a passwd-file".into(),
+        );
+    }
     Ok(passwd_file::users_path(
         config_dir,
         conf.get("smtpd_sasl_path"),

@@ -80,13 +80,32 @@ pub async fn enqueue(
     env: Envelope,
     data: Vec<u8>,
 ) -> Result<String, String> {
-    let now = clock::now_secs();
-    let id = env.queue_id.clone();
     // access(5) DISCARD: acknowledged as queued, then dropped (smtpd logged
     // the `discard:` line when the restriction matched).
     if env.discard {
-        return Ok(id);
+        return Ok(env.queue_id);
     }
+    let hold = env.hold;
+    let q = prepare(shared, rt, client, env, data);
+    if hold {
+        // access(5) HOLD: straight into the hold queue (`postsuper -H`
+        // releases it), never seen by the queue manager before.
+        return super::milter::commit_hold(shared, q).await;
+    }
+    commit(shared, q).await
+}
+
+/// The queue file as cleanup(8) writes it (Received:, the headers a local
+/// client forgot), with its `message-id=` log line; not yet committed.
+pub fn prepare(
+    shared: &Arc<Shared>,
+    rt: &Runtime,
+    client: &ClientInfo,
+    env: Envelope,
+    data: Vec<u8>,
+) -> QueueFile {
+    let now = clock::now_secs();
+    let id = env.queue_id.clone();
     // access(5) PREPEND headers go above smtpd's own Received: (Postfix
     // smtpd.c writes them first).
     let mut message = Vec::new();
@@ -133,19 +152,18 @@ pub async fn enqueue(
             .log
             .log("cleanup", &format!("{id}: message-id={mid}"));
     }
+    q
+}
+
+/// Hands a prepared queue file to the group commit; the queue manager
+/// hears of it once it is on disk.
+pub async fn commit(shared: &Arc<Shared>, q: QueueFile) -> Result<String, String> {
+    let id = q.id.clone();
     let (tx, rx) = tokio::sync::oneshot::channel();
     shared.committer.commit(id.clone(), q.encode(), move |r| {
         let _ = tx.send(r);
     });
     match rx.await {
-        // access(5) HOLD: kept in the hold queue until `postsuper -H`.
-        Ok(Ok(())) if env.hold => {
-            shared
-                .spool
-                .move_to(&id, yubin_queue::State::Incoming, yubin_queue::State::Hold)
-                .map_err(|e| e.to_string())?;
-            Ok(id)
-        }
         Ok(Ok(())) => {
             let _ = shared.qmgr.send(QmgrMsg::New(id.clone()));
             Ok(id)

@@ -16,6 +16,10 @@ fn main_cf(owner: &str, uid: u32, gid: u32) -> String {
 # Same syntax and meaning as Postfix's main.cf (postconf(5)).
 # Show the effective values with: yubin -c yubin-data postconf -n
 
+# Postfix 3.6+ defaults, as Debian's stock main.cf sets it (without this line
+# Postfix and yubin use level 0's backwards-compatible defaults).
+compatibility_level = 3.6
+
 myhostname = mail.example.test
 mydomain = example.test
 myorigin = $mydomain
@@ -184,7 +188,10 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound], imap: &[super::imapd::Bound]
         dir.display()
     );
     for b in bound {
-        let what = if b.addr.port() == 2587 {
+        let lmtp = rt.services.get(b.index).is_some_and(|s| s.lmtp);
+        let what = if lmtp {
+            "lmtp"
+        } else if b.addr.port() == 2587 {
             "submission"
         } else {
             "smtp"
@@ -205,7 +212,10 @@ pub fn print_summary(rt: &Runtime, bound: &[Bound], imap: &[super::imapd::Bound]
     );
     eprintln!("  log            {}", at(rt.cfg.get("maillog_file")));
     eprintln!("  queue          {}", at(rt.cfg.get("queue_directory")));
-    if let Some(b) = bound.first() {
+    if let Some(b) = bound
+        .iter()
+        .find(|b| rt.services.get(b.index).is_some_and(|s| !s.lmtp))
+    {
         eprintln!(
             "try:  yubin send --server {} --to admin@example.test   (Ctrl-C stops the server)",
             b.addr

@@ -79,6 +79,13 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
         if wrapped && tls.is_none() {
             bail!("{}: TLS-wrapped IMAP needs smtpd_tls_cert_file", context());
         }
+        if scfg.get("smtpd_sasl_type") == "dovecot" {
+            // smtpd_sasl_path then names Dovecot's socket, not a user file.
+            bail!(
+                "{}: yubin's IMAP reads its users from a passwd-file (smtpd_sasl_type = passwd-file); with smtpd_sasl_type = dovecot, Dovecot serves IMAP: remove this service (see docs/dovecot.md)",
+                context()
+            );
+        }
         let path = users_path(cfg.dir(), scfg.get("smtpd_sasl_path"));
         let users = Arc::new(
             SharedUserDb::open(&path)

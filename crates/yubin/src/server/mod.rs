@@ -5,10 +5,12 @@
 
 pub mod cleanup;
 pub mod control;
+pub mod dovecot_auth;
 pub mod embedded;
 pub mod imap_store;
 pub mod imapd;
 pub mod listeners;
+pub mod milter;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;
@@ -75,6 +77,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         .build()?;
     rt.block_on(async move {
         let bound = listeners::bind(&runtime).await?;
+        let unix_bound = listeners::bind_unix(&runtime)?;
         let imap_bound = imapd::bind(&cfg).await?;
         privilege::drop_to(&cfg, &[spool.root()])?;
         let _lock = spool.lock()?;
@@ -112,8 +115,12 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
             for b in &imap_bound {
                 eprintln!("yubin: {} listening on {} (IMAP)", b.service.name, b.addr);
             }
+            for b in &unix_bound {
+                eprintln!("yubin: {} listening on {}", b.service, b.path.display());
+            }
         }
         let accept = listeners::serve(shared.clone(), bound);
+        let unix_accept = listeners::serve_unix(shared.clone(), unix_bound);
         let imap_accept = imapd::serve(shared.clone(), imap_bound);
         {
             // Grouped postmaster notices go out when their interval ends.
@@ -135,6 +142,7 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
         let code = wait_for_signals(shared.clone()).await;
         notify_systemd("STOPPING=1");
         accept.abort();
+        unix_accept.abort();
         imap_accept.abort();
         shared.shutdown.notify_waiters();
         // Let sessions in progress finish (bounded), then stop the queue manager.

@@ -138,8 +138,26 @@ async fn pick_one(shared: &Arc<Shared>, name: String) {
     shared
         .log
         .log("pickup", &format!("{id}: submitted by {}", notes.submitter));
-    let mut result = commit(shared, &q).await;
+    // milter: begin
     let mut q = q;
+    if let Some(ms) = &rt.non_smtpd_milters {
+        use super::milter::Picked;
+        match super::milter::pickup(shared, &rt, ms, &mut q).await {
+            Picked::Queue => {}
+            Picked::Done => {
+                let path = maildrop::dir(&shared.spool).join(&name);
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
+                return;
+            }
+            Picked::Retry(why) => {
+                let msg = format!("warning: {}: maildrop/{name}: {why}; will try again", q.id);
+                shared.log.log("pickup", &msg);
+                return;
+            }
+        }
+    }
+    // milter: end
+    let mut result = commit(shared, &q).await;
     if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists) {
         // Another message took the id meanwhile: once more with a new one.
         let fresh = new_id(&rt);

@@ -102,6 +102,7 @@ fn run_job(shared: &Shared, job: &yubin_queue::schedule::Job, picked: Instant) -
             outbound: rt.outbound.clone(),
             handle,
             log: &shared.log,
+            queue_directory: rt.cfg.get("queue_directory").into(),
         });
     let env = Env {
         spool: &shared.spool,

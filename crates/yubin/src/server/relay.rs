@@ -1,22 +1,24 @@
 //! Wiring only: the deliver crate's relay agent (`yubin_deliver::agent::Relay`)
-//! backed by the SMTP client of yubin-outbound, awaited on the server's
-//! runtime from the queue manager's blocking worker.
+//! backed by the SMTP and LMTP clients of yubin-outbound, awaited on the
+//! server's runtime from the queue manager's blocking worker.
 
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
-use yubin_addr::Delivery;
+use yubin_addr::{Agent, Delivery};
 use yubin_deliver::agent::{Envelope, Relay, Relayed};
 use yubin_deliver::{Failure, Message};
 use yubin_maillog::MailLog;
 use yubin_outbound::agent::{Job, Status};
-use yubin_outbound::Outbound;
+use yubin_outbound::{LmtpTarget, Outbound};
 use yubin_smtp::client::{Rcpt, Ret};
 
 pub struct SmtpRelay<'a> {
     pub outbound: Arc<Outbound>,
     pub handle: Handle,
     pub log: &'a MailLog,
+    /// queue_directory: `lmtp:unix:private/...` is relative to it.
+    pub queue_directory: std::path::PathBuf,
 }
 
 impl Relay for SmtpRelay<'_> {
@@ -34,16 +36,25 @@ impl Relay for SmtpRelay<'_> {
             .rsplit_once('@')
             .map(|(_, d)| d)
             .unwrap_or("");
-        let nexthop = match self.outbound.nexthop_for_target(nexthop, domain) {
-            Ok(n) => n,
-            Err(e) => {
-                return copies
-                    .iter()
-                    .map(|_| Relayed {
-                        result: Err(Failure::temp("4.3.5", e.to_string())),
-                        relay: "none".into(),
-                    })
-                    .collect()
+        let lmtp = matches!(copies[0].0.agent, Agent::Lmtp { .. });
+        let refuse = |e: String| -> Vec<Relayed> {
+            copies
+                .iter()
+                .map(|_| Relayed {
+                    result: Err(Failure::temp("4.3.5", e.clone())),
+                    relay: "none".into(),
+                })
+                .collect()
+        };
+        let route = if lmtp {
+            match LmtpTarget::parse(nexthop, &self.queue_directory) {
+                Ok(t) => Route::Lmtp(t),
+                Err(e) => return refuse(e),
+            }
+        } else {
+            match self.outbound.nexthop_for_target(nexthop, domain) {
+                Ok(n) => Route::Smtp(n),
+                Err(e) => return refuse(e.to_string()),
             }
         };
         let job = Job {
@@ -70,9 +81,15 @@ impl Relay for SmtpRelay<'_> {
             envid: envelope.envid.map(str::to_string),
             smtputf8: envelope.smtputf8,
         };
-        let done = self.handle.block_on(self.outbound.deliver(&nexthop, &job));
+        let (done, daemon) = match &route {
+            Route::Smtp(n) => (self.handle.block_on(self.outbound.deliver(n, &job)), "smtp"),
+            Route::Lmtp(t) => (
+                self.handle.block_on(self.outbound.deliver_lmtp(t, &job)),
+                "lmtp",
+            ),
+        };
         for note in &done.notes {
-            self.log.log("smtp", note);
+            self.log.log(daemon, note);
         }
         done.results
             .into_iter()
@@ -93,4 +110,9 @@ impl Relay for SmtpRelay<'_> {
             })
             .collect()
     }
+}
+
+enum Route {
+    Smtp(yubin_outbound::Nexthop),
+    Lmtp(LmtpTarget),
 }

@@ -25,6 +25,10 @@ pub struct Service {
     /// The master.cf service name (`smtp`, `127.0.0.1:2525`, ...).
     pub name: String,
     pub addrs: Vec<SocketAddr>,
+    /// A master.cf `unix` service (lmtpd): the socket's path and mode.
+    pub unix: Option<(PathBuf, u32)>,
+    /// yubin's LMTP server (master.cf command `lmtpd`) rather than smtpd.
+    pub lmtp: bool,
     pub session: SessionConfig,
     /// The restrictions of this service (master.cf -o may change them)
     /// with the lookups they need.
@@ -37,6 +41,22 @@ pub struct Service {
     /// (sessions at once, listen backlog): master.cf maxproc.
     pub process_limit: (usize, u32),
     pub tls: super::tls::TlsPolicy,
+    // milter: begin
+    /// smtpd_milters with the milter_* settings; `None` without milters.
+    pub milters: Option<Arc<super::settings::MilterSettings>>,
+    // milter: end
+}
+
+impl Service {
+    /// The daemon name of its log lines: `smtpd`, or `lmtpd` for yubin's
+    /// LMTP server.
+    pub fn daemon(&self) -> &'static str {
+        if self.lmtp {
+            "lmtpd"
+        } else {
+            "smtpd"
+        }
+    }
 }
 
 /// Everything a reload replaces.
@@ -54,6 +74,10 @@ pub struct Runtime {
     pub queue: super::settings::QueueSettings,
     /// The SMTP client (smtp(8)): settings, TLS, SASL, DKIM, on the shared resolver.
     pub outbound: Arc<yubin_outbound::Outbound>,
+    // milter: begin
+    /// non_smtpd_milters (mail from sendmail, through pickup).
+    pub non_smtpd_milters: Option<Arc<super::settings::MilterSettings>>,
+    // milter: end
 }
 
 fn parse_mynetworks(cfg: &Config) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -99,6 +123,24 @@ fn service_addrs(cfg: &Config, svc: &yubin_conf::Service) -> anyhow::Result<Vec<
         .collect()
 }
 
+/// A `unix` service's socket, as master(8) places it: an absolute name as
+/// is, else `$queue_directory/private/NAME` (private column `y` or `-`:
+/// mode 0660) or `$queue_directory/public/NAME` (mode 0666).
+fn unix_socket(cfg: &Config, svc: &yubin_conf::Service) -> (PathBuf, u32) {
+    let mode = if svc.private { 0o660 } else { 0o666 };
+    let name = std::path::Path::new(&svc.name);
+    if name.is_absolute() {
+        return (name.to_path_buf(), mode);
+    }
+    let dir = if svc.private { "private" } else { "public" };
+    (
+        PathBuf::from(cfg.get("queue_directory"))
+            .join(dir)
+            .join(name),
+        mode,
+    )
+}
+
 fn session_config(
     cfg: &Config,
     tls: &super::tls::TlsPolicy,
@@ -125,10 +167,12 @@ fn session_config(
         tls_offered: tls.offered,
         tls_required: tls.required,
         auth_mechanisms: auth.map(|a| a.mechanisms()),
+        auth_mechanisms_tls: auth.map(|a| a.mechanisms_tls()),
         auth_requires_tls: cfg.bool("smtpd_tls_auth_only")?,
         broken_sasl_auth_clients: cfg.bool("broken_sasl_auth_clients")?,
         check_client: false,
         check_helo: false,
+        lmtp: false,
     })
 }
 
@@ -178,6 +222,7 @@ impl Runtime {
             vec![yubin_conf::Service {
                 name: "smtp".into(),
                 kind: "inet".into(),
+                private: false,
                 command: "smtpd".into(),
                 args: vec![],
                 overrides: vec![],
@@ -187,7 +232,24 @@ impl Runtime {
         } else {
             smtpd
         };
-        for svc in smtpd {
+        let lmtpd = master.lmtpd_services().cloned().map(|mut svc| {
+            // An LMTP server is a final destination (RFC 2033 section 1):
+            // it takes recipients of this host's own domains, never mail to
+            // relay, and has no AUTH. The service's own -o come after and
+            // may change that.
+            let mut o: Vec<(String, String)> = [
+                ("smtpd_relay_restrictions", "reject_unauth_destination"),
+                ("smtpd_recipient_restrictions", ""),
+                ("smtpd_sasl_auth_enable", "no"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            o.append(&mut svc.overrides);
+            svc.overrides = o;
+            (svc, true)
+        });
+        for (svc, lmtp) in smtpd.into_iter().map(|s| (s, false)).chain(lmtpd) {
             let scfg = cfg
                 .with_overrides(&svc.name, &svc.overrides)
                 .with_context(|| format!("master.cf:{}: service {}", svc.line, svc.name))?;
@@ -195,6 +257,13 @@ impl Runtime {
             let tls = super::tls::policy(&scfg).with_context(context)?;
             let auth = super::sasl::authenticator(&scfg).with_context(context)?;
             let mut session = session_config(&scfg, &tls, auth.as_ref()).with_context(context)?;
+            session.lmtp = lmtp;
+            let unix = (svc.kind == "unix").then(|| unix_socket(&scfg, &svc));
+            if unix.is_some() {
+                // No TLS on a local socket.
+                session.tls_offered = false;
+                session.tls_required = false;
+            }
             // smtpd restrictions (issue 14): lists, tables, policy servers.
             let restrictions = yubin_policy::config::restrictions(&scfg, &policy_clients)
                 .map_err(|e| anyhow!(e))
@@ -213,7 +282,13 @@ impl Runtime {
             });
             services.push(Arc::new(Service {
                 name: svc.name.clone(),
-                addrs: service_addrs(cfg, &svc)?,
+                addrs: if unix.is_some() {
+                    Vec::new()
+                } else {
+                    service_addrs(cfg, &svc)?
+                },
+                unix,
+                lmtp,
                 session,
                 policy,
                 auth,
@@ -224,6 +299,11 @@ impl Runtime {
                 },
                 process_limit: process_limit(&scfg, svc.maxproc),
                 tls,
+                // milter: begin
+                milters: super::settings::MilterSettings::from_config(&scfg, "smtpd_milters")
+                    .with_context(context)?
+                    .map(Arc::new),
+                // milter: end
             }));
         }
         let outbound = Arc::new(
@@ -240,6 +320,13 @@ impl Runtime {
             tls_received_header: cfg.bool("smtpd_tls_received_header")?,
             sasl_authenticated_header: cfg.bool("smtpd_sasl_authenticated_header")?,
             queue: super::settings::QueueSettings::from_config(cfg)?,
+            // milter: begin
+            non_smtpd_milters: super::settings::MilterSettings::from_config(
+                cfg,
+                "non_smtpd_milters",
+            )?
+            .map(Arc::new),
+            // milter: end
             cfg: cfg.clone(),
         })
     }

@@ -1,6 +1,9 @@
 //! SMTP AUTH backed by the `auth` crate: Dovecot's passwd-file user
 //! database (`smtpd_sasl_type = passwd-file`, `smtpd_sasl_path = FILE`,
-//! Postfix's own parameters with a new type) and its SASL mechanisms.
+//! Postfix's own parameters with a new type) and its SASL mechanisms; or a
+//! running Dovecot's auth socket (`smtpd_sasl_type = dovecot`, Postfix's
+//! xsasl_dovecot), whose protocol lines `yubin_auth::dovecot` builds and
+//! parses; this file only moves them over the socket.
 
 use std::sync::Arc;
 
@@ -8,7 +11,7 @@ use anyhow::{bail, Context};
 use yubin_auth::passwd_file::{users_path, SharedUserDb};
 use yubin_auth::sasl::{FailureReason, Mechanism, SaslServer, Step};
 use yubin_conf::Config;
-use yubin_smtp::{Authenticator, SaslExchange, SaslStep};
+use yubin_smtp::{Authenticator, SaslContext, SaslExchange, SaslStep};
 
 struct PasswdFileAuth {
     db: Arc<SharedUserDb>,
@@ -62,6 +65,7 @@ impl Authenticator for PasswdFileAuth {
         &self,
         mechanism: &str,
         initial: Option<&[u8]>,
+        _context: &SaslContext,
     ) -> Option<(Box<dyn SaslExchange>, SaslStep)> {
         let mech = Mechanism::from_name(mechanism).filter(|m| self.mechanisms.contains(m))?;
         let (server, step) = SaslServer::start(mech, initial, &self.hostname, &*self.db);
@@ -82,8 +86,9 @@ pub fn authenticator(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Authenticato
     }
     match cfg.get("smtpd_sasl_type") {
         "passwd-file" => {}
+        "dovecot" => return Ok(Some(Arc::new(super::dovecot_auth::DovecotAuth::from_config(cfg)?))),
         other => bail!(
-            "{}: smtpd_sasl_type = {other}: yubin supports passwd-file (Dovecot's user file format)",
+            "{}: smtpd_sasl_type = {other}: yubin supports dovecot (Dovecot's auth socket) and passwd-file (Dovecot's user file format)",
             cfg.origin_text("smtpd_sasl_type")
         ),
     }

@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use yubin_conn::smtp::{SmtpAsk, SmtpCore};
 use yubin_conn::{drive, Conn, End, Handler, Options, Step};
 use yubin_smtp::{
-    Answer, AuthRequest, ClientInfo, RecipientQuery, Reply, Request, SaslExchange, SaslStep,
-    Session,
+    Answer, AuthRequest, ClientInfo, RecipientQuery, Reply, Request, SaslContext, SaslExchange,
+    SaslStep, Session,
 };
 
 use super::runtime::{Runtime, Service, Shared};
@@ -29,16 +29,36 @@ fn client_name(ip: IpAddr) -> String {
     }
 }
 
+fn conn_local_ip(conn: &Conn) -> Option<IpAddr> {
+    match conn {
+        Conn::Plain(t) => t.local_addr().ok().map(|a| a.ip().to_canonical()),
+        _ => None,
+    }
+}
+
+fn conn_local_port(conn: &Conn) -> Option<u16> {
+    match conn {
+        Conn::Plain(t) => t.local_addr().ok().map(|a| a.port()),
+        _ => None,
+    }
+}
+
 /// Answers the session's requests for one connection.
 struct Smtpd {
     shared: Arc<Shared>,
     rt: Arc<Runtime>,
     svc: Arc<Service>,
     client: ClientInfo,
+    /// The address the client connected to (Dovecot's `lip=`).
+    local: Option<IpAddr>,
     /// The SASL exchange in progress (its state: SCRAM's nonces, ...).
     exchange: Option<Box<dyn SaslExchange>>,
     /// The client as the restrictions see it (names, earlier verdicts).
     peer: yubin_policy::Peer,
+    // milter: begin
+    /// smtpd_milters' connections for this session.
+    milters: Option<super::milter::SessionMilters>,
+    // milter: end
 }
 
 impl Smtpd {
@@ -49,9 +69,15 @@ impl Smtpd {
             return SaslStep::Failure("authentication not enabled".into());
         };
         let exchange = self.exchange.take();
+        let (remote, local) = (self.client.addr, self.local);
         let done = tokio::task::spawn_blocking(move || match req {
-            AuthRequest::Start { mechanism, initial } => {
-                match auth.start(&mechanism, initial.as_deref()) {
+            AuthRequest::Start {
+                mechanism,
+                initial,
+                tls,
+            } => {
+                let context = SaslContext { remote, local, tls };
+                match auth.start(&mechanism, initial.as_deref(), &context) {
                     Some((x, step)) => (Some(x), step),
                     None => (None, SaslStep::Failure("authentication failure".into())),
                 }
@@ -86,21 +112,38 @@ impl Handler<SmtpCore> for Smtpd {
                 }
                 // smtpd_delay_reject = no: the sender restrictions now.
                 let policy = &self.svc.policy;
-                if policy.settings.delay_reject {
-                    return core.answer(Answer::Verdict(None));
+                let v = if policy.settings.delay_reject {
+                    yubin_smtp::PolicyVerdict::default()
+                } else {
+                    policy
+                        .mail(
+                            &mut self.peer,
+                            &q,
+                            q.helo.as_deref(),
+                            q.sasl_user.as_deref(),
+                        )
+                        .await
+                };
+                // milter: begin
+                if let (None, Some(m)) = (&v.reply, self.milters.as_mut()) {
+                    let log = |l: &str| self.shared.log.log(self.svc.daemon(), l);
+                    if let Some(r) = m.mail(&core.0, &q, &log).await {
+                        return core.answer(Answer::Milter(r));
+                    }
                 }
-                let v = policy
-                    .mail(
-                        &mut self.peer,
-                        &q,
-                        q.helo.as_deref(),
-                        q.sasl_user.as_deref(),
-                    )
-                    .await;
+                // milter: end
                 core.answer(Answer::Policy(v))
             }
             SmtpAsk::Request(Request::Recipient(q)) => {
                 let v = self.svc.policy.rcpt(&self.peer, &q, "RCPT").await;
+                // milter: begin
+                if let (None, Some(m)) = (&v.reply, self.milters.as_mut()) {
+                    let log = |l: &str| self.shared.log.log(self.svc.daemon(), l);
+                    if let Some(r) = m.rcpt(&core.0, &q, &log).await {
+                        return core.answer(Answer::Milter(r));
+                    }
+                }
+                // milter: end
                 core.answer(Answer::Policy(v))
             }
             SmtpAsk::Request(Request::Connect) => {
@@ -134,6 +177,18 @@ impl Handler<SmtpCore> for Smtpd {
                 let step = self.sasl(req).await;
                 core.answer(Answer::Sasl(step))
             }
+            // milter: begin
+            SmtpAsk::Deliver { envelope, data } if self.milters.is_some() => {
+                let m = self.milters.as_mut().expect("checked");
+                match m
+                    .deliver(&self.shared, &self.rt, &self.client, *envelope, data)
+                    .await
+                {
+                    Ok(result) => core.queued(result),
+                    Err(reply) => core.refused(reply),
+                }
+            }
+            // milter: end
             SmtpAsk::Deliver { envelope, data } => {
                 let result =
                     super::cleanup::enqueue(&self.shared, &self.rt, &self.client, *envelope, data)
@@ -144,7 +199,7 @@ impl Handler<SmtpCore> for Smtpd {
     }
 
     fn log(&self, text: &str) {
-        self.shared.log.log("smtpd", text);
+        self.shared.log.log(self.svc.daemon(), text);
     }
 }
 
@@ -182,24 +237,60 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         return;
     };
     let ip = peer.ip().to_canonical();
-    let mut client = ClientInfo {
+    let client = ClientInfo {
         name: client_name(ip),
         addr: ip,
         in_mynetworks: rt.in_mynetworks(ip),
     };
+    let _ = tcp.set_nodelay(true);
+    let conn = Conn::Plain(tcp);
+    session(shared, rt, svc, conn, client, peer).await
+}
+
+/// A connection to a master.cf `unix` service (lmtpd). The client is
+/// `localhost[127.0.0.1]`, as Postfix's smtpd_peer.c names a peer that is
+/// not on the Internet.
+pub async fn handle_unix(
+    shared: Arc<Shared>,
+    service_index: usize,
+    stream: tokio::net::UnixStream,
+) {
+    let rt = shared.current();
+    let Some(svc) = rt.services.get(service_index).cloned() else {
+        return;
+    };
+    let ip = IpAddr::from([127, 0, 0, 1]);
+    let client = ClientInfo {
+        name: "localhost".into(),
+        addr: ip,
+        in_mynetworks: rt.in_mynetworks(ip),
+    };
+    // Milters see the same name and address, port 0.
+    let peer = SocketAddr::from((ip, 0));
+    session(shared, rt, svc, Conn::Unix(stream), client, peer).await
+}
+
+async fn session(
+    shared: Arc<Shared>,
+    rt: Arc<Runtime>,
+    svc: Arc<Service>,
+    mut conn: Conn,
+    mut client: ClientInfo,
+    peer: SocketAddr,
+) {
+    let daemon = svc.daemon();
+    let ip = client.addr;
     // The client's DNS names, when a restriction needs them.
     let names = svc.policy.client_names(&client).await;
     client.name = names.name.clone();
     let policy_peer = yubin_policy::Peer::new(client.clone(), names);
     let label = client.label();
     let count = shared.session_started(ip);
-    shared.log.log("smtpd", &format!("connect from {label}"));
-    let _ = tcp.set_nodelay(true);
-    let mut conn = Conn::Plain(tcp);
+    shared.log.log(daemon, &format!("connect from {label}"));
     if !client.in_mynetworks && rt.client_connection_limit > 0 && count > rt.client_connection_limit
     {
         shared.log.log(
-            "smtpd",
+            daemon,
             &format!("warning: Connection concurrency limit exceeded: {count} from {label} for service {}", svc.name),
         );
         let reply = Reply::new(
@@ -210,7 +301,7 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         let _ = conn.write_all(&reply.to_wire()).await;
         shared
             .log
-            .log("smtpd", &format!("disconnect from {label} commands=0/0"));
+            .log(daemon, &format!("disconnect from {label} commands=0/0"));
         shared.session_ended(ip);
         return;
     }
@@ -231,28 +322,70 @@ pub async fn handle(shared: Arc<Shared>, service_index: usize, tcp: TcpStream, p
         .to_wire(),
         read_size: 16 * 1024,
     };
-    let mut core = SmtpCore(Session::new(svc.session.clone(), client.clone()));
+    let local = conn_local_ip(&conn);
+    // milter: begin
+    // The connect event comes before the greeting (smtpd.c); a 421 from a
+    // milter ends the session here.
+    let mut milters = None;
+    if let Some(ms) = &svc.milters {
+        let local_sock = local.zip(conn_local_port(&conn)).map(SocketAddr::from);
+        let log = |l: &str| shared.log.log(daemon, l);
+        match super::milter::SessionMilters::connect(ms, &client, peer, local_sock, &log).await {
+            Ok(m) => milters = Some(m),
+            Err(reply) => {
+                let _ = conn.write_all(&reply.to_wire()).await;
+                log(&format!("disconnect from {label} commands=0/0"));
+                shared.session_ended(ip);
+                return;
+            }
+        }
+    }
+    // milter: end
+    let mut session = svc.session.clone();
+    if let Some(auth) = svc.auth.clone().filter(|a| a.live()) {
+        // Dovecot's mechanisms as it announces them now (smtpd_sasl_type =
+        // dovecot); asking may connect, so not on this task's thread.
+        if let Ok((plain, tls)) = tokio::task::spawn_blocking(move || {
+            auth.refresh();
+            (auth.mechanisms(), auth.mechanisms_tls())
+        })
+        .await
+        {
+            session.auth_mechanisms = Some(plain);
+            session.auth_mechanisms_tls = Some(tls);
+        }
+    }
+    let mut core = SmtpCore(Session::new(session, client.clone()));
     let mut handler = Smtpd {
         shared: shared.clone(),
         rt: rt.clone(),
         svc: svc.clone(),
         client,
+        local,
         exchange: None,
         peer: policy_peer,
+        // milter: begin
+        milters,
+        // milter: end
     };
     if svc.tls.wrapped
         && yubin_conn::driver::wrapped_handshake(&mut conn, &mut core, &handler, &opts)
             .await
             .is_err()
     {
-        shared.log.log("smtpd", &core.0.disconnect_log());
+        shared.log.log(daemon, &core.0.disconnect_log());
         shared.session_ended(ip);
         return;
     }
     let first = core.start();
     let _end: End = drive(&mut conn, &mut core, &mut handler, first, &opts).await;
     conn.shutdown().await;
-    shared.log.log("smtpd", &core.0.disconnect_log());
+    // milter: begin
+    if let Some(m) = handler.milters.as_mut() {
+        m.quit().await;
+    }
+    // milter: end
+    shared.log.log(daemon, &core.0.disconnect_log());
     if let Some(notice) = core.0.notice() {
         let sh = shared.clone();
         let rt = rt.clone();

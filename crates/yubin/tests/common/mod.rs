@@ -66,6 +66,8 @@ impl Server {
 
     /// The seed's configuration (shared/seeds: main.cf's virtual_* lines,
     /// mydestination = localhost, $myhostname), with `extra` main.cf lines.
+    /// The seed added its lines to a distribution's stock main.cf, which
+    /// sets `compatibility_level = 3.6` (Debian's does); so does this one.
     pub fn seed(virtual_table: &str, extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -82,7 +84,7 @@ impl Server {
             let _ = std::os::unix::fs::chown(d.join(sub), Some(uid), Some(gid));
         }
         let main = format!(
-            "myhostname = mail.mydomain.com\nmydomain = mydomain.com\nmyorigin = $mydomain\nmydestination = localhost, $myhostname\n\
+            "compatibility_level = 3.6\nmyhostname = mail.mydomain.com\nmydomain = mydomain.com\nmyorigin = $mydomain\nmydestination = localhost, $myhostname\n\
              smtpd_banner = $myhostname ESMTP\ninet_interfaces = loopback-only\nmynetworks = 127.0.0.1/32\nrecipient_delimiter = +\n\
              queue_directory = {d}/queue\nmaillog_file = {d}/log/mail.log\nmail_owner = {owner}\n\
              alias_maps = hash:{d}/aliases\nalias_database = hash:{d}/aliases\n\
