@@ -170,7 +170,7 @@ fn from_main_cf(dir: &Path, extra: &str) -> Policy {
     let main = format!(
         "myhostname = mail.mydomain.com\nmydomain = mydomain.com\nmydestination = localhost\n\
          alias_maps =\nlocal_recipient_maps =\nvirtual_mailbox_domains = mydomain.com\n\
-         virtual_mailbox_maps = texthash:{d}/vmaps\nvirtual_mailbox_base = /home/vmail\nrecipient_delimiter = +\n{extra}",
+         virtual_mailbox_maps = texthash:{d}/vmaps\nvirtual_mailbox_base = /home/vmail\nrecipient_delimiter = +\ncompatibility_level = 3.6\n{extra}",
         d = dir.display()
     );
     std::fs::write(dir.join("vmaps"), "hoge@mydomain.com mydomain.com/hoge/\n").unwrap();
