@@ -195,6 +195,10 @@ pub struct Peer {
     pub defer_if_permit: Option<Reply>,
     /// The SASL mechanism after AUTH, for policy servers.
     pub sasl_method: Option<String>,
+    /// Counts MAIL commands: policy servers tell transactions apart by the
+    /// `instance` attribute (postfix-policyd-spf-python checks once per
+    /// instance).
+    pub transaction: u64,
 }
 
 impl Peer {
@@ -204,6 +208,7 @@ impl Peer {
             names,
             defer_if_permit: None,
             sasl_method: None,
+            transaction: 0,
         }
     }
 }
@@ -236,6 +241,11 @@ struct Ctx<'a> {
     stage: &'static str,
     /// The MAIL FROM address as written.
     sender_given: &'a str,
+    /// For policy servers: protocol name, queue id, recipients so far, SIZE.
+    protocol: &'a str,
+    queue_id: Option<&'a str>,
+    recipient_count: usize,
+    size: Option<u64>,
 }
 
 impl Ctx<'_> {
@@ -1204,24 +1214,32 @@ impl Policy {
         let addr = ctx.peer.info.addr.to_string();
         let sender = ctx.sender_text().unwrap_or_default();
         let rcpt = ctx.recipient.map(|a| a.internal()).unwrap_or_default();
-        let instance = format!("{:x}", std::ptr::from_ref(ctx.peer) as usize);
+        let instance = format!(
+            "{:x}.{}",
+            std::ptr::from_ref(ctx.peer) as usize,
+            ctx.peer.transaction
+        );
+        let count = ctx.recipient_count.to_string();
+        let size = ctx.size.unwrap_or(0).to_string();
+        let protocol = if ctx.protocol.is_empty() {
+            "SMTP"
+        } else {
+            ctx.protocol
+        };
         service::encode_request(&[
             ("request", "smtpd_access_policy"),
             ("protocol_state", ctx.stage),
-            (
-                "protocol_name",
-                if ctx.helo.is_some() { "ESMTP" } else { "SMTP" },
-            ),
+            ("protocol_name", protocol),
             ("client_address", &addr),
             ("client_name", &names.name),
             ("reverse_client_name", &names.reverse_name),
             ("helo_name", ctx.helo.unwrap_or("")),
             ("sender", &sender),
             ("recipient", &rcpt),
-            ("recipient_count", "0"),
-            ("queue_id", ""),
+            ("recipient_count", &count),
+            ("queue_id", ctx.queue_id.unwrap_or("")),
             ("instance", &instance),
-            ("size", "0"),
+            ("size", &size),
             ("etrn_domain", ""),
             ("stress", ""),
             ("sasl_method", ctx.peer.sasl_method.as_deref().unwrap_or("")),
@@ -1340,6 +1358,10 @@ impl Policy {
             sasl_user: None,
             stage: "CONNECT",
             sender_given: "",
+            protocol: "SMTP",
+            queue_id: None,
+            recipient_count: 0,
+            size: None,
         };
         let calls = [self.client_call(peer)];
         ev.verdict.reply = self.lists(&mut ev, &ctx, &calls).await;
@@ -1361,6 +1383,10 @@ impl Policy {
             sasl_user: None,
             stage: "EHLO",
             sender_given: "",
+            protocol: "SMTP",
+            queue_id: None,
+            recipient_count: 0,
+            size: None,
         };
         let calls = [ListCall {
             list: &self.restrictions.helo,
@@ -1392,6 +1418,10 @@ impl Policy {
             sasl_user,
             stage: "MAIL",
             sender_given: &q.sender_given,
+            protocol: &q.protocol,
+            queue_id: None,
+            recipient_count: 0,
+            size: q.size,
         };
         let calls = [ListCall {
             list: &self.restrictions.sender,
@@ -1441,6 +1471,10 @@ impl Policy {
             sasl_user: q.sasl_user.as_deref(),
             stage,
             sender_given: &q.sender_given,
+            protocol: &q.protocol,
+            queue_id: q.queue_id.as_deref(),
+            recipient_count: q.recipient_count,
+            size: q.size,
         };
         let mut calls = Vec::new();
         if self.settings.delay_reject {

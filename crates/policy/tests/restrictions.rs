@@ -61,6 +61,10 @@ fn query(rcpt: &str, sender: Option<&str>, user: Option<&str>) -> RecipientQuery
         sender_given: sender.unwrap_or("").to_string(),
         holding: false,
         discarding: false,
+        protocol: "ESMTP".into(),
+        queue_id: None,
+        recipient_count: 0,
+        size: None,
     }
 }
 

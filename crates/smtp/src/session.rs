@@ -42,7 +42,8 @@ pub enum Request {
     /// Answer with [`Answer::Verdict`]: `None` accepts.
     Mail(MailQuery),
     /// RCPT TO: the smtpd_*_restrictions verdict. `None` accepts.
-    Recipient(RecipientQuery),
+    /// (Boxed: the query is the largest request by far.)
+    Recipient(Box<RecipientQuery>),
     /// VRFY: is the address deliverable? `None`: 252 with the address.
     Verify(Address),
     /// AUTH: start a SASL exchange, or go on with the client's response.
@@ -92,6 +93,8 @@ pub struct MailQuery {
     /// The sender as the client wrote it (Postfix quotes it so in replies;
     /// [`Address`] folds the domain to lower case).
     pub sender_given: String,
+    /// `SMTP`/`ESMTP` (for policy servers).
+    pub protocol: String,
 }
 
 /// Everything the restrictions need to judge one recipient.
@@ -108,6 +111,12 @@ pub struct RecipientQuery {
     /// repeat them; after DISCARD no restriction runs).
     pub holding: bool,
     pub discarding: bool,
+    /// For policy servers (SMTPD_POLICY_README): `SMTP`/`ESMTP`, the queue
+    /// id once a recipient was accepted, the recipients so far, MAIL's SIZE.
+    pub protocol: String,
+    pub queue_id: Option<String>,
+    pub recipient_count: usize,
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1507,6 +1516,7 @@ impl Session {
                 helo: self.helo.clone(),
                 sasl_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
                 sender_given: self.sender_given.clone(),
+                protocol: self.protocol().to_string(),
             }),
         );
         true
@@ -1664,11 +1674,15 @@ impl Session {
             sender_given: self.sender_given.clone(),
             holding: self.effects.hold,
             discarding: self.effects.discard,
+            protocol: self.protocol().to_string(),
+            queue_id: self.queue_id.clone(),
+            recipient_count: self.recipients.len(),
+            size: self.mail_params.size,
         };
         self.wait(
             out,
             Pending::Rcpt { addr, params: p },
-            Request::Recipient(query),
+            Request::Recipient(Box::new(query)),
         );
         true
     }

@@ -110,6 +110,7 @@ impl Handler<SmtpCore> for Smtpd {
                 if let Some(r) = self.svc.queue_space.check(&self.shared, q.size) {
                     return core.answer(Answer::Verdict(Some(r)));
                 }
+                self.peer.transaction += 1;
                 // smtpd_delay_reject = no: the sender restrictions now.
                 let policy = &self.svc.policy;
                 let v = if policy.settings.delay_reject {
@@ -166,6 +167,10 @@ impl Handler<SmtpCore> for Smtpd {
                     sender_given: String::new(),
                     holding: false,
                     discarding: false,
+                    protocol: String::new(),
+                    queue_id: None,
+                    recipient_count: 0,
+                    size: None,
                 };
                 let verdict = self.svc.policy.rcpt(&self.peer, &q, "VRFY").await.reply;
                 core.answer(Answer::Verdict(verdict))
