@@ -13,21 +13,24 @@ mod support;
 use common::{Server, VIRTUAL_AFTER};
 use support::*;
 
-/// Sends one message from the lab host `client` with Python's smtplib;
-/// returns the RCPT reply (code and text) or "queued".
-fn send_from_client(lab: &Lab, to_ip: &str, sender: &str) -> String {
+/// Sends `n` messages in one session from the lab host `client` with
+/// Python's smtplib; returns the RCPT replies (code and text) or "queued",
+/// one line each.
+fn send_from_client(lab: &Lab, to_ip: &str, sender: &str, n: usize) -> String {
     let script = format!(
         r#"
 import smtplib
 s = smtplib.SMTP("{to_ip}", 25, local_hostname="client.lab.test", timeout=60)
 s.ehlo()
-s.mail("{sender}")
-code, text = s.rcpt("hoge@mydomain.com")
-if code != 250:
-    print(code, text.decode())
-else:
-    s.data(b"Subject: spf\r\nMessage-Id: <spf@client.lab.test>\r\n\r\nhello\r\n")
-    print("queued")
+for i in range({n}):
+    s.mail("{sender}")
+    code, text = s.rcpt("hoge@mydomain.com")
+    if code != 250:
+        print(code, text.decode())
+        s.rset()
+    else:
+        s.data(b"Subject: spf\r\nMessage-Id: <spf@client.lab.test>\r\n\r\nhello\r\n")
+        print("queued")
 s.quit()
 "#
     );
@@ -68,22 +71,30 @@ fn policyd_spf_through_spawn() {
     ]);
     lab.sh(&["wait", "client", &mx2, "25", "20"]);
 
-    let fail = send_from_client(&lab, &mx2, "a@spf-fail.test");
+    let fail = send_from_client(&lab, &mx2, "a@spf-fail.test", 1);
     assert!(
         fail.starts_with("550 5.7.23 <hoge@mydomain.com>: Recipient address rejected: Message rejected due to: SPF fail - not authorized."),
         "{fail}\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 
-    assert_eq!(send_from_client(&lab, &mx2, "a@spf-pass.test"), "queued");
-    let files = s.wait_mail(1);
-    let body = std::fs::read_to_string(&files[0]).unwrap();
-    let spf = body.find("Received-SPF: Pass (mailfrom) identity=mailfrom; client-ip=10.61.0.2;");
-    let received = body.find("Received: from client.lab.test");
-    assert!(
-        spf.is_some() && received.is_some() && spf < received,
-        "the policy server's header comes first: {body}"
+    // Two messages in one session: each is a transaction of its own for
+    // the policy server (the `instance` attribute), each gets its header.
+    assert_eq!(
+        send_from_client(&lab, &mx2, "a@spf-pass.test", 2),
+        "queued\nqueued"
     );
+    let files = s.wait_mail(2);
+    for f in &files {
+        let body = std::fs::read_to_string(f).unwrap();
+        let spf =
+            body.find("Received-SPF: Pass (mailfrom) identity=mailfrom; client-ip=10.61.0.2;");
+        let received = body.find("Received: from client.lab.test");
+        assert!(
+            spf.is_some() && received.is_some() && spf < received,
+            "the policy server's header comes first: {body}"
+        );
+    }
     let maillog = s.log();
     assert!(
         // The client's name from the lab DNS (PTR, then its A record).
