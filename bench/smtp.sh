@@ -9,6 +9,10 @@
 # and restores main.cf afterwards). Usage: bench/smtp.sh [N] [SIZE]
 # YUBIN_BEFORE=/path/to/older/yubin runs an older build in the same run
 # (issue 11: "no slower than before the change").
+# YUBIN_MSGAUTH=1 adds a yubin with msgauth_enable = yes (SPF for HELO and
+# MAIL FROM, DKIM, DMARC, the A-R header; issue 14) on port 2528, its DNS a
+# dnsmasq on 127.0.0.1:5354 serving example.org's SPF and DMARC records
+# (smtp-source's messages carry no DKIM signature: DKIM runs and finds none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000}; SIZE=${2:-2048}
@@ -40,9 +44,10 @@ for _ in $(seq 50); do pgrep -x master >/dev/null || break; sleep 0.2; done
 postfix start >/dev/null 2>&1; sleep 2
 
 # --- yubin (and, with YUBIN_BEFORE=PATH, an older build beside it) --------
-# start_yubin NAME BINARY PORT: its own directory, queue, Maildir and log.
+# start_yubin NAME BINARY PORT [EXTRA]: its own directory, queue, Maildir
+# and log; EXTRA is appended to main.cf.
 start_yubin() {
-  local name=$1 bin=$2 port=$3 d="$work/$1"
+  local name=$1 bin=$2 port=$3 extra=${4:-} d="$work/$1"
   mkdir -p "$d/vmail"; chown vmail: "$d/vmail"
   cp "$work/pf/virtual_domains" "$work/pf/virtual_maps" "$work/pf/virtual" "$d/"
   cat > "$d/main.cf" <<CF
@@ -65,6 +70,7 @@ default_process_limit = 1100
 mail_owner = vmail
 queue_directory = $d/queue
 maillog_file = $d/mail.log
+$extra
 CF
   printf '127.0.0.1:%s inet n - n - - smtpd\n' "$port" > "$d/master.cf"
   "$bin" -c "$d" postmap "$d/virtual" "$d/virtual_maps"
@@ -77,6 +83,15 @@ YP=2526
 start_yubin y "$Y" $YP
 YPID=${PIDS# }
 if [ -n "${YUBIN_BEFORE:-}" ]; then start_yubin before "$YUBIN_BEFORE" 2527; fi
+if [ -n "${YUBIN_MSGAUTH:-}" ]; then
+  dnsmasq --keep-in-foreground --no-resolv --no-hosts --port=5354 --listen-address=127.0.0.1 \
+    --bind-interfaces --txt-record=example.org,"v=spf1 ip4:127.0.0.0/8 -all" \
+    --txt-record=_dmarc.example.org,"v=DMARC1; p=reject" --address=/example.org/127.0.0.1 &
+  PIDS="$PIDS $!"; sleep 0.5
+  start_yubin msgauth "$Y" 2528 "dns_servers = 127.0.0.1:5354
+msgauth_enable = yes
+smtpd_end_of_data_restrictions = reject_dmarc_policy"
+fi
 
 count() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
 run() { # name port maildir sessions
@@ -94,6 +109,7 @@ for s in 1 10 100; do
   run postfix 25 "$work/pf/vmail/mydomain.com/hoge/new" "$s"
   run yubin "$YP" "$work/y/vmail/mydomain.com/hoge/new" "$s"
   if [ -n "${YUBIN_BEFORE:-}" ]; then run before 2527 "$work/before/vmail/mydomain.com/hoge/new" "$s"; fi
+  if [ -n "${YUBIN_MSGAUTH:-}" ]; then run msgauth 2528 "$work/msgauth/vmail/mydomain.com/hoge/new" "$s"; fi
 done | tee "$work/results"
 awk '{a[$1" "$2]=$3; d[$1" "$2]=$4} END {for (s in a) {split(s,k," "); if (k[1]!="postfix") printf "ratio %s/postfix, %s sessions: accepted %.2fx, delivered %.2fx\n", k[1], k[2], a[s]/a["postfix "k[2]], d[s]/d["postfix "k[2]]}}' "$work/results" | sort
 

@@ -61,9 +61,28 @@ impl DomainList {
         self.entries.is_empty()
     }
 
+    /// Whether a table of the list is remote (pgsql:).
+    pub fn is_remote(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e, Entry::Table { table, .. } if table.is_remote()))
+    }
+
     /// Whether `domain` (lower case) is in the list; the first matching
     /// entry decides, and a negated entry that matches means "no".
+    /// A table that cannot answer (pgsql:) is logged and reads as "not
+    /// listed": for callers that cannot defer; the address class uses
+    /// `try_find`.
     pub fn find(&self, domain: &str) -> Option<DomainMatch> {
+        self.try_find(domain).unwrap_or_else(|e| {
+            tracing::warn!("{}: {e}", self.param);
+            None
+        })
+    }
+
+    /// `find`, with a remote table's temporary failure as an error
+    /// (trivial-rewrite's RESOLVE_FLAG_FAIL).
+    pub fn try_find(&self, domain: &str) -> Result<Option<DomainMatch>, TableError> {
         for e in &self.entries {
             match e {
                 Entry::Name {
@@ -77,10 +96,10 @@ impl DomainList {
                             && domain[..domain.len() - name.len()].ends_with('.'))
                         || (name.starts_with('.') && domain.ends_with(name.as_str()));
                     if hit {
-                        return (!negate).then(|| DomainMatch {
+                        return Ok((!negate).then(|| DomainMatch {
                             param: self.param.clone(),
                             because: format!("{name} ({origin})"),
-                        });
+                        }));
                     }
                 }
                 Entry::Table { table, negate } => {
@@ -94,22 +113,22 @@ impl DomainList {
                         }
                     }
                     for c in candidates {
-                        if let Some(hit) = table.lookup(&c) {
+                        if let Some(hit) = table.try_lookup(&c)? {
                             let line = hit.line.or_else(|| table.locate_line(&c));
                             let place = match (&hit.file, line) {
                                 (Some(f), Some(l)) => format!("{}:{l}", f.display()),
                                 _ => hit.table.clone(),
                             };
-                            return (!negate).then(|| DomainMatch {
+                            return Ok((!negate).then(|| DomainMatch {
                                 param: self.param.clone(),
                                 because: format!("{c} in {} ({place})", hit.table),
-                            });
+                            }));
                         }
                     }
                 }
             }
         }
-        None
+        Ok(None)
     }
 }
 
@@ -147,10 +166,8 @@ fn add_item(
     }
     if item.contains(':') && !item.starts_with('[') {
         let spec = TableSpec::parse(item, default_type)?;
-        entries.push(Entry::Table {
-            table: Table::open(&spec, base)?,
-            negate,
-        });
+        let table = Table::open(&spec, base)?;
+        entries.push(Entry::Table { table, negate });
         return Ok(());
     }
     entries.push(Entry::Name {

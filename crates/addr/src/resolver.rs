@@ -179,6 +179,32 @@ impl Resolver {
         })
     }
 
+    /// Whether any table the resolver searches is remote (pgsql:): its
+    /// lookups block on the network, so async callers run it on a blocking
+    /// thread (docs/ARCHITECTURE.md "Remote tables").
+    pub fn is_remote(&self) -> bool {
+        let tables = [
+            &self.virtual_alias_maps,
+            &self.virtual_mailbox_maps,
+            &self.virtual_uid_maps,
+            &self.virtual_gid_maps,
+            &self.alias_maps,
+            &self.relay_recipient_maps,
+        ];
+        let lists = [
+            &self.mydestination,
+            &self.virtual_alias_domains,
+            &self.virtual_mailbox_domains,
+            &self.relay_domains,
+        ];
+        tables.iter().any(|m| m.is_remote())
+            || lists.iter().any(|l| l.is_remote())
+            || self.local_recipient_maps.as_ref().is_some_and(|v| {
+                v.iter()
+                    .any(|m| matches!(m, RecipientMap::Table(t) if t.is_remote()))
+            })
+    }
+
     /// Appends `@$myorigin` to a bare local part (postconf(5)
     /// append_at_myorigin), then `.$mydomain` to a domain without a dot when
     /// append_dot_mydomain is on (trivial-rewrite(8); the default below
@@ -215,31 +241,45 @@ impl Resolver {
             .then(|| format!("{ip} is an address of inet_interfaces/proxy_interfaces"))
     }
 
-    /// The address class and why (trivial-rewrite's resolve order).
+    /// The address class and why (trivial-rewrite's resolve order). A
+    /// domain list that cannot answer reads as "not listed"; mail paths use
+    /// `try_class_of`.
     pub fn class_of(&self, domain: &str) -> (Class, String) {
+        self.try_class_of(domain).unwrap_or_else(|e| {
+            (
+                Class::Default,
+                format!("domain lists could not be read: {e}"),
+            )
+        })
+    }
+
+    /// The address class, with a domain table's temporary failure as an
+    /// error (trivial-rewrite's RESOLVE_FLAG_FAIL: smtpd defers, cleanup
+    /// and the delivery agents defer).
+    pub fn try_class_of(&self, domain: &str) -> Result<(Class, String), TableError> {
         if let Some(why) = self.local_domain_reason(domain) {
-            return (Class::Local, why);
+            return Ok((Class::Local, why));
         }
-        if let Some(m) = self.virtual_alias_domains.find(domain) {
-            return (
+        if let Some(m) = self.virtual_alias_domains.try_find(domain)? {
+            return Ok((
                 Class::VirtualAlias,
                 format!("virtual_alias_domains lists {}", m.because),
-            );
+            ));
         }
-        if let Some(m) = self.virtual_mailbox_domains.find(domain) {
-            return (
+        if let Some(m) = self.virtual_mailbox_domains.try_find(domain)? {
+            return Ok((
                 Class::VirtualMailbox,
                 format!("virtual_mailbox_domains lists {}", m.because),
-            );
+            ));
         }
-        if let Some(m) = self.relay_domains.find(domain) {
-            return (Class::Relay, format!("relay_domains lists {}", m.because));
+        if let Some(m) = self.relay_domains.try_find(domain)? {
+            return Ok((Class::Relay, format!("relay_domains lists {}", m.because)));
         }
-        (
+        Ok((
             Class::Default,
             "not in mydestination, virtual_alias_domains, virtual_mailbox_domains or relay_domains"
                 .into(),
-        )
+        ))
     }
 
     /// Whether the `user` form of virtual(5) applies to this domain: it is
@@ -260,7 +300,7 @@ impl Resolver {
         steps: &mut Vec<Step>,
         depth: usize,
         label: &str,
-    ) -> Option<(Hit, String, Option<String>)> {
+    ) -> Result<Option<(Hit, String, Option<String>)>, TableError> {
         let (user, ext) = addr.split_extension(&self.delimiter);
         let mut keys: Vec<(String, bool)> = Vec::new();
         if ext.is_some() {
@@ -276,19 +316,47 @@ impl Resolver {
         keys.push((format!("@{}", addr.domain), false));
         for (key, stripped) in keys {
             for table in &maps.tables {
-                if let Some(hit) = table.lookup(&key) {
+                let probe = match table.probe(&key) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        steps.push(Step {
+                            depth,
+                            text: format!("{label}: key \"{key}\": {e}"),
+                            source: None,
+                        });
+                        return Err(e);
+                    }
+                };
+                if probe.hit.is_none() {
+                    if let Some(q) = probe.query {
+                        steps.push(Step {
+                            depth,
+                            text: format!(
+                                "{label}: {} key \"{key}\": not found by {q}",
+                                table.spec()
+                            ),
+                            source: None,
+                        });
+                    }
+                }
+                if let Some(hit) = probe.hit {
                     let line = hit.line.or_else(|| table.locate_line(&key));
                     let source = hit.file.as_ref().map(|f| match line {
                         Some(l) => format!("{}:{l}", f.display()),
                         None => f.display().to_string(),
                     });
+                    let by = hit
+                        .query
+                        .as_ref()
+                        .map(|q| format!(" (query: {q})"))
+                        .unwrap_or_default();
                     steps.push(Step {
                         depth,
-                        text: format!("{label}: {} key \"{key}\" -> {}", hit.table, hit.value),
+                        text: format!("{label}: {} key \"{key}\" -> {}{by}", hit.table, hit.value),
                         source,
                     });
                     let unmatched = if stripped { ext.clone() } else { None };
-                    return Some((hit, key, unmatched));
+                    return Ok(Some((hit, key, unmatched)));
                 }
             }
         }
@@ -304,7 +372,7 @@ impl Resolver {
                 source: None,
             });
         }
-        None
+        Ok(None)
     }
 
     /// Full resolution: the RCPT verdict and, when accepted, the deliveries.
@@ -327,13 +395,24 @@ impl Resolver {
                 source: None,
             });
         }
-        let (class, why) = self.class_of(&canonical.domain);
-        steps.push(Step {
-            depth: 0,
-            text: format!("domain {}: {} class: {why}", canonical.domain, class.name()),
-            source: None,
-        });
-        let verdict = self.verdict(addr, &canonical, class, &mut steps);
+        let (class, verdict) = match self.try_class_of(&canonical.domain) {
+            Ok((class, why)) => {
+                steps.push(Step {
+                    depth: 0,
+                    text: format!("domain {}: {} class: {why}", canonical.domain, class.name()),
+                    source: None,
+                });
+                (class, self.verdict(addr, &canonical, class, &mut steps))
+            }
+            Err(e) => {
+                steps.push(Step {
+                    depth: 0,
+                    text: format!("domain {}: {e}", canonical.domain),
+                    source: None,
+                });
+                (Class::Default, class_retry(addr, &e))
+            }
+        };
         let deliveries = if matches!(verdict, Verdict::Accept) {
             self.expand_into(&canonical, &mut steps)
         } else {
@@ -355,9 +434,10 @@ impl Resolver {
     pub fn check(&self, addr: &Address) -> (Class, Verdict) {
         let mut steps = Vec::new();
         let canonical = self.canonical(addr);
-        let (class, _) = self.class_of(&canonical.domain);
-        let v = self.verdict(addr, &canonical, class, &mut steps);
-        (class, v)
+        match self.try_class_of(&canonical.domain) {
+            Ok((class, _)) => (class, self.verdict(addr, &canonical, class, &mut steps)),
+            Err(e) => (Class::Default, class_retry(addr, &e)),
+        }
     }
 
     fn verdict(
@@ -368,18 +448,27 @@ impl Resolver {
         steps: &mut Vec<Step>,
     ) -> Verdict {
         let user_form = self.user_form_applies(&addr.domain);
-        if self
-            .search(
-                &self.virtual_alias_maps,
-                addr,
-                user_form,
-                steps,
-                0,
-                "virtual_alias_maps",
-            )
-            .is_some()
-        {
-            return Verdict::Accept;
+        // smtpd_check.c reject_dict_retry: a table that cannot answer now
+        // defers the recipient; the client retries.
+        let retry = |e: TableError| Verdict::Reject {
+            code: 451,
+            enhanced: "4.3.0".into(),
+            text: format!("<{}>: Temporary lookup failure", given.internal()),
+            hint: format!(
+                "{e}: make the database reachable; nothing was rejected, the client will retry"
+            ),
+        };
+        match self.search(
+            &self.virtual_alias_maps,
+            addr,
+            user_form,
+            steps,
+            0,
+            "virtual_alias_maps",
+        ) {
+            Ok(Some(_)) => return Verdict::Accept,
+            Ok(None) => {}
+            Err(e) => return retry(e),
         }
         if given.domain.is_empty() && given.local.eq_ignore_ascii_case("postmaster") {
             // smtpd accepts a bare "postmaster" whatever the tables say
@@ -447,7 +536,11 @@ impl Resolver {
                                 local.clone(),
                                 format!("@{}", addr.domain),
                             ] {
-                                if let Some(hit) = t.lookup(&key) {
+                                let found = match t.try_lookup(&key) {
+                                    Ok(f) => f,
+                                    Err(e) => return retry(e),
+                                };
+                                if let Some(hit) = found {
                                     steps.push(Step {
                                         depth: 0,
                                         text: format!(
@@ -484,18 +577,17 @@ impl Resolver {
                 ),
             ),
             Class::VirtualMailbox => {
-                if self
-                    .search(
-                        &self.virtual_mailbox_maps,
-                        addr,
-                        false,
-                        steps,
-                        0,
-                        "virtual_mailbox_maps",
-                    )
-                    .is_some()
-                {
-                    return Verdict::Accept;
+                match self.search(
+                    &self.virtual_mailbox_maps,
+                    addr,
+                    false,
+                    steps,
+                    0,
+                    "virtual_mailbox_maps",
+                ) {
+                    Ok(Some(_)) => return Verdict::Accept,
+                    Ok(None) => {}
+                    Err(e) => return retry(e),
                 }
                 reject(
                     "virtual mailbox table",
@@ -506,19 +598,20 @@ impl Resolver {
                 )
             }
             Class::Relay => {
-                if self.relay_recipient_maps.is_empty()
-                    || self
-                        .search(
-                            &self.relay_recipient_maps,
-                            addr,
-                            false,
-                            steps,
-                            0,
-                            "relay_recipient_maps",
-                        )
-                        .is_some()
-                {
+                if self.relay_recipient_maps.is_empty() {
                     return Verdict::Accept;
+                }
+                match self.search(
+                    &self.relay_recipient_maps,
+                    addr,
+                    false,
+                    steps,
+                    0,
+                    "relay_recipient_maps",
+                ) {
+                    Ok(Some(_)) => return Verdict::Accept,
+                    Ok(None) => {}
+                    Err(e) => return retry(e),
                 }
                 reject(
                     "relay recipient table",
@@ -583,16 +676,25 @@ impl Resolver {
                 return;
             }
             let user_form = self.user_form_applies(&addr.domain);
-            let Some((hit, key, ext)) = self.search(
+            let (hit, key, ext) = match self.search(
                 &self.virtual_alias_maps,
                 &addr,
                 user_form,
                 steps,
                 depth,
                 "virtual_alias_maps",
-            ) else {
-                self.final_delivery(&addr, depth, out, steps);
-                continue;
+            ) {
+                Ok(Some(found)) => found,
+                Ok(None) => {
+                    self.final_delivery(&addr, depth, out, steps);
+                    continue;
+                }
+                Err(e) => {
+                    // cleanup(8) defers the message when virtual_alias_maps
+                    // cannot answer; it stays queued and is retried.
+                    out.push(retry_delivery(&addr, &e));
+                    continue;
+                }
             };
             let mut children = Vec::new();
             for t in split_targets(&hit.value) {
@@ -641,7 +743,13 @@ impl Resolver {
         if out.iter().any(|d| d.recipient == addr.internal()) {
             return;
         }
-        let (class, why) = self.class_of(&addr.domain);
+        let (class, why) = match self.try_class_of(&addr.domain) {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(retry_delivery(addr, &e));
+                return;
+            }
+        };
         if depth > 0 {
             steps.push(Step {
                 depth,
@@ -677,19 +785,23 @@ impl Resolver {
     /// virtual(8): the mailbox from virtual_mailbox_maps under
     /// virtual_mailbox_base, owned by virtual_uid_maps/virtual_gid_maps.
     fn virtual_mailbox(&self, addr: &Address, depth: usize, steps: &mut Vec<Step>) -> Delivery {
-        let Some((hit, _, _)) = self.search(
+        let hit = match self.search(
             &self.virtual_mailbox_maps,
             addr,
             false,
             steps,
             depth + 1,
             "virtual_mailbox_maps",
-        ) else {
-            return error_delivery(
-                addr,
-                &format!("5.1.1 unknown user: \"{}\"", addr.key()),
-                false,
-            );
+        ) {
+            Ok(Some((hit, _, _))) => hit,
+            Ok(None) => {
+                return error_delivery(
+                    addr,
+                    &format!("5.1.1 unknown user: \"{}\"", addr.key()),
+                    false,
+                )
+            }
+            Err(e) => return retry_delivery(addr, &e),
         };
         let path = format!(
             "{}/{}",
@@ -699,6 +811,7 @@ impl Resolver {
         let id = |maps: &Maps, what: &str, steps: &mut Vec<Step>| -> Result<u32, String> {
             let (hit, _, _) = self
                 .search(maps, addr, false, steps, depth + 1, what)
+                .map_err(|e| format!("4.3.0 {e}"))?
                 .ok_or_else(|| format!("4.3.0 {what}: no match for {}", addr.key()))?;
             hit.value
                 .trim()
@@ -729,7 +842,14 @@ impl Resolver {
         let (user, _) = addr.split_extension(&self.delimiter);
         let local = user.to_lowercase();
         if alias_depth < 20 {
-            if let Some(hit) = self.alias_maps.lookup(&local) {
+            let found = match self.alias_maps.try_lookup(&local) {
+                Ok(f) => f,
+                Err(e) => {
+                    out.push(retry_delivery(addr, &e));
+                    return;
+                }
+            };
+            if let Some(hit) = found {
                 let line = hit.line.or_else(|| {
                     self.alias_maps
                         .tables
@@ -856,7 +976,13 @@ impl Resolver {
                 text: format!("-> {}", next.internal()),
                 source: None,
             });
-            let (class, _) = self.class_of(&next.domain);
+            let class = match self.try_class_of(&next.domain) {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    out.push(retry_delivery(&next, &e));
+                    return;
+                }
+            };
             let (next_user, _) = next.split_extension(&self.delimiter);
             if class == Class::Local && next_user.to_lowercase() == local {
                 // An alias that names its own user delivers to the mailbox.
@@ -878,6 +1004,25 @@ impl Resolver {
     ) {
         self.local_delivery(addr, depth, out, steps, usize::MAX / 2);
     }
+}
+
+/// smtpd's answer when the address class could not be found (a domain
+/// table did not answer): 451 4.3.0, the client retries.
+fn class_retry(given: &Address, e: &TableError) -> Verdict {
+    Verdict::Reject {
+        code: 451,
+        enhanced: "4.3.0".into(),
+        text: format!("<{}>: Temporary lookup failure", given.internal()),
+        hint: format!(
+            "{e}: make the database reachable; nothing was rejected, the client will retry"
+        ),
+    }
+}
+
+/// A table that could not answer: the copy is deferred (Postfix's
+/// "4.3.0 ... lookup failure"), never bounced.
+fn retry_delivery(addr: &Address, e: &TableError) -> Delivery {
+    error_delivery(addr, &format!("4.3.0 {e}"), true)
 }
 
 fn error_delivery(addr: &Address, reason: &str, temporary: bool) -> Delivery {

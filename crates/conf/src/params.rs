@@ -105,6 +105,11 @@ params! {
     "milter_rcpt_macros" => "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
     // Milters: end
     "minimal_backoff_time" => "300s",
+    // yubin extensions: message authentication (docs/msgauth.md).
+    "msgauth_authserv_id" => "$myhostname",
+    "msgauth_enable" => "no",
+    "msgauth_max_signatures" => "10",
+    "msgauth_time_limit" => "20s",
     "mydestination" => "$myhostname, localhost.$mydomain, localhost",
     "mydomain" => "",
     "myhostname" => "",
@@ -155,6 +160,7 @@ params! {
     "smtpd_client_connection_count_limit" => "50",
     "smtpd_client_restrictions" => "",
     "smtpd_delay_reject" => "yes",
+    "smtpd_end_of_data_restrictions" => "",
     "smtpd_error_sleep_time" => "1s",
     "smtpd_hard_error_limit" => "20",
     "smtpd_helo_required" => "no",

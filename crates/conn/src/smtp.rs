@@ -48,12 +48,11 @@ impl SmtpCore {
         steps(self.0.queued(result))
     }
 
-    // milter: begin
-    /// A milter refused the message at its end.
+    /// The end-of-data checks (yubin-msgauth) or a milter refused the
+    /// message at its end.
     pub fn refused(&mut self, reply: yubin_smtp::Reply) -> Vec<Step<SmtpAsk>> {
         steps(self.0.refused(reply))
     }
-    // milter: end
 }
 
 impl Core for SmtpCore {

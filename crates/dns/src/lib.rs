@@ -60,6 +60,10 @@ impl Dns {
                 let mut rc = ResolverConfig::new();
                 for addr in list {
                     rc.add_name_server(NameServerConfig::new(*addr, Protocol::Udp));
+                    // TCP too: a truncated UDP answer (a 2048-bit DKIM key
+                    // without EDNS, a long SPF record) is retried over TCP
+                    // (RFC 7766), as resolv.conf's servers are.
+                    rc.add_name_server(NameServerConfig::new(*addr, Protocol::Tcp));
                 }
                 TokioResolver::builder_with_config(rc, TokioConnectionProvider::default()).build()
             }

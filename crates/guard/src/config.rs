@@ -150,12 +150,6 @@ pub const IGNORED_KEYS: &[&str] = &[
     "PLUGIN_PURGE",
     "DAEMON_LOG_TIME_FORMAT",
     "DAEMON_LOG_MESSAGE_FORMAT",
-    "SYNC_SERVER",
-    "SYNC_INTERVAL",
-    "SYNC_UPLOAD",
-    "SYNC_DOWNLOAD",
-    "SYNC_DOWNLOAD_THRESHOLD",
-    "SYNC_DOWNLOAD_RESILIENCY",
     "SYNC_VERSION",
     "SSHD_FORMAT_REGEX",
     "FAILED_ENTRY_REGEX",
@@ -222,6 +216,19 @@ pub struct Config {
     pub journalctl: String,
     /// Warnings (unknown or ignored keys), each `file:line: text`.
     pub warnings: Vec<String>,
+    /// SYNC_SERVER = pgsql:FILE and the other SYNC_* keys (crate::sync).
+    pub sync: Option<crate::sync::SyncSettings>,
+}
+
+/// The SYNC_* keys while the file is read.
+struct SyncKeys {
+    server: Option<PathBuf>,
+    upload: bool,
+    download: bool,
+    threshold: u32,
+    interval: Duration,
+    resiliency: Duration,
+    node: Option<String>,
 }
 
 /// A configuration error: file, line (0 = whole file) and text.
@@ -406,6 +413,7 @@ impl Config {
             nft_command: "nft".into(),
             journalctl: "journalctl".into(),
             warnings: Vec::new(),
+            sync: None,
         }
     }
 
@@ -432,6 +440,17 @@ impl Config {
         let mut allowed_set = false;
         let mut restricted_set = false;
         let mut daemon_log_set = false;
+        // DenyHosts' defaults (denyhosts.conf): upload and download on,
+        // threshold 3, every hour, resiliency 5 hours.
+        let mut sync_keys = SyncKeys {
+            server: None,
+            upload: true,
+            download: true,
+            threshold: 3,
+            interval: Duration::from_secs(3600),
+            resiliency: Duration::from_secs(5 * 3600),
+            node: None,
+        };
         for e in &entries {
             let err = |message: String| ConfigError {
                 file: file.clone(),
@@ -569,6 +588,31 @@ impl Config {
                 }
                 "NFT_COMMAND" if !blank => c.nft_command = v.to_string(),
                 "JOURNALCTL" if !blank => c.journalctl = v.to_string(),
+                "SYNC_SERVER" if !blank => {
+                    let Some(f) = v.strip_prefix("pgsql:") else {
+                        return Err(err(format!(
+                            "{v}: yubin guard shares blocks through PostgreSQL: SYNC_SERVER = pgsql:/etc/yubin/guard-sync.cf (docs/guard.md)"
+                        )));
+                    };
+                    sync_keys.server = Some(PathBuf::from(f));
+                }
+                "SYNC_SERVER" => {}
+                "SYNC_UPLOAD" => sync_keys.upload = blank || parse_bool(v).map_err(&err)?,
+                "SYNC_DOWNLOAD" => sync_keys.download = blank || parse_bool(v).map_err(&err)?,
+                "SYNC_DOWNLOAD_THRESHOLD" if !blank => {
+                    sync_keys.threshold = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err(format!("{v:?} is not a positive number")))?
+                }
+                "SYNC_INTERVAL" if !blank => {
+                    sync_keys.interval = parse_timespec(v, false).map_err(&err)?
+                }
+                "SYNC_DOWNLOAD_RESILIENCY" if !blank => {
+                    sync_keys.resiliency = parse_timespec(v, true).map_err(&err)?
+                }
+                "SYNC_NODE_NAME" if !blank => sync_keys.node = Some(v.to_string()),
                 k if KNOWN_KEYS.iter().any(|(n, _)| *n == k) => {}
                 k if IGNORED_KEYS.contains(&k) || k.starts_with("FAILED_ENTRY_REGEX") => {
                     c.warnings.push(format!(
@@ -580,6 +624,17 @@ impl Config {
                     .warnings
                     .push(format!("{file}:{}: unknown key {k}; ignored", e.line)),
             }
+        }
+        if let Some(server) = sync_keys.server {
+            c.sync = Some(crate::sync::SyncSettings {
+                server,
+                upload: sync_keys.upload,
+                download: sync_keys.download,
+                threshold: sync_keys.threshold,
+                interval: sync_keys.interval,
+                resiliency: sync_keys.resiliency,
+                node: sync_keys.node.unwrap_or_else(crate::report::hostname),
+            });
         }
         if work_dir_set && !allowed_set {
             c.allowed_hosts = c.work_dir.join("allowed-hosts");
@@ -673,9 +728,25 @@ mod tests {
 
     #[test]
     fn unknown_keys_warned_with_line() {
-        let c = conf("FOO = 1\nSYNC_SERVER = http://x\n").unwrap();
+        let c = conf("FOO = 1\nSYNC_VERSION = 2\n").unwrap();
         assert_eq!(c.warnings[0], "denyhosts.conf:1: unknown key FOO; ignored");
-        assert!(c.warnings[1].starts_with("denyhosts.conf:2: SYNC_SERVER"));
+        assert!(c.warnings[1].starts_with("denyhosts.conf:2: SYNC_VERSION"));
+    }
+
+    #[test]
+    fn sync_keys() {
+        let e = conf("SYNC_SERVER = http://xmlrpc.denyhosts.net:9911\n").unwrap_err();
+        assert!(e.to_string().contains("pgsql:"), "{e}");
+        let c = conf("SYNC_SERVER = pgsql:/etc/yubin/guard-sync.cf\nSYNC_DOWNLOAD_THRESHOLD = 1\nSYNC_INTERVAL = 2s\nSYNC_DOWNLOAD_RESILIENCY = 0\nSYNC_UPLOAD = no\nSYNC_NODE_NAME = mx1\n").unwrap();
+        let s = c.sync.unwrap();
+        assert_eq!(s.server, PathBuf::from("/etc/yubin/guard-sync.cf"));
+        assert_eq!((s.upload, s.download, s.threshold), (false, true, 1));
+        assert_eq!(
+            (s.interval, s.resiliency),
+            (Duration::from_secs(2), Duration::ZERO)
+        );
+        assert_eq!(s.node, "mx1");
+        assert!(conf("SYNC_INTERVAL = 1h\n").unwrap().sync.is_none());
     }
 
     #[test]

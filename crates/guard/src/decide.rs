@@ -35,10 +35,16 @@ pub struct Candidate {
     pub category: Category,
     pub count: u32,
     pub threshold: u32,
+    /// Taken from the shared table (SYNC_DOWNLOAD): how many other guards
+    /// reported it. Such hosts are not reported back.
+    pub synced: Option<u32>,
 }
 
 impl Candidate {
     pub fn reason(&self) -> String {
+        if let Some(n) = self.synced {
+            return format!("reported by {n} other guard(s) through SYNC_SERVER");
+        }
         format!(
             "{} {} > {}",
             self.category.name(),
@@ -168,6 +174,7 @@ impl<'a> Decider<'a> {
                 let k = stats.counter(c);
                 let th = self.threshold(c);
                 (k.count > th).then(|| Candidate {
+                    synced: None,
                     host: host.clone(),
                     category: c,
                     count: k.count,

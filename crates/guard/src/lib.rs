@@ -18,6 +18,7 @@ pub mod parse;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod sync;
 pub mod timeutil;
 
 use std::ffi::OsString;

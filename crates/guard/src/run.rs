@@ -51,6 +51,8 @@ pub struct Runner {
     pub log: Box<dyn FnMut(&str)>,
     warned_journal: bool,
     journal: Option<crate::journal::JournalFollow>,
+    /// SYNC_SERVER: opened at the first pass that needs it.
+    sync: Option<crate::sync::Sync>,
 }
 
 fn userdef_hit(cfg: &Config, line: &[u8]) -> Option<Hit> {
@@ -93,6 +95,7 @@ impl Runner {
             log: Box::new(|m| eprintln!("yubin guard: {m}")),
             warned_journal: false,
             journal: None,
+            sync: None,
         }
     }
 
@@ -265,6 +268,23 @@ impl Runner {
         let mut cands = decider.candidates(&state, &|h| {
             state.blocks.contains_key(h) || denied.contains(h)
         });
+        if !opts.dry_run {
+            for (host, n) in self.sync_exchange() {
+                let known = state.blocks.contains_key(&host)
+                    || denied.contains(&host)
+                    || self.allowed.contains(&host)
+                    || cands.iter().any(|c| c.host == host);
+                if !known {
+                    cands.push(Candidate {
+                        host,
+                        category: crate::state::Category::Invalid,
+                        count: n,
+                        threshold: 0,
+                        synced: Some(n),
+                    });
+                }
+            }
+        }
         cands.sort_by(|a, b| a.host.cmp(&b.host));
         if opts.dry_run {
             res.added = cands;
@@ -354,6 +374,22 @@ impl Runner {
             });
             res.added.push(c.clone());
         }
+        // SYNC_UPLOAD: our own decisions only (not what we downloaded).
+        if let Some(sync) = &mut self.sync {
+            sync.report(
+                res.added
+                    .iter()
+                    .filter(|c| c.synced.is_none())
+                    .map(|c| c.host.clone()),
+            );
+            if !res.added.is_empty() {
+                // Publish at once: the other guards should not wait for
+                // SYNC_INTERVAL to learn of a new block.
+                if let Err(e) = sync.exchange() {
+                    (self.log)(&format!("WARNING: SYNC_SERVER: {e}"));
+                }
+            }
+        }
         // DenyHosts' one-time warning: allowed hosts that sit in hosts.deny.
         let mut warned = Vec::new();
         for h in &denied {
@@ -365,6 +401,35 @@ impl Runner {
         res.mail = self.report(&mut state, &warned, &digest_new, &suspicious, opts, t_now);
         state.save(&self.cfg.work_dir)?;
         Ok(res)
+    }
+
+    /// When SYNC_INTERVAL has passed: publish pending reports and fetch the
+    /// hosts other guards blocked. A database that does not answer is
+    /// logged and skipped (resiliency: local blocking goes on).
+    fn sync_exchange(&mut self) -> Vec<(String, u32)> {
+        let Some(settings) = self.cfg.sync.clone() else {
+            return Vec::new();
+        };
+        if self.sync.is_none() {
+            match crate::sync::Sync::open(settings) {
+                Ok(s) => self.sync = Some(s),
+                Err(e) => {
+                    (self.log)(&format!("WARNING: {e}"));
+                    return Vec::new();
+                }
+            }
+        }
+        let sync = self.sync.as_mut().expect("opened above");
+        if !sync.due() {
+            return Vec::new();
+        }
+        match sync.exchange() {
+            Ok(v) => v,
+            Err(e) => {
+                (self.log)(&format!("WARNING: SYNC_SERVER: {e}"));
+                Vec::new()
+            }
+        }
     }
 
     /// Sends (or queues into the digest) what this pass found.

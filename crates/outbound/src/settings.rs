@@ -137,8 +137,21 @@ impl Settings {
             .map_err(|e| at("smtp_tls_CAfile", e))?;
         let base = cfg.dir();
         let open = |n: &str| -> Result<Maps, String> {
-            Maps::open(&cfg.list(n), cfg.get("default_database_type"), base)
-                .map_err(|e| at(n, e.to_string()))
+            let maps = Maps::open(&cfg.list(n), cfg.get("default_database_type"), base)
+                .map_err(|e| at(n, e.to_string()))?;
+            // pgsql: lookups block and may fail temporarily (docs/pgsql.md);
+            // the SMTP client reads these maps in async tasks and has no
+            // "defer on lookup failure" path yet, so refuse rather than
+            // block a worker or read an outage as "no entry".
+            if maps.is_remote() {
+                return Err(at(
+                    n,
+                    format!(
+                        "{n}: pgsql: tables are not supported here yet; use hash: or texthash:"
+                    ),
+                ));
+            }
+            Ok(maps)
         };
         let sasl_enabled = cfg
             .bool("smtp_sasl_auth_enable")

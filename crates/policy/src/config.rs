@@ -170,6 +170,18 @@ pub fn restrictions(cfg: &Config, clients: &PolicyClients) -> Result<Restriction
     })?;
     r.client = list("smtpd_client_restrictions")?;
     r.helo = list("smtpd_helo_restrictions")?;
+    for (name, l) in [
+        ("smtpd_client_restrictions", &r.client),
+        ("smtpd_helo_restrictions", &r.helo),
+    ] {
+        if let Some(x) = l.iter().find(|x| x.is_end_of_data_only()) {
+            return Err(err(
+                cfg,
+                name,
+                format!("{x:?} judges the message: use it in smtpd_end_of_data_restrictions only"),
+            ));
+        }
+    }
     r.relay_before_recipient = cfg
         .bool("smtpd_relay_before_recipient_restrictions")
         .map_err(|e| err(cfg, "smtpd_relay_before_recipient_restrictions", e))?;

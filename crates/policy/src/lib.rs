@@ -18,7 +18,7 @@ use std::sync::Arc;
 use yubin_addr::{Address, Class, Resolver, Verdict};
 use yubin_dns::{Dns, DomainStatus, Lookup};
 use yubin_smtp::{ClientInfo, MailQuery, PolicyVerdict, RecipientQuery, Reply};
-use yubin_table::Maps;
+use yubin_table::{Maps, TableError};
 
 use access::{dsn_fix, dsn_split, AccessAction, ReplyClass};
 pub use restrict::{is_fqdn_address, Loader, Restriction, RestrictionError};
@@ -59,6 +59,17 @@ impl Restrictions {
                 )
             })
         };
+        // yubin-msgauth's names judge the message: only the end of DATA
+        // has one (docs/msgauth.md).
+        if let Some(r) = [&sender, &relay, &recipient]
+            .iter()
+            .flat_map(|l| l.iter())
+            .find(|r| r.is_end_of_data_only())
+        {
+            return Err(RestrictionError(format!(
+                "{r:?} judges the message: use it in smtpd_end_of_data_restrictions only"
+            )));
+        }
         if !guards(&relay) && !guards(&recipient) {
             // Postfix 3.7's wording (smtpd_check.c), with yubin's list.
             return Err(RestrictionError("in parameter smtpd_relay_restrictions or smtpd_recipient_restrictions, specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, reject or defer".into()));
@@ -389,21 +400,76 @@ impl Policy {
     /// smtpd_sender_login_maps: Postfix's search order for the sender is
     /// `user@domain`, then `@domain`; the value lists the owning logins,
     /// separated by commas or spaces. `None` when the map does not list it.
-    pub fn sender_owners(&self, sender: &Address) -> Option<Vec<String>> {
+    /// A table that cannot answer now is an error (the caller defers).
+    pub fn sender_owners(&self, sender: &Address) -> Result<Option<Vec<String>>, TableError> {
         if self.sender_login_maps.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let hit = self.sender_login_maps.lookup(&sender.key()).or_else(|| {
-            self.sender_login_maps
-                .lookup(&format!("@{}", sender.domain))
-        })?;
-        Some(
+        let maps = &self.sender_login_maps;
+        let hit = match maps.try_lookup(&sender.key())? {
+            Some(h) => h,
+            None => match maps.try_lookup(&format!("@{}", sender.domain))? {
+                Some(h) => h,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(
             hit.value
                 .split([',', ' ', '\t'])
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
-        )
+        ))
+    }
+
+    /// `sender_owners` off the async worker when the map is remote.
+    async fn sender_owners_async(
+        &self,
+        sender: &Address,
+    ) -> Result<Option<Vec<String>>, TableError> {
+        if !self.sender_login_maps.is_remote() {
+            return self.sender_owners(sender);
+        }
+        let maps = self.sender_login_maps.clone();
+        let me = Policy {
+            resolver: self.resolver.clone(),
+            sender_login_maps: maps,
+            dns: None,
+            restrictions: Restrictions::default(),
+            settings: self.settings.clone(),
+        };
+        let sender = sender.clone();
+        tokio::task::spawn_blocking(move || me.sender_owners(&sender))
+            .await
+            .unwrap_or_else(|e| {
+                Err(TableError::Temporary {
+                    table: "smtpd_sender_login_maps".into(),
+                    msg: e.to_string(),
+                })
+            })
+    }
+
+    /// The resolver's verdict; on a blocking thread when a table is remote
+    /// (a pgsql: lookup must not stall the async workers).
+    async fn check(&self, addr: &Address) -> (Class, Verdict) {
+        if !self.resolver.is_remote() {
+            return self.resolver.check(addr);
+        }
+        let r = self.resolver.clone();
+        let a = addr.clone();
+        tokio::task::spawn_blocking(move || r.check(&a))
+            .await
+            .unwrap_or_else(|e| {
+                (
+                    Class::Default,
+                    Verdict::Reject {
+                        code: 451,
+                        enhanced: "4.3.0".into(),
+                        text: format!("<{}>: Temporary lookup failure", addr.internal()),
+                        hint: e.to_string(),
+                    },
+                )
+            })
     }
 
     /// The client's names, looked up in DNS when a restriction needs them
@@ -599,6 +665,11 @@ impl Policy {
                         );
                     }
                     match Restriction::parse_list(&names) {
+                        Ok(list) if list.iter().any(Restriction::is_end_of_data_only) => self
+                            .config_error(
+                                ev,
+                                format!("access table {origin}: yubin-msgauth restrictions belong in smtpd_end_of_data_restrictions"),
+                            ),
                         Ok(list) => self.generic(ev, ctx, &list, rn, class, depth + 1).await,
                         Err(e) => self.config_error(ev, format!("access table {origin}: {e}")),
                     }
@@ -690,12 +761,12 @@ impl Policy {
             }
             Restriction::PermitMynetworks => ok_if(client.in_mynetworks),
             Restriction::PermitSaslAuthenticated => ok_if(ctx.sasl_user.is_some()),
-            Restriction::RejectSenderLoginMismatch => self.sender_login_mismatch(ctx),
+            Restriction::RejectSenderLoginMismatch => self.sender_login_mismatch(ctx).await,
             Restriction::RejectUnauthDestination | Restriction::DeferUnauthDestination => {
                 let Some(rcpt) = ctx.recipient else {
                     return Status::Dunno;
                 };
-                if self.resolver.check(rcpt).0.is_authorized_destination() {
+                if self.check(rcpt).await.0.is_authorized_destination() {
                     return Status::Dunno;
                 }
                 let (code, dsn) = if *r == Restriction::RejectUnauthDestination {
@@ -711,7 +782,7 @@ impl Policy {
                 )
             }
             Restriction::RejectUnlistedRecipient => match ctx.recipient {
-                Some(rcpt) => match self.resolver.check(rcpt).1 {
+                Some(rcpt) => match self.check(rcpt).await.1 {
                     Verdict::Accept => Status::Dunno,
                     Verdict::Reject {
                         code,
@@ -747,7 +818,7 @@ impl Policy {
                 _ => Status::Dunno,
             },
             Restriction::RejectUnknownRecipientDomain => match ctx.recipient {
-                Some(a) if !self.resolver.check(a).0.is_final_destination() => {
+                Some(a) if !self.check(a).await.0.is_final_destination() => {
                     self.unknown_recipient_domain(ev, a).await
                 }
                 _ => Status::Dunno,
@@ -756,7 +827,7 @@ impl Policy {
                 Some(Some(a))
                     if !a.domain.starts_with('[')
                         && !a.domain.is_empty()
-                        && !self.resolver.check(a).0.is_final_destination() =>
+                        && !self.check(a).await.0.is_final_destination() =>
                 {
                     let what = ctx.sender_name(a);
                     match self.dns_status(&a.domain).await {
@@ -967,6 +1038,11 @@ impl Policy {
                 }
                 _ => Status::Dunno,
             },
+            // Refused outside smtpd_end_of_data_restrictions at load
+            // (Restrictions::new, config::restrictions, table values).
+            Restriction::RejectSpfFail
+            | Restriction::DeferSpfTemperror
+            | Restriction::RejectDmarcPolicy => Status::Dunno,
             Restriction::CheckPolicyService(svc) => {
                 let request = self.policy_request(ctx);
                 let (origin, action) = match svc.0.query(&request).await {
@@ -1259,12 +1335,22 @@ impl Policy {
     /// reject_sender_login_mismatch (postconf(5)): the sender must be owned
     /// by the SASL login according to smtpd_sender_login_maps; an address
     /// the map lists needs a login.
-    fn sender_login_mismatch(&self, ctx: &Ctx<'_>) -> Status {
+    async fn sender_login_mismatch(&self, ctx: &Ctx<'_>) -> Status {
         let Some(Some(sender)) = ctx.sender else {
             return Status::Dunno;
         };
-        let owners = self.sender_owners(sender);
         let s = sender.internal();
+        let owners = match self.sender_owners_async(sender).await {
+            Ok(o) => o,
+            // smtpd_check.c reject_dict_retry.
+            Err(_) => {
+                return Status::Reject(Reply::new(
+                    451,
+                    "4.3.0",
+                    format!("<{s}>: Temporary lookup failure"),
+                ))
+            }
+        };
         match (ctx.sasl_user, owners) {
             (Some(user), Some(owners)) if owners.iter().any(|o| o.eq_ignore_ascii_case(user)) => {
                 Status::Dunno
@@ -1307,8 +1393,8 @@ impl Policy {
 
     /// VRFY (and the implicit smtpd_reject_unlisted_recipient): the
     /// resolver's verdict alone.
-    pub fn verify(&self, addr: &Address) -> Option<Reply> {
-        match self.resolver.check(addr).1 {
+    pub async fn verify(&self, addr: &Address) -> Option<Reply> {
+        match self.check(addr).await.1 {
             Verdict::Accept => None,
             Verdict::Reject {
                 code,
@@ -1320,8 +1406,8 @@ impl Policy {
     }
 
     /// The address class, for callers that only need it.
-    pub fn class(&self, addr: &Address) -> Class {
-        self.resolver.check(addr).0
+    pub async fn class(&self, addr: &Address) -> Class {
+        self.check(addr).await.0
     }
 
     /// Runs lists in order until one rejects; each list starts with a
@@ -1456,6 +1542,23 @@ impl Policy {
         if q.discarding {
             return PolicyVerdict::default();
         }
+        // A table that could not answer (the class or the recipient):
+        // "451 4.3.0 Temporary lookup failure" before any restriction
+        // decides on a guess (smtpd_check.c reject_dict_retry).
+        if let Verdict::Reject {
+            code: 451,
+            enhanced,
+            text,
+            ..
+        } = self.check(&q.recipient).await.1
+        {
+            if enhanced == "4.3.0" {
+                return PolicyVerdict {
+                    reply: Some(Reply::new(451, &enhanced, text)),
+                    ..Default::default()
+                };
+            }
+        }
         let mut ev = Eval {
             defer_if_permit: peer.defer_if_permit.clone(),
             held: q.holding,
@@ -1532,7 +1635,7 @@ impl Policy {
             reply = ev.defer_if_permit.take();
         }
         if reply.is_none() {
-            reply = self.verify(&q.recipient);
+            reply = self.verify(&q.recipient).await;
         }
         ev.verdict.reply = reply;
         ev.verdict

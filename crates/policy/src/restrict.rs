@@ -112,6 +112,11 @@ pub enum Restriction {
     RejectRhsblHelo(DnsList),
     PermitDnswlClient(DnsList),
     CheckPolicyService(Service),
+    // yubin extensions (issue 14, docs/msgauth.md): verdicts of
+    // yubin-msgauth, for smtpd_end_of_data_restrictions.
+    RejectSpfFail,
+    DeferSpfTemperror,
+    RejectDmarcPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +216,10 @@ const SIMPLE: &[(&str, Restriction)] = &[
         "reject_non_fqdn_hostname",
         Restriction::RejectNonFqdnHeloHostname,
     ),
+    // yubin extensions (docs/msgauth.md), smtpd_end_of_data_restrictions only.
+    ("reject_spf_fail", Restriction::RejectSpfFail),
+    ("defer_spf_temperror", Restriction::DeferSpfTemperror),
+    ("reject_dmarc_policy", Restriction::RejectDmarcPolicy),
 ];
 
 /// Restriction names that take the next word as their argument.
@@ -256,6 +265,16 @@ impl Restriction {
             "unsupported restriction \"{l}\"; yubin implements {}",
             names.join(", ")
         )))
+    }
+
+    /// yubin-msgauth's restrictions, which need the message.
+    pub fn is_end_of_data_only(&self) -> bool {
+        matches!(
+            self,
+            Restriction::RejectSpfFail
+                | Restriction::DeferSpfTemperror
+                | Restriction::RejectDmarcPolicy
+        )
     }
 
     /// A list without tables or policy services (restriction lists inside

@@ -477,35 +477,6 @@ impl Session {
             .map(|(u, m)| (u.as_str(), m.as_str()))
     }
 
-    /// A milter refused the message at its end (after [`Action::Deliver`]):
-    /// its reply instead of `250 Ok: queued`; the server logged the
-    /// `milter-reject: END-OF-MESSAGE` line as cleanup(8) does. A 421 reply
-    /// closes the session.
-    pub fn refused(&mut self, reply: Reply) -> Vec<Action> {
-        let mut out = Vec::new();
-        if self.mode != Mode::Queueing {
-            return out;
-        }
-        self.mode = Mode::Command;
-        let verb = if self.bdat_seen {
-            Verb::Bdat
-        } else {
-            Verb::Data
-        };
-        self.stats.record(verb, false);
-        self.refuse(&mut out, &reply);
-        if reply.code == 421 {
-            out.push(Action::Close);
-            self.mode = Mode::Closed;
-        }
-        self.reset_transaction();
-        self.record_out(&out);
-        if !self.is_closed() {
-            self.process(&mut out);
-        }
-        out
-    }
-
     /// MAIL or RCPT refused by a milter: Postfix's log line and the reply.
     fn milter_refused(&mut self, pending: Option<Pending>, r: Reply, out: &mut Vec<Action>) {
         let (stage, from, to) = match &pending {
@@ -770,6 +741,36 @@ impl Session {
         self.reset_transaction();
         self.record_out(&out);
         self.process(&mut out);
+        out
+    }
+
+    /// The answer to Deliver when the end-of-data checks refuse the message
+    /// (smtpd_end_of_data_restrictions, yubin-msgauth's verdicts, or a
+    /// milter; the server logged the `reject: END-OF-MESSAGE` or
+    /// `milter-reject` line as cleanup(8) does): the refusal instead of
+    /// "queued", and the transaction is over. A 421 reply closes the session.
+    pub fn refused(&mut self, reply: Reply) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.mode != Mode::Queueing {
+            return out;
+        }
+        self.mode = Mode::Command;
+        let verb = if self.bdat_seen {
+            Verb::Bdat
+        } else {
+            Verb::Data
+        };
+        self.stats.record(verb, false);
+        self.refuse(&mut out, &reply);
+        if reply.code == 421 {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+        self.reset_transaction();
+        self.record_out(&out);
+        if !self.is_closed() {
+            self.process(&mut out);
+        }
         out
     }
 

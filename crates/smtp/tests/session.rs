@@ -723,6 +723,61 @@ fn lmtp_mode() {
     );
 }
 
+/// The end-of-data checks (yubin-msgauth) refuse a message: the refusal
+/// replaces "queued", the transaction is over, and the next one works.
+#[test]
+fn refused_at_end_of_data() {
+    let mut s = session(true);
+    s.start();
+    let mut replies = Vec::new();
+    let mut pending =
+        s.feed(b"ehlo c.test\r\nmail from:<a@b.test>\r\nrcpt to:<hoge@mydomain.com>\r\ndata\r\n");
+    pending.extend(s.feed(b"Subject: x\r\n\r\nbody\r\n.\r\n"));
+    let mut refused_once = false;
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for a in pending {
+            match a {
+                Action::Request(r) => {
+                    let ans = answer(&s, r);
+                    next.extend(s.answer(ans));
+                }
+                Action::Deliver { envelope, .. } if !refused_once => {
+                    refused_once = true;
+                    let _ = envelope;
+                    next.extend(s.refused(Reply::new(
+                        550,
+                        "5.7.1",
+                        "Message rejected per DMARC policy for b.test",
+                    )));
+                }
+                Action::Deliver { envelope, .. } => next.extend(s.queued(Ok(envelope.queue_id))),
+                Action::Reply(r) => replies.extend(r.wire_lines()),
+                _ => {}
+            }
+        }
+        pending = next;
+    }
+    assert_eq!(
+        replies.last().map(String::as_str),
+        Some("550 5.7.1 Message rejected per DMARC policy for b.test")
+    );
+    // The transaction is over: RCPT needs a new MAIL.
+    let (r, _) = run(&mut s, b"rcpt to:<hoge@mydomain.com>\r\n");
+    assert_eq!(r, ["503 5.5.1 Error: need MAIL command"]);
+    let (r, m) = run(
+        &mut s,
+        b"mail from:<a@b.test>\r\nrcpt to:<hoge@mydomain.com>\r\ndata\r\nx\r\n.\r\n",
+    );
+    assert_eq!(m.len(), 1);
+    assert!(
+        r.last().unwrap().starts_with("250 2.0.0 Ok: queued as"),
+        "{r:?}"
+    );
+    // A refusal outside the end of DATA is ignored.
+    assert!(s.refused(Reply::new(550, "5.7.1", "x")).is_empty());
+}
+
 /// Runs a session whose requests are answered by `policy`, from the
 /// greeting on; returns replies, log lines and the queued envelopes.
 fn run_policy(

@@ -19,9 +19,19 @@ pub enum TableError {
     Spec(String),
     #[error("{file}: {msg}")]
     Corrupt { file: PathBuf, msg: String },
+    /// A remote table (pgsql:) could not answer now: the caller defers
+    /// (Postfix's DICT_ERR_RETRY: smtpd's "451 4.3.0 Temporary lookup
+    /// failure", a deferred delivery), never treats it as "not found".
+    #[error("{table}: temporary lookup failure: {msg}")]
+    Temporary { table: String, msg: String },
 }
 
 impl TableError {
+    /// Whether this is a temporary lookup failure (defer, do not reject).
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, TableError::Temporary { .. })
+    }
+
     pub fn io(file: impl Into<PathBuf>, source: std::io::Error) -> Self {
         TableError::Io {
             file: file.into(),

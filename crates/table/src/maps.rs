@@ -23,6 +23,16 @@ pub struct Hit {
     /// The source line, when the table knows it (texthash, regexp, cidr), or
     /// after `locate_line` for indexed tables.
     pub line: Option<usize>,
+    /// For remote tables: the statement that ran, with its parameters.
+    pub query: Option<String>,
+}
+
+/// One lookup explained: the hit, if any, and for remote tables the
+/// statement that ran (also on a miss) or why none was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Probe {
+    pub hit: Option<Hit>,
+    pub query: Option<String>,
 }
 
 enum Inner {
@@ -32,6 +42,7 @@ enum Inner {
     Inline(InlineTable),
     Regexp(RegexpTable),
     Cidr(CidrTable),
+    Pgsql(yubin_pgsql::PgsqlTable),
 }
 
 /// One open table.
@@ -68,6 +79,10 @@ impl Table {
             Kind::Inline => Inner::Inline(InlineTable::parse(&spec.name)?),
             Kind::Regexp => Inner::Regexp(RegexpTable::open(&path())?),
             Kind::Cidr => Inner::Cidr(CidrTable::open(&path())?),
+            Kind::Pgsql => Inner::Pgsql(
+                yubin_pgsql::PgsqlTable::open(&path())
+                    .map_err(|e| TableError::Spec(e.to_string()))?,
+            ),
         };
         Ok(Table {
             spec: spec.clone(),
@@ -80,21 +95,78 @@ impl Table {
     }
 
     /// Looks `key` up with table(5) case folding (not for regexp/cidr, whose
-    /// patterns decide case themselves).
-    pub fn lookup(&self, key: &str) -> Option<Hit> {
+    /// patterns decide case themselves). A remote table's temporary failure
+    /// is an error the caller must turn into a deferral.
+    pub fn try_lookup(&self, key: &str) -> Result<Option<Hit>, TableError> {
+        self.probe(key).map(|p| p.hit)
+    }
+
+    /// `try_lookup`, with the statement a remote table ran (for `yubin
+    /// trace` and `postmap -q`). Remote tables block: call this from a
+    /// blocking thread, never from an async task (docs/ARCHITECTURE.md).
+    pub fn probe(&self, key: &str) -> Result<Probe, TableError> {
         let (value, line) = match &self.inner {
+            Inner::Pgsql(t) => {
+                let l = t.lookup(&fold(key)).map_err(|e| TableError::Temporary {
+                    table: self.spec.to_string(),
+                    msg: e.to_string(),
+                })?;
+                let query = l
+                    .query
+                    .or_else(|| l.skipped.map(|why| format!("(no query: {why})")));
+                return Ok(Probe {
+                    hit: l.value.map(|value| Hit {
+                        value,
+                        table: self.spec.to_string(),
+                        file: Some(t.file().to_path_buf()),
+                        line: None,
+                        query: query.clone(),
+                    }),
+                    query,
+                });
+            }
+            _ => match self.local_get(key) {
+                Some(v) => v,
+                None => return Ok(Probe::default()),
+            },
+        };
+        Ok(Probe {
+            hit: Some(Hit {
+                value,
+                table: self.spec.to_string(),
+                file: self.file_path(),
+                line,
+                query: None,
+            }),
+            query: None,
+        })
+    }
+
+    /// Looks `key` up, for callers that cannot defer: a remote table's
+    /// temporary failure is logged and reads as "not found". Everything on
+    /// a mail path uses `try_lookup` instead.
+    pub fn lookup(&self, key: &str) -> Option<Hit> {
+        self.try_lookup(key).unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            None
+        })
+    }
+
+    /// Whether lookups go over the network (and may block and fail
+    /// temporarily).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner, Inner::Pgsql(_))
+    }
+
+    fn local_get(&self, key: &str) -> Option<(String, Option<usize>)> {
+        Some(match &self.inner {
             Inner::Indexed(t) => (t.get(&fold(key))?, None),
             Inner::Texthash(t) => t.get(&fold(key)).map(|(v, l)| (v, Some(l)))?,
             Inner::Static(v) => (v.clone(), None),
             Inner::Inline(t) => (t.get(&fold(key))?, None),
             Inner::Regexp(t) => t.get(key).map(|(v, l)| (v, Some(l)))?,
             Inner::Cidr(t) => t.get(key).map(|(v, l)| (v, Some(l)))?,
-        };
-        Some(Hit {
-            value,
-            table: self.spec.to_string(),
-            file: self.file_path(),
-            line,
+            Inner::Pgsql(_) => return None,
         })
     }
 
@@ -102,6 +174,7 @@ impl Table {
         match &self.inner {
             Inner::Indexed(t) => Some(t.source().to_path_buf()),
             Inner::Static(_) | Inner::Inline(_) => None,
+            Inner::Pgsql(t) => Some(t.file().to_path_buf()),
             _ => Some(PathBuf::from(&self.spec.name)),
         }
     }
@@ -158,9 +231,27 @@ impl Maps {
         self.tables.is_empty()
     }
 
-    /// The first hit in list order.
+    /// The first hit in list order, for callers that cannot defer (see
+    /// `Table::lookup`).
     pub fn lookup(&self, key: &str) -> Option<Hit> {
         self.tables.iter().find_map(|t| t.lookup(key))
+    }
+
+    /// The first hit in list order; a temporary failure of a table stops
+    /// the search (Postfix's maps_find: a later table must not answer for
+    /// one that could not).
+    pub fn try_lookup(&self, key: &str) -> Result<Option<Hit>, TableError> {
+        for t in &self.tables {
+            if let Some(hit) = t.try_lookup(key)? {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether any table of the list is remote.
+    pub fn is_remote(&self) -> bool {
+        self.tables.iter().any(Table::is_remote)
     }
 }
 

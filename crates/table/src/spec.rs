@@ -12,6 +12,9 @@ pub enum Kind {
     Inline,
     Regexp,
     Cidr,
+    /// `pgsql:/etc/yubin/file.cf`: a PostgreSQL query (pgsql_table(5));
+    /// lookups may fail temporarily.
+    Pgsql,
 }
 
 /// A parsed `type:name`.
@@ -39,6 +42,7 @@ impl TableSpec {
             "inline" => Kind::Inline,
             "regexp" | "pcre" => Kind::Regexp,
             "cidr" => Kind::Cidr,
+            "pgsql" => Kind::Pgsql,
             "proxy" => {
                 // proxy:type:name is Postfix's proxymap(8) indirection; yubin is
                 // one process and reads the inner table directly.
@@ -46,7 +50,7 @@ impl TableSpec {
             }
             other => {
                 return Err(TableError::Spec(format!(
-                    "unsupported dictionary type: {other} (in \"{text}\"); yubin supports hash, btree, cdb, lmdb, texthash, static, inline, regexp, pcre, cidr"
+                    "unsupported dictionary type: {other} (in \"{text}\"); yubin supports hash, btree, cdb, lmdb, texthash, static, inline, regexp, pcre, cidr, pgsql"
                 )))
             }
         };
@@ -93,7 +97,7 @@ mod tests {
         let s = TableSpec::parse("inline:{ a=b }", "hash").unwrap();
         assert_eq!((s.kind, s.name.as_str()), (Kind::Inline, "{ a=b }"));
         assert_eq!(TableSpec::parse("proxy:unix:passwd.byname", "hash").unwrap_err().to_string(),
-            "unsupported dictionary type: unix (in \"unix:passwd.byname\"); yubin supports hash, btree, cdb, lmdb, texthash, static, inline, regexp, pcre, cidr");
+            "unsupported dictionary type: unix (in \"unix:passwd.byname\"); yubin supports hash, btree, cdb, lmdb, texthash, static, inline, regexp, pcre, cidr, pgsql");
         assert!(TableSpec::parse("ldap:/etc/x", "hash").is_err());
     }
 }

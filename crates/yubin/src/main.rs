@@ -7,6 +7,7 @@ mod fail;
 mod maincf_edit;
 mod server;
 mod stderr_log;
+mod userdb;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -64,7 +65,8 @@ enum Command {
     Postalias(cmd::postmap::PostmapArgs),
     /// Rebuild every table in alias_database (newaliases(1)).
     Newaliases,
-    /// Explain where an address goes, or why it is rejected.
+    /// Explain where an address goes, or why it is rejected; with --message,
+    /// the SPF, DKIM and DMARC verdicts smtpd would give a received message.
     Trace(cmd::trace::TraceArgs),
     /// DKIM keys for signing outgoing mail (`dkim keygen DOMAIN SELECTOR`).
     Dkim(cmd::dkim::DkimArgs),

@@ -16,7 +16,7 @@ mod write;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-pub use shared::SharedUserDb;
+pub use shared::{SharedUserDb, UserSource};
 pub use write::{replace, set_password};
 
 /// Files larger than this are refused (bounded memory).

@@ -36,10 +36,18 @@ struct State {
     error: Option<String>,
 }
 
-/// A [`UserDb`] shared between sessions and reloaded when the file changes.
+/// A user database kept elsewhere (PostgreSQL: `yubin_pgsql::users`), asked
+/// user by user. `Err`: it cannot answer now.
+pub trait UserSource: Send + Sync {
+    fn user(&self, name: &str) -> Result<Option<User>, String>;
+}
+
+/// A [`UserDb`] shared between sessions and reloaded when the file changes,
+/// or a [`UserSource`] asked at each login.
 pub struct SharedUserDb {
     path: PathBuf,
     state: Mutex<State>,
+    remote: Option<Box<dyn UserSource>>,
 }
 
 impl SharedUserDb {
@@ -55,7 +63,28 @@ impl SharedUserDb {
                 checked: Instant::now(),
                 error: None,
             }),
+            remote: None,
         })
+    }
+
+    /// Users from `source` (named `name` in messages); nothing is cached,
+    /// so a user added on another host can log in at once. Lookups block:
+    /// call from a blocking thread.
+    pub fn remote(name: &Path, source: Box<dyn UserSource>) -> SharedUserDb {
+        SharedUserDb {
+            path: name.to_path_buf(),
+            state: Mutex::new(State {
+                db: Arc::new(UserDb::default()),
+                stamp: None,
+                checked: Instant::now(),
+                error: None,
+            }),
+            remote: Some(source),
+        }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     pub fn path(&self) -> &Path {
@@ -64,6 +93,7 @@ impl SharedUserDb {
 
     /// The current database, reloaded first if the file changed (checked at
     /// most once per [`CHECK_INTERVAL`]).
+    /// For a remote source: empty (ask [`SharedUserDb::get`]).
     pub fn current(&self) -> Arc<UserDb> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.checked.elapsed() >= CHECK_INTERVAL {
@@ -76,6 +106,9 @@ impl SharedUserDb {
     /// it was reloaded; `Err` when it changed but failed to load (the old users
     /// stay in service).
     pub fn reload_if_changed(&self) -> Result<bool, String> {
+        if self.remote.is_some() {
+            return Ok(false);
+        }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let before = Arc::as_ptr(&st.db);
         Self::refresh(&self.path, &mut st);
@@ -91,8 +124,24 @@ impl SharedUserDb {
         st.error.clone()
     }
 
-    /// The user called `name` (case-insensitive).
+    /// The user called `name` (case-insensitive). A remote source that
+    /// cannot answer reads as "no such user" (the login fails and may be
+    /// retried); the error is kept in [`SharedUserDb::last_error`].
     pub fn get(&self, name: &str) -> Option<User> {
+        if let Some(src) = &self.remote {
+            let r = src.user(name);
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            return match r {
+                Ok(u) => {
+                    st.error = None;
+                    u
+                }
+                Err(e) => {
+                    st.error = Some(e);
+                    None
+                }
+            };
+        }
         self.current().get(name).cloned()
     }
 
@@ -119,7 +168,7 @@ impl SharedUserDb {
 
 impl crate::sasl::PasswordLookup for SharedUserDb {
     fn password(&self, user: &str) -> Option<String> {
-        self.current().get(user).map(|u| u.password.clone())
+        self.get(user).map(|u| u.password)
     }
 }
 

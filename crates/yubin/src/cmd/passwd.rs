@@ -126,6 +126,26 @@ pub fn run(config_dir: &Path, a: PasswdArgs) -> i32 {
         }
     };
     let stored = hash::hash(scheme, &password);
+    if let Some(sql) = sql_users(config_dir, &path) {
+        // smtpd_sasl_path = pgsql:FILE: the user lives in PostgreSQL
+        // (password_update_query / user_insert_query), shared by every host.
+        let users = match yubin_pgsql::users::SqlUsers::open(&sql) {
+            Ok(u) => u,
+            Err(e) => return fatal(program, e),
+        };
+        return match users.set_password(&a.user, &stored) {
+            Ok(existed) => {
+                let what = if existed { "changed" } else { "added" };
+                eprintln!(
+                    "{program}: {what} {} in pgsql:{} ({scheme})",
+                    a.user,
+                    sql.display()
+                );
+                0
+            }
+            Err(e) => fatal(program, e),
+        };
+    }
     let existed = UserDb::load(&path)
         .map(|db| db.get(&a.user).is_some())
         .unwrap_or(false);
@@ -139,6 +159,16 @@ pub fn run(config_dir: &Path, a: PasswdArgs) -> i32 {
         path.display()
     );
     0
+}
+
+/// The SQL user database file when main.cf's `smtpd_sasl_path` is
+/// `pgsql:FILE` (and `--file` was not given).
+fn sql_users(config_dir: &Path, chosen: &Path) -> Option<PathBuf> {
+    let conf = yubin_conf::Config::load(config_dir).ok()?;
+    let sql = crate::userdb::sql_file(config_dir, conf.get("smtpd_sasl_path"))?;
+    // users_path() turned "pgsql:/x" into CONFIG_DIR/pgsql:/x; only that
+    // default choice means SQL, an explicit --file stays a passwd-file.
+    (chosen == passwd_file::users_path(config_dir, conf.get("smtpd_sasl_path"))).then_some(sql)
 }
 
 /// `user  scheme  uid  gid  home`, one line per user, `-` for empty fields.
@@ -160,6 +190,15 @@ pub fn users(config_dir: &Path, a: UsersArgs) -> i32 {
         Ok(p) => p,
         Err(e) => return fatal(program, e),
     };
+    if let Some(sql) = sql_users(config_dir, &path) {
+        return fatal(
+            program,
+            format!(
+                "the users are in PostgreSQL (smtpd_sasl_path = pgsql:{}); list them with SQL",
+                sql.display()
+            ),
+        );
+    }
     let db = match UserDb::load(&path) {
         Ok(db) => db,
         Err(e) => return fatal(program, e),

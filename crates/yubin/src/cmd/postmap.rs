@@ -23,6 +23,9 @@ pub struct PostmapArgs {
     /// Do not fold keys to lower case when building.
     #[arg(short = 'f')]
     no_fold: bool,
+    /// Verbose: with -q, print on stderr each statement a pgsql: table ran.
+    #[arg(short = 'v')]
+    verbose: bool,
     /// Tables: FILE or type:FILE (type defaults to default_database_type).
     #[arg(required = true, value_name = "[type:]FILE")]
     tables: Vec<String>,
@@ -49,7 +52,7 @@ pub fn run(dir: &Path, a: PostmapArgs, format: SourceFormat) -> i32 {
         }
     }
     if let Some(key) = &a.query {
-        return query(program, dir, &specs, key);
+        return query(program, dir, &specs, key, a.verbose);
     }
     if a.show {
         for spec in &specs {
@@ -76,7 +79,7 @@ pub fn run(dir: &Path, a: PostmapArgs, format: SourceFormat) -> i32 {
     0
 }
 
-fn query(program: &str, dir: &Path, specs: &[TableSpec], key: &str) -> i32 {
+fn query(program: &str, dir: &Path, specs: &[TableSpec], key: &str, verbose: bool) -> i32 {
     let mut tables = Vec::new();
     for spec in specs {
         match Table::open(spec, dir) {
@@ -84,7 +87,22 @@ fn query(program: &str, dir: &Path, specs: &[TableSpec], key: &str) -> i32 {
             Err(e) => return fatal(program, e),
         }
     }
-    let find = |k: &str| tables.iter().find_map(|t| t.lookup(k));
+    // postmap(1): a table that cannot answer is fatal ("query error"),
+    // never "not found".
+    let find = |k: &str| -> Result<Option<yubin_table::Hit>, yubin_table::TableError> {
+        for t in &tables {
+            let probe = t.probe(k)?;
+            if verbose {
+                if let Some(q) = &probe.query {
+                    eprintln!("{program}: {}: {q}", t.spec());
+                }
+            }
+            if probe.hit.is_some() {
+                return Ok(probe.hit);
+            }
+        }
+        Ok(None)
+    };
     if key == "-" {
         // Buffered: stdout is line-buffered, and a write per key would
         // dominate a bulk lookup.
@@ -93,7 +111,14 @@ fn query(program: &str, dir: &Path, specs: &[TableSpec], key: &str) -> i32 {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             let k = line.split_whitespace().next().unwrap_or("");
-            if let Some(hit) = find(k) {
+            let found = match find(k) {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = out.flush();
+                    return fatal(program, e);
+                }
+            };
+            if let Some(hit) = found {
                 if writeln!(out, "{k}\t{}", hit.value).is_err() {
                     return 1;
                 }
@@ -104,11 +129,12 @@ fn query(program: &str, dir: &Path, specs: &[TableSpec], key: &str) -> i32 {
         return if found_any { 0 } else { 1 };
     }
     match find(key) {
-        Some(hit) => {
+        Ok(Some(hit)) => {
             println!("{}", hit.value);
             0
         }
-        None => 1,
+        Ok(None) => 1,
+        Err(e) => fatal(program, e),
     }
 }
 

@@ -616,7 +616,7 @@ impl Handler<SmtpCore> for LocalSmtp<'_> {
                 core.answer(Answer::Verdict(verdict))
             }
             SmtpAsk::Request(Request::Verify(a)) => {
-                core.answer(Answer::Verdict(self.policy.verify(&a)))
+                core.answer(Answer::Verdict(self.policy.verify(&a).await))
             }
             // AUTH is never offered here.
             SmtpAsk::Request(Request::Auth(_)) => {

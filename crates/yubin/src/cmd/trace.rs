@@ -5,6 +5,10 @@
 //! the nexthop and why, the MX hosts in the order they would be tried, the
 //! TLS level that applies and where it comes from, and whether the mail
 //! would be DKIM-signed (DNS lookups only; nothing is sent).
+//! With `--message FILE`: the message authentication smtpd would do at the
+//! end of DATA for that client (SPF record and matched mechanism, each DKIM
+//! signature, DMARC policy and alignment, the header, and what
+//! smtpd_end_of_data_restrictions would answer); docs/msgauth.md.
 
 use std::path::Path;
 
@@ -19,11 +23,22 @@ pub struct TraceArgs {
     /// Print one JSON object per address instead of text.
     #[arg(long)]
     json: bool,
-    /// The envelope sender, for the DKIM signing decision of remote mail.
+    /// The envelope sender (MAIL FROM): for the DKIM signing decision of
+    /// remote mail, and SPF's MAIL FROM identity with --message.
     #[arg(long, value_name = "ADDRESS", default_value = "")]
     from: String,
+    /// A received message (RFC 5322 file): judge its SPF, DKIM and DMARC as
+    /// smtpd would at the end of DATA (needs --client).
+    #[arg(long, value_name = "FILE", requires = "client")]
+    message: Option<std::path::PathBuf>,
+    /// The SMTP client's IP address, for --message.
+    #[arg(long, value_name = "IP")]
+    client: Option<std::net::IpAddr>,
+    /// The client's HELO/EHLO name, for --message.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    helo: String,
     /// Addresses as they would appear in RCPT TO (with or without <>).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "message")]
     addresses: Vec<String>,
 }
 
@@ -56,6 +71,9 @@ pub fn run(dir: &Path, a: TraceArgs) -> i32 {
         Err(e) => return fatal("trace", e),
     };
     let mut code = 0;
+    if let (Some(file), Some(ip)) = (&a.message, a.client) {
+        code = trace_message(&cfg, &rt, file, ip, &a.helo, &a.from);
+    }
     for text in &a.addresses {
         let inner = text.trim().trim_start_matches('<').trim_end_matches('>');
         let addr = match parse_address(inner, true) {
@@ -92,4 +110,97 @@ pub fn run(dir: &Path, a: TraceArgs) -> i32 {
         }
     }
     code
+}
+
+/// `--message`: what yubin-msgauth says about this message from this client.
+fn trace_message(
+    cfg: &Config,
+    rt: &tokio::runtime::Runtime,
+    file: &Path,
+    ip: std::net::IpAddr,
+    helo: &str,
+    from: &str,
+) -> i32 {
+    let data = match std::fs::read(file) {
+        Ok(d) => d,
+        Err(e) => return fatal("trace", format!("{}: {e}", file.display())),
+    };
+    let dns = std::sync::Arc::new(yubin_dns::Dns::new(
+        yubin_dns::parse_servers(&cfg.list("dns_servers")).unwrap_or_default(),
+    ));
+    let mut enabled = true;
+    let ma = match crate::server::msgauth::from_config(cfg, &dns) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            // Show what the checks would say even when they are off.
+            enabled = false;
+            std::sync::Arc::new(crate::server::msgauth::MsgAuth {
+                settings: yubin_msgauth::Settings::new(cfg.get("msgauth_authserv_id")),
+                dns: dns.clone(),
+                end_of_data: vec![],
+            })
+        }
+        Err(e) => return fatal("trace", format!("{e:#}")),
+    };
+    let (stripped, forged) = yubin_msgauth::results::strip_ours(&data, &ma.settings.authserv_id);
+    let env = yubin_msgauth::Envelope {
+        client_ip: ip,
+        helo: helo.to_string(),
+        mail_from: from
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string(),
+    };
+    let source = yubin_msgauth::Source::Hickory(dns.resolver().clone());
+    let report = rt.block_on(yubin_msgauth::authenticate(
+        source,
+        &ma.settings,
+        &env,
+        &stripped,
+    ));
+    println!(
+        "message {} from [{ip}] helo={helo} mail from=<{}>",
+        file.display(),
+        env.mail_from
+    );
+    if !enabled {
+        println!(
+            "  (msgauth_enable = no: smtpd does not run these checks; shown as they would be)"
+        );
+    }
+    print!("{}", report.explain());
+    if forged > 0 {
+        println!(
+            "{forged} Authentication-Results header(s) claiming authserv-id {} would be removed",
+            ma.settings.authserv_id
+        );
+    }
+    print!("header: {}", report.header().replace("\r\n", "\n"));
+    let in_mynetworks = cfg.list("mynetworks").iter().any(|n| {
+        yubin_table::cidr::parse_network(n)
+            .map(|(net, p)| yubin_table::cidr::contains(net, p, ip))
+            .unwrap_or(false)
+    });
+    let verdict = crate::server::msgauth::restriction_verdict(
+        &ma,
+        &report,
+        ip,
+        in_mynetworks,
+        &env.mail_from,
+    );
+    match verdict {
+        Some((r, reply)) => {
+            println!(
+                "verdict: {r:?} in smtpd_end_of_data_restrictions answers \"{} {} {}\"",
+                reply.code,
+                reply.enhanced.map(|e| e.to_string()).unwrap_or_default(),
+                reply.text.join(" ")
+            );
+            1
+        }
+        None => {
+            println!("verdict: accepted (header added)");
+            0
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use yubin_auth::passwd_file::{users_path, SharedUserDb};
+use yubin_auth::passwd_file::SharedUserDb;
 use yubin_conf::{Config, MasterCf};
 use yubin_imap::{Action, AuthOutcome, Credentials, Session};
 
@@ -82,14 +82,13 @@ pub fn services(cfg: &Config) -> anyhow::Result<Vec<Arc<ImapService>>> {
         if scfg.get("smtpd_sasl_type") == "dovecot" {
             // smtpd_sasl_path then names Dovecot's socket, not a user file.
             bail!(
-                "{}: yubin's IMAP reads its users from a passwd-file (smtpd_sasl_type = passwd-file); with smtpd_sasl_type = dovecot, Dovecot serves IMAP: remove this service (see docs/dovecot.md)",
+                "{}: yubin's IMAP reads its users from a passwd-file or PostgreSQL (smtpd_sasl_type = passwd-file); with smtpd_sasl_type = dovecot, Dovecot serves IMAP: remove this service (see docs/dovecot.md)",
                 context()
             );
         }
-        let path = users_path(cfg.dir(), scfg.get("smtpd_sasl_path"));
+        // passwd-file, or users in PostgreSQL (smtpd_sasl_path = pgsql:FILE).
         let users = Arc::new(
-            SharedUserDb::open(&path)
-                .with_context(|| format!("{}: user database {}", context(), path.display()))?,
+            crate::userdb::open(cfg.dir(), scfg.get("smtpd_sasl_path")).with_context(context)?,
         );
         let addrs = listen_addrs(&scfg, host, port).with_context(context)?;
         let session = yubin_imap::Config {

@@ -11,6 +11,7 @@ pub mod imap_store;
 pub mod imapd;
 pub mod listeners;
 pub mod milter;
+pub mod msgauth;
 pub mod pickup;
 pub mod privilege;
 pub mod privsep;

@@ -45,6 +45,8 @@ pub struct Service {
     /// smtpd_milters with the milter_* settings; `None` without milters.
     pub milters: Option<Arc<super::settings::MilterSettings>>,
     // milter: end
+    /// yubin-msgauth at the end of DATA; None when msgauth_enable = no.
+    pub msgauth: Option<Arc<super::msgauth::MsgAuth>>,
 }
 
 impl Service {
@@ -304,6 +306,7 @@ impl Runtime {
                     .with_context(context)?
                     .map(Arc::new),
                 // milter: end
+                msgauth: super::msgauth::from_config(&scfg, &dns).with_context(context)?,
             }));
         }
         let outbound = Arc::new(

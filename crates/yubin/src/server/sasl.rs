@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use yubin_auth::passwd_file::{users_path, SharedUserDb};
+use anyhow::bail;
+use yubin_auth::passwd_file::SharedUserDb;
 use yubin_auth::sasl::{FailureReason, Mechanism, SaslServer, Step};
 use yubin_conf::Config;
 use yubin_smtp::{Authenticator, SaslContext, SaslExchange, SaslStep};
@@ -92,11 +92,8 @@ pub fn authenticator(cfg: &Config) -> anyhow::Result<Option<Arc<dyn Authenticato
             cfg.origin_text("smtpd_sasl_type")
         ),
     }
-    let path = users_path(cfg.dir(), cfg.get("smtpd_sasl_path"));
-    let db = Arc::new(
-        SharedUserDb::open(&path)
-            .with_context(|| format!("smtpd_sasl_path: user database {}", path.display()))?,
-    );
+    // passwd-file, or users in PostgreSQL (smtpd_sasl_path = pgsql:FILE).
+    let db = Arc::new(crate::userdb::open(cfg.dir(), cfg.get("smtpd_sasl_path"))?);
     let mut mechanisms = Vec::new();
     for name in cfg.list("smtpd_sasl_mechanisms") {
         match Mechanism::from_name(&name) {

@@ -182,19 +182,37 @@ impl Handler<SmtpCore> for Smtpd {
                 let step = self.sasl(req).await;
                 core.answer(Answer::Sasl(step))
             }
-            // milter: begin
-            SmtpAsk::Deliver { envelope, data } if self.milters.is_some() => {
-                let m = self.milters.as_mut().expect("checked");
-                match m
-                    .deliver(&self.shared, &self.rt, &self.client, *envelope, data)
-                    .await
-                {
-                    Ok(result) => core.queued(result),
-                    Err(reply) => core.refused(reply),
-                }
-            }
-            // milter: end
             SmtpAsk::Deliver { envelope, data } => {
+                // --- msgauth (issue 14): judge, mark or refuse before queueing
+                // (and before the milters, which then see its header).
+                let data = match &self.svc.msgauth {
+                    Some(ma) => {
+                        let r = super::msgauth::end_of_data(
+                            ma,
+                            &self.shared,
+                            &self.client,
+                            &envelope,
+                            data,
+                        );
+                        match r.await {
+                            Ok(d) => d,
+                            Err(reply) => return core.refused(reply),
+                        }
+                    }
+                    None => data,
+                };
+                // --- end msgauth
+                // milter: begin
+                if let Some(m) = self.milters.as_mut() {
+                    return match m
+                        .deliver(&self.shared, &self.rt, &self.client, *envelope, data)
+                        .await
+                    {
+                        Ok(result) => core.queued(result),
+                        Err(reply) => core.refused(reply),
+                    };
+                }
+                // milter: end
                 let result =
                     super::cleanup::enqueue(&self.shared, &self.rt, &self.client, *envelope, data)
                         .await;
