@@ -6,7 +6,7 @@
 # the same replies, word for word.
 #
 # Usage (as root, Debian package postfix installed; dovecot-core for the
-# embedded default's AUTH):  tests/record_dialogs.sh [seed|level0|embedded|all] [NAME...]
+# embedded default's AUTH):  tests/record_dialogs.sh [seed|level0|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]
 #
 # The Postfix runs as its own instance: its own config directory, queue
 # directory and data directory in a temporary folder, listening on free
@@ -18,6 +18,9 @@
 # run (mail_owner = postfix, its queue layout) and what yubin spells
 # differently (SASL through Dovecot instead of a passwd-file) differ.
 set -euo pipefail
+# Dialogs run in byte order, as crates/yubin/tests/dialogs.rs replays them
+# (the policy log lines of a set are compared in order).
+export LC_COLLATE=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 which=${1:-all}
@@ -36,6 +39,7 @@ dovecot_pid=
 cleanup() {
     for etc in "${started[@]}"; do postfix -c "$etc" stop >/dev/null 2>&1 || true; done
     if [ -n "$dovecot_pid" ]; then kill "$dovecot_pid" 2>/dev/null || true; fi
+    if [ ${#inlab[@]} -gt 0 ]; then "$netlab" down >/dev/null 2>&1 || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -78,17 +82,21 @@ EOF
 wait_port() {
     local i
     for i in $(seq 100); do
-        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1).close()" 2>/dev/null && return 0
+        "${inlab[@]}" python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1).close()" 2>/dev/null && return 0
         sleep 0.1
     done
     echo "record_dialogs.sh: Postfix does not listen on port $1; see $2" >&2
     exit 1
 }
 
+# Commands that must see the dnsbl set's DNS run in a netlab host
+# (../shared/tools/netlab.sh): its resolv.conf names the lab DNS.
+inlab=()
+
 start_postfix() { # ETC
     local etc=$1
     postfix -c "$etc" check
-    postfix -c "$etc" start
+    "${inlab[@]}" postfix -c "$etc" start
     started+=("$etc")
 }
 
@@ -98,12 +106,13 @@ replay_all() { # DIR PORT [SUBMISSION]
     for t in "$dir"/*.txt; do
         name=$(basename "$t" .txt)
         if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx "$name"; then continue; fi
-        python3 "$here/smtp_dialog.py" 127.0.0.1 "$port" "$t" --submission "$sub" >"$dir/$name.expected"
+        "${inlab[@]}" python3 "$here/smtp_dialog.py" 127.0.0.1 "$port" "$t" --submission "$sub" >"$dir/$name.expected"
         n=$((n + 1))
     done
     echo "recorded $n dialogs in $dir"
 }
 
+netlab=$(cd "$here/../../shared/tools" 2>/dev/null && pwd)/netlab.sh
 nobody_uid=$(id -u nobody)
 nobody_gid=$(id -g nobody)
 
@@ -111,9 +120,16 @@ nobody_gid=$(id -g nobody)
 # `record_seed level0`: the same main.cf without its compatibility_level line
 # (level 0, Postfix's backwards-compatible defaults) and with relay control
 # in smtpd_recipient_restrictions, which level 0 needs; tests/dialogs/level0/.
+# `record_seed SET` (access, access-nodelay, dnsbl, policy): the seed plus
+# tests/dialogs/SET/main.cf's lines and the tables of tests/dialogs/SET/tables/
+# (else tests/dialogs/access/tables/) in the configuration directory.
 record_seed() {
-    local variant=${1:-seed}
+    local variant=${1:-seed} set=
     local d=$work/$variant port level="compatibility_level = 3.6" dialogs=$here/dialogs
+    case $variant in
+        seed | level0) ;;
+        *) set=$variant; dialogs=$here/dialogs/$set ;;
+    esac
     mkdir -p "$d/etc" "$d/queue" "$d/data" "$d/vmail" "$d/log"
     chown postfix "$d/data"
     chown nobody:nogroup "$d/vmail"
@@ -159,9 +175,35 @@ EOF
     postmap -c "$d/etc" "$d/etc/virtual"
     postmap -c "$d/etc" "$d/etc/virtual_maps"
     postalias -c "$d/etc" "$d/etc/aliases"
+    if [ -n "$set" ]; then
+        grep -v '^#' "$here/dialogs/$set/main.cf" >>"$d/etc/main.cf"
+        local t tables=$here/dialogs/$set/tables
+        [ -d "$tables" ] || tables=$here/dialogs/access/tables
+        cp "$tables"/* "$d/etc/"
+        for t in "$tables"/*; do
+            if grep -q "hash:\$config_directory/$(basename "$t")" "$d/etc/main.cf"; then
+                postmap -c "$d/etc" "$d/etc/$(basename "$t")"
+            fi
+        done
+    fi
+    if [ -f "$here/dialogs/$set/zone" ]; then
+        # The set's DNS: a netlab host with the lab DNS serving the zone.
+        export NETLAB_ID=yubinrec
+        "$netlab" up rec 10.77.0.5 >/dev/null
+        "$netlab" dns --ip 10.77.0.53 --no-host-records "$here/dialogs/$set/zone" >/dev/null
+        inlab=("$netlab" exec rec)
+    fi
     start_postfix "$d/etc"
     wait_port "$port" "$d/log/mail.log"
     replay_all "$dialogs" "$port"
+    if [ -n "$set" ]; then
+        # smtpd's policy log lines (reject, hold, discard, warn), without
+        # time, pid and queue id: yubin's must be the same, in order.
+        sleep 1
+        sed -n 's/^.* postfix\/smtpd\[[0-9]*\]: //p' "$d/log/mail.log" |
+            grep -E '^[0-9A-Z]+: (reject|hold|discard|warn|info): ' |
+            sed -E 's/^[0-9A-F]{6,}: /QUEUEID: /' >"$here/dialogs/$set/smtpd.log.expected"
+    fi
 }
 
 # ---------------------------------------------------------------- embedded
@@ -266,6 +308,7 @@ case $which in
     seed) record_seed ;;
     level0) record_seed level0 ;;
     embedded) record_embedded ;;
-    all) record_seed; record_seed level0; record_embedded ;;
-    *) echo "usage: $0 [seed|level0|embedded|all] [NAME...]" >&2; exit 2 ;;
+    access|access-nodelay|dnsbl|policy) record_seed "$which" ;;
+    all) record_seed; record_seed level0; record_embedded; record_seed access; record_seed access-nodelay; record_seed dnsbl; record_seed policy ;;
+    *) echo "usage: $0 [seed|level0|embedded|access|access-nodelay|dnsbl|policy|all] [NAME...]" >&2; exit 2 ;;
 esac

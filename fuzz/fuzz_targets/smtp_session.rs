@@ -23,6 +23,13 @@ fn answer(s: &Session, r: Request) -> Answer {
             Answer::Verdict(Some(Reply::new(554, "5.7.1", "Relay access denied")))
         }
         Request::Recipient(_) | Request::Verify(_) => Answer::Verdict(None),
+        Request::Connect => Answer::Verdict(None),
+        Request::Helo(q) if q.helo.starts_with('x') => Answer::Policy(yubin_smtp::PolicyVerdict {
+            reply: Some(Reply::new(554, "5.7.1", format!("<{}>: Helo command rejected: Access denied", q.helo))),
+            events: vec![("warn".into(), "x".into())],
+            ..Default::default()
+        }),
+        Request::Helo(_) => Answer::Verdict(None),
         Request::Auth(AuthRequest::Start { initial: None, .. }) => Answer::Sasl(SaslStep::Challenge(Vec::new())),
         Request::Auth(AuthRequest::Start { initial: Some(b), .. }) | Request::Auth(AuthRequest::Response(b)) => {
             Answer::Sasl(if b == b"\0u\0p" {
@@ -55,6 +62,8 @@ fuzz_target!(|data: &[u8]| {
         auth_mechanisms_tls: Some(vec!["PLAIN".into(), "LOGIN".into()]),
         auth_requires_tls: false,
         broken_sasl_auth_clients: false,
+        check_client: false,
+        check_helo: true,
         // The LMTP mode (yubin's lmtpd) when the input starts with 'L'.
         lmtp: data.first() == Some(&b'L'),
         new_queue_id: Arc::new(|| "ID".to_string()),

@@ -230,6 +230,7 @@ pub fn parse(file: &Path, bytes: &[u8]) -> Result<MasterCf, ConfError> {
         if svc.command != "smtpd"
             && svc.command != "lmtpd"
             && svc.command != "imap"
+            && svc.command != "spawn"
             && !INTERNAL.contains(&svc.command.as_str())
         {
             out.warnings.push(format!(

@@ -90,6 +90,129 @@ impl Dns {
     }
 }
 
+/// One DNS answer as the restrictions need it: records, no such name or
+/// record (NXDOMAIN / NODATA), or a temporary failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    Found(Vec<T>),
+    NotFound,
+    TempFail(String),
+}
+
+fn absolute(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.'))
+}
+
+fn classify<T>(e: &hickory_resolver::ResolveError) -> Lookup<T> {
+    if e.is_nx_domain() || e.is_no_records_found() {
+        Lookup::NotFound
+    } else {
+        Lookup::TempFail(e.to_string())
+    }
+}
+
+/// Longest TXT text kept for a DNS list reply (Postfix's RBL_TXT_LIMIT).
+pub const TXT_LIMIT: usize = 500;
+
+impl Dns {
+    /// IPv4 address records of `name` (DNS list queries, RFC 5782 section 2.1).
+    pub async fn a(&self, name: &str) -> Lookup<std::net::Ipv4Addr> {
+        match self.resolver().ipv4_lookup(absolute(name)).await {
+            Ok(r) => {
+                let v: Vec<_> = r.iter().map(|a| a.0).collect();
+                if v.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(v)
+                }
+            }
+            Err(e) => classify(&e),
+        }
+    }
+
+    /// TXT records of `name`, each record's strings joined, the whole cut
+    /// at [`TXT_LIMIT`] bytes (a DNS list's reason text).
+    pub async fn txt(&self, name: &str) -> Lookup<String> {
+        match self.resolver().txt_lookup(absolute(name)).await {
+            Ok(r) => {
+                let mut total = 0;
+                let mut out = Vec::new();
+                for t in r.iter() {
+                    let mut s = String::new();
+                    for part in t.txt_data() {
+                        s.push_str(&String::from_utf8_lossy(part));
+                    }
+                    if total + s.len() > TXT_LIMIT {
+                        let mut cut = TXT_LIMIT.saturating_sub(total);
+                        while !s.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        s.truncate(cut);
+                    }
+                    total += s.len();
+                    out.push(s);
+                    if total >= TXT_LIMIT {
+                        break;
+                    }
+                }
+                Lookup::Found(out)
+            }
+            Err(e) => classify(&e),
+        }
+    }
+
+    /// PTR names of an address (the client's reverse name), without the
+    /// trailing dot.
+    pub async fn ptr(&self, ip: IpAddr) -> Lookup<String> {
+        match self.resolver().reverse_lookup(ip).await {
+            Ok(r) => {
+                let v: Vec<String> = r
+                    .iter()
+                    .map(|n| n.to_utf8().trim_end_matches('.').to_string())
+                    .collect();
+                if v.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(v)
+                }
+            }
+            Err(e) => classify(&e),
+        }
+    }
+
+    /// The addresses of a host name (A and AAAA).
+    pub async fn addresses(&self, name: &str) -> Lookup<IpAddr> {
+        match self.resolver().lookup_ip(absolute(name)).await {
+            Ok(r) => {
+                let v: Vec<IpAddr> = r.iter().collect();
+                if v.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(v)
+                }
+            }
+            Err(e) => classify(&e),
+        }
+    }
+
+    /// Does a host name have an A, AAAA or MX record (Postfix's
+    /// reject_unknown_helo_hostname and reject_unknown_sender_domain ask
+    /// for any of them)?
+    pub async fn host_or_mail_domain(&self, name: &str) -> DomainStatus {
+        match self.addresses(name).await {
+            Lookup::Found(_) => return DomainStatus::Exists,
+            Lookup::TempFail(e) => return DomainStatus::TempFail(e),
+            Lookup::NotFound => {}
+        }
+        match self.resolver().mx_lookup(absolute(name)).await {
+            Ok(mx) if mx.iter().next().is_some() => DomainStatus::Exists,
+            Ok(_) => DomainStatus::NotFound,
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => DomainStatus::NotFound,
+            Err(e) => DomainStatus::TempFail(e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

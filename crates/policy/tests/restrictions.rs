@@ -40,6 +40,7 @@ fn policy(dir: &Path, relay: &[&str], recipient: &[&str]) -> Policy {
         sender_login_maps: Arc::new(maps),
         dns: None,
         restrictions: Restrictions::new(vec![], list(relay), list(recipient)).unwrap(),
+        settings: Default::default(),
     }
 }
 
@@ -57,6 +58,13 @@ fn query(rcpt: &str, sender: Option<&str>, user: Option<&str>) -> RecipientQuery
         sender: sender.map(|s| parse_address(s, false).unwrap()),
         sasl_user: user.map(str::to_string),
         helo: Some("client.example".into()),
+        sender_given: sender.unwrap_or("").to_string(),
+        holding: false,
+        discarding: false,
+        protocol: "ESMTP".into(),
+        queue_id: None,
+        recipient_count: 0,
+        size: None,
     }
 }
 
@@ -159,4 +167,82 @@ fn sender_login_mismatch_and_fqdn_checks() {
 fn an_open_relay_is_refused_at_load() {
     let e = Restrictions::new(vec![], vec![Restriction::Permit], vec![]).unwrap_err();
     assert!(e.0.contains("reject_unauth_destination"), "{}", e.0);
+}
+
+/// A policy built from main.cf text (as the server builds it) in `dir`.
+fn from_main_cf(dir: &Path, extra: &str) -> Policy {
+    let main = format!(
+        "myhostname = mail.mydomain.com\nmydomain = mydomain.com\nmydestination = localhost\n\
+         alias_maps =\nlocal_recipient_maps =\nvirtual_mailbox_domains = mydomain.com\n\
+         virtual_mailbox_maps = texthash:{d}/vmaps\nvirtual_mailbox_base = /home/vmail\nrecipient_delimiter = +\ncompatibility_level = 3.6\n{extra}",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("vmaps"), "hoge@mydomain.com mydomain.com/hoge/\n").unwrap();
+    let cfg = Config::from_bytes(dir, &dir.join("main.cf"), main.as_bytes()).unwrap();
+    let clients = yubin_policy::config::PolicyClients::default();
+    Policy {
+        resolver: Arc::new(Resolver::new(&cfg).unwrap()),
+        sender_login_maps: Arc::new(Maps::default()),
+        dns: None,
+        restrictions: yubin_policy::config::restrictions(&cfg, &clients).unwrap(),
+        settings: Arc::new(yubin_policy::config::settings(&cfg).unwrap()),
+    }
+}
+
+#[test]
+fn pattern_tables_and_explicit_subdomain_patterns() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("clients.cidr"),
+        "192.0.2.0/24 REJECT Test net\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("senders.re"),
+        "/^spam[0-9]+@/ 550 5.7.1 Numbered spammer\n/@example\\.com$/ DUNNO\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("domains"),
+        ".sub.example REJECT Subdomain only\nuser@ REJECT Local part\n",
+    )
+    .unwrap();
+    let p = from_main_cf(
+        d.path(),
+        "smtpd_client_restrictions = check_client_access cidr:$config_directory/clients.cidr\n\
+         smtpd_sender_restrictions = check_sender_access regexp:$config_directory/senders.re, check_sender_access texthash:$config_directory/domains\n\
+         parent_domain_matches_subdomains =\n",
+    );
+    let c = client(false);
+    assert_eq!(
+        verdict(
+            &p,
+            &c,
+            &query("hoge@mydomain.com", Some("a@b.example"), None)
+        )
+        .as_deref(),
+        Some("554 5.7.1 <unknown[192.0.2.9]>: Client host rejected: Test net")
+    );
+    let outside = ClientInfo {
+        name: "unknown".into(),
+        addr: "198.51.100.1".parse().unwrap(),
+        in_mynetworks: false,
+    };
+    let v = |s: &str| verdict(&p, &outside, &query("hoge@mydomain.com", Some(s), None));
+    assert_eq!(
+        v("spam42@x.example").as_deref(),
+        Some("550 5.7.1 <spam42@x.example>: Sender address rejected: Numbered spammer")
+    );
+    // DUNNO in the regexp table: on to the next restriction.
+    assert_eq!(
+        v("user@example.com").as_deref(),
+        Some("554 5.7.1 <user@example.com>: Sender address rejected: Local part")
+    );
+    // Without smtpd_access_maps in parent_domain_matches_subdomains only
+    // ".sub.example" matches, and only below sub.example.
+    assert_eq!(
+        v("a@x.sub.example").as_deref(),
+        Some("554 5.7.1 <a@x.sub.example>: Sender address rejected: Subdomain only")
+    );
+    assert_eq!(v("a@sub.example"), None);
 }

@@ -33,4 +33,10 @@ pub struct Envelope {
     pub tls: Option<String>,
     /// The SASL login that sent it.
     pub auth_user: Option<String>,
+    /// access(5) HOLD: into the hold queue, not delivered.
+    pub hold: bool,
+    /// access(5) DISCARD: acknowledged, then dropped.
+    pub discard: bool,
+    /// access(5) PREPEND (and policy services'): headers before the message's own.
+    pub prepend: Vec<String>,
 }

@@ -19,6 +19,6 @@ pub use envelope::{Envelope, Recipient};
 pub use reply::{parse_reply, Enhanced, Reply, ReplyError};
 pub use sasl::{Authenticator, SaslContext, SaslExchange, SaslStep};
 pub use session::{
-    Action, Answer, AuthRequest, ClientInfo, MailQuery, Notice, RecipientQuery, Request, Session,
-    SessionConfig,
+    Action, Answer, AuthRequest, ClientInfo, HeloQuery, MailQuery, Notice, PolicyVerdict,
+    RecipientQuery, Request, Session, SessionConfig,
 };

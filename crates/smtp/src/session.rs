@@ -42,12 +42,43 @@ pub enum Request {
     /// Answer with [`Answer::Verdict`]: `None` accepts.
     Mail(MailQuery),
     /// RCPT TO: the smtpd_*_restrictions verdict. `None` accepts.
-    Recipient(RecipientQuery),
+    /// (Boxed: the query is the largest request by far.)
+    Recipient(Box<RecipientQuery>),
     /// VRFY: is the address deliverable? `None`: 252 with the address.
     Verify(Address),
     /// AUTH: start a SASL exchange, or go on with the client's response.
     /// Answer with [`Answer::Sasl`].
     Auth(AuthRequest),
+    /// Before the greeting ([`SessionConfig::check_client`]): the
+    /// smtpd_client_restrictions verdict (smtpd_delay_reject = no).
+    /// Answer with [`Answer::Policy`] (or `Verdict`).
+    Connect,
+    /// HELO/EHLO ([`SessionConfig::check_helo`]): the
+    /// smtpd_helo_restrictions verdict for this name.
+    Helo(HeloQuery),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeloQuery {
+    pub helo: String,
+}
+
+/// The restrictions' answer (access(5) and check_policy_service actions):
+/// a refusal or not, what to log, and what it asks of the transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PolicyVerdict {
+    pub reply: Option<Reply>,
+    /// Log lines as (what, text), e.g. (`hold`, `<a@b.example>: Sender
+    /// address triggers HOLD action`); the session writes them as Postfix's
+    /// `NOQUEUE: hold: RCPT from client: text; from=<> to=<> proto=
+    /// helo=<>`. What `warning` is logged as `warning: text`.
+    pub events: Vec<(String, String)>,
+    /// HOLD: the message goes to the hold queue.
+    pub hold: bool,
+    /// DISCARD: accepted and dropped.
+    pub discard: bool,
+    /// PREPEND: headers put before the message's own.
+    pub prepend: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +86,15 @@ pub struct MailQuery {
     pub sender: Option<Address>,
     /// The SIZE= parameter.
     pub size: Option<u64>,
+    /// The HELO/EHLO name and the SASL login so far (for
+    /// smtpd_sender_restrictions with smtpd_delay_reject = no).
+    pub helo: Option<String>,
+    pub sasl_user: Option<String>,
+    /// The sender as the client wrote it (Postfix quotes it so in replies;
+    /// [`Address`] folds the domain to lower case).
+    pub sender_given: String,
+    /// `SMTP`/`ESMTP` (for policy servers).
+    pub protocol: String,
 }
 
 /// Everything the restrictions need to judge one recipient.
@@ -65,6 +105,18 @@ pub struct RecipientQuery {
     pub sender: Option<Address>,
     pub sasl_user: Option<String>,
     pub helo: Option<String>,
+    /// The sender as the client wrote it (empty for `<>`).
+    pub sender_given: String,
+    /// An earlier HOLD or DISCARD of this transaction (Postfix does not
+    /// repeat them; after DISCARD no restriction runs).
+    pub holding: bool,
+    pub discarding: bool,
+    /// For policy servers (SMTPD_POLICY_README): `SMTP`/`ESMTP`, the queue
+    /// id once a recipient was accepted, the recipients so far, MAIL's SIZE.
+    pub protocol: String,
+    pub queue_id: Option<String>,
+    pub recipient_count: usize,
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +139,9 @@ pub enum Answer {
     /// `None`: go on; `Some(reply)`: refuse with this reply.
     Verdict(Option<Reply>),
     Sasl(SaslStep),
+    /// A verdict with what the restrictions logged and ask of the
+    /// transaction (for Mail, Recipient, Connect and Helo).
+    Policy(PolicyVerdict),
     // milter: begin
     /// A milter refused MAIL or RCPT: the reply as the milter gave it,
     /// logged as Postfix's `milter-reject:` (smtpd.c check_milter_reply).
@@ -108,6 +163,11 @@ enum Pending {
     },
     Vrfy(Address),
     Auth,
+    Connect,
+    Helo {
+        verb: Verb,
+        name: String,
+    },
 }
 
 /// Settings derived from main.cf (and master.cf `-o` overrides).
@@ -143,6 +203,12 @@ pub struct SessionConfig {
     pub auth_requires_tls: bool,
     /// broken_sasl_auth_clients: also advertise `AUTH=` for old Outlook.
     pub broken_sasl_auth_clients: bool,
+    /// Ask [`Request::Connect`] before the greeting (smtpd_delay_reject =
+    /// no with smtpd_client_restrictions).
+    pub check_client: bool,
+    /// Ask [`Request::Helo`] at HELO/EHLO (smtpd_delay_reject = no with
+    /// smtpd_helo_restrictions).
+    pub check_helo: bool,
     /// Speak LMTP (RFC 2033), yubin's `lmtpd` service: LHLO instead of
     /// HELO/EHLO, MAIL only after LHLO, and after the message one reply per
     /// accepted recipient (section 4.2).
@@ -217,6 +283,8 @@ pub struct Session {
     esmtp: bool,
     /// Inside a transaction (after a successful MAIL).
     sender: Option<Option<Address>>,
+    /// The MAIL FROM address as written.
+    sender_given: String,
     mail_params: crate::params::MailParams,
     recipients: Vec<Recipient>,
     queue_id: Option<String>,
@@ -247,6 +315,11 @@ pub struct Session {
     error_classes: std::collections::BTreeSet<&'static str>,
     /// Addresses refused by policy, for the notice's summary.
     rejected: Vec<String>,
+    /// The client was refused at connect (smtpd_delay_reject = no): every
+    /// command but QUIT gets `503 5.7.0 Error: access denied for ...`.
+    access_denied: bool,
+    /// What the restrictions asked of the current transaction.
+    effects: PolicyVerdict,
 }
 
 /// What the postmaster's error notice needs (Postfix's smtpd "Transcript of
@@ -274,6 +347,7 @@ impl Session {
             helo: None,
             esmtp: false,
             sender: None,
+            sender_given: String::new(),
             mail_params: Default::default(),
             recipients: Vec::new(),
             queue_id: None,
@@ -295,6 +369,8 @@ impl Session {
             transcript_bytes: 0,
             error_classes: Default::default(),
             rejected: Vec::new(),
+            access_denied: false,
+            effects: PolicyVerdict::default(),
         }
     }
 
@@ -457,9 +533,55 @@ impl Session {
 
     /// The greeting (RFC 5321 section 4.3.1).
     pub fn start(&mut self) -> Vec<Action> {
+        if self.cfg.check_client {
+            let mut out = Vec::new();
+            self.wait(&mut out, Pending::Connect, Request::Connect);
+            return out;
+        }
         let out = vec![Action::Reply(Reply::new(220, "", self.cfg.banner.clone()))];
         self.record_out(&out);
         out
+    }
+
+    /// smtpd_client_restrictions' answer at connect: the greeting, or
+    /// (Postfix smtpd.c, RFC 5321 section 3.1) the refusal in its place,
+    /// after which only QUIT is served.
+    fn connect_answer(&mut self, v: PolicyVerdict, out: &mut Vec<Action>) {
+        self.policy_events(out, "CONNECT", &v, None);
+        match v.reply {
+            None => out.push(Action::Reply(Reply::new(220, "", self.cfg.banner.clone()))),
+            Some(r) => {
+                self.log_reject_at(out, "CONNECT", &r.raw(), None, None);
+                self.access_denied = true;
+                self.error_classes.insert(Self::classify(
+                    r.code,
+                    &r.enhanced.map(|e| e.to_string()).unwrap_or_default(),
+                ));
+                out.push(Action::Reply(r.clone()));
+                if matches!(r.code, 421 | 521) {
+                    out.push(Action::Close);
+                    self.mode = Mode::Closed;
+                }
+            }
+        }
+    }
+
+    /// The restrictions' log lines, in Postfix's log_whatsup form.
+    fn policy_events(
+        &mut self,
+        out: &mut Vec<Action>,
+        stage: &str,
+        v: &PolicyVerdict,
+        rcpt: Option<&str>,
+    ) {
+        for (what, text) in &v.events {
+            if what == "warning" {
+                out.push(Action::Log(format!("warning: {text}")));
+                continue;
+            }
+            let line = self.whatsup(what, stage, text, self.sender.clone(), rcpt);
+            out.push(Action::Log(line));
+        }
     }
 
     /// Who is connected.
@@ -683,6 +805,7 @@ impl Session {
         self.too_big = false;
         self.bdat_seen = false;
         self.bdat = BdatState::None;
+        self.effects = PolicyVerdict::default();
     }
 
     fn process(&mut self, out: &mut Vec<Action>) {
@@ -859,6 +982,14 @@ impl Session {
             self.mode = Mode::Closed;
             return;
         }
+        // Refused at connect (smtpd_delay_reject = no): only QUIT is served
+        // (Postfix smtpd.c; RFC 5321 section 3.1).
+        if self.access_denied && verb != Verb::Quit {
+            self.stats.record(verb, false);
+            let text = format!("Error: access denied for {}", self.client.label());
+            self.error(out, 503, "5.7.0", &text);
+            return;
+        }
         // smtpd_tls_security_level = encrypt: only these before STARTTLS
         // (unknown commands get their own 500 reply).
         if self.cfg.tls_required
@@ -1033,12 +1164,50 @@ impl Session {
         let before = out.len();
         match (self.pending.take(), answer) {
             (Some(Pending::Auth), Answer::Sasl(step)) => self.auth_step(step, &mut out),
-            (Some(Pending::Mail { sender, params }), Answer::Verdict(v)) => {
+            (Some(Pending::Mail { sender, params }), Answer::Verdict(v)) => self.mail_answer(
+                sender,
+                params,
+                PolicyVerdict {
+                    reply: v,
+                    ..Default::default()
+                },
+                &mut out,
+            ),
+            (Some(Pending::Mail { sender, params }), Answer::Policy(v)) => {
                 self.mail_answer(sender, params, v, &mut out)
             }
-            (Some(Pending::Rcpt { addr, params }), Answer::Verdict(v)) => {
+            (Some(Pending::Rcpt { addr, params }), Answer::Verdict(v)) => self.rcpt_answer(
+                addr,
+                params,
+                PolicyVerdict {
+                    reply: v,
+                    ..Default::default()
+                },
+                &mut out,
+            ),
+            (Some(Pending::Rcpt { addr, params }), Answer::Policy(v)) => {
                 self.rcpt_answer(addr, params, v, &mut out)
             }
+            (Some(Pending::Connect), Answer::Policy(v)) => self.connect_answer(v, &mut out),
+            (Some(Pending::Connect), Answer::Verdict(v)) => self.connect_answer(
+                PolicyVerdict {
+                    reply: v,
+                    ..Default::default()
+                },
+                &mut out,
+            ),
+            (Some(Pending::Helo { verb, name }), Answer::Policy(v)) => {
+                self.helo_answer(verb, name, v, &mut out)
+            }
+            (Some(Pending::Helo { verb, name }), Answer::Verdict(v)) => self.helo_answer(
+                verb,
+                name,
+                PolicyVerdict {
+                    reply: v,
+                    ..Default::default()
+                },
+                &mut out,
+            ),
             (Some(Pending::Vrfy(addr)), Answer::Verdict(v)) => self.vrfy_answer(addr, v, &mut out),
             // milter: begin
             (pending, Answer::Milter(r)) => self.milter_refused(pending, r, &mut out),
@@ -1153,9 +1322,72 @@ impl Session {
             self.error(out, 501, "", &format!("Syntax: {name} hostname"));
             return false;
         }
+        if self.cfg.check_helo {
+            self.wait(
+                out,
+                Pending::Helo {
+                    verb,
+                    name: arg.to_string(),
+                },
+                Request::Helo(HeloQuery {
+                    helo: arg.to_string(),
+                }),
+            );
+            return true;
+        }
+        self.helo_accept(verb, arg, out)
+    }
+
+    /// smtpd_helo_restrictions' answer (smtpd_delay_reject = no): a
+    /// refused HELO leaves the session as it was.
+    fn helo_answer(&mut self, verb: Verb, name: String, v: PolicyVerdict, out: &mut Vec<Action>) {
+        let stage = if verb == Verb::Ehlo { "EHLO" } else { "HELO" };
+        let saved = self.helo.replace(name.clone());
+        self.policy_events(out, stage, &v, None);
+        self.helo = saved;
+        match v.reply {
+            Some(r) => {
+                self.stats.record(verb, false);
+                let sender = self.sender.clone();
+                self.log_reject_at(out, stage, &r.raw(), sender, Some(&name));
+                self.refuse(out, &r);
+                self.hangup_after(&r, out);
+            }
+            None => {
+                let ok = self.helo_accept(verb, &name, out);
+                self.stats.record(verb, ok);
+            }
+        }
+    }
+
+    /// A 421 or 521 policy reply ends the session after it is sent
+    /// (access(5) "421 text", "521 text").
+    fn hangup_after(&mut self, r: &Reply, out: &mut Vec<Action>) {
+        if matches!(r.code, 421 | 521) {
+            out.push(Action::Close);
+            self.mode = Mode::Closed;
+        }
+    }
+
+    /// Keeps what an accepted MAIL or RCPT asked of the transaction.
+    fn take_effects(&mut self, v: PolicyVerdict) {
+        self.effects.hold |= v.hold;
+        self.effects.discard |= v.discard;
+        for h in v.prepend {
+            // The delayed restrictions run again for each recipient: one
+            // header per distinct text.
+            if !self.effects.prepend.contains(&h) {
+                self.effects.prepend.push(h);
+            }
+        }
+    }
+
+    fn helo_accept(&mut self, verb: Verb, arg: &str, out: &mut Vec<Action>) -> bool {
         self.reset_transaction();
         self.helo = Some(arg.to_string());
-        self.esmtp = verb != Verb::Helo;
+        // HELO after EHLO keeps ESMTP (Postfix smtpd.c: "Downgrading the
+        // protocol name breaks the unauthorized pipelining test").
+        self.esmtp = self.esmtp || verb != Verb::Helo;
         if verb == Verb::Helo {
             self.send(out, 250, "", &self.cfg.hostname.clone());
             return true;
@@ -1269,13 +1501,24 @@ impl Session {
             }
         };
         let size = p.size;
+        self.sender_given = match path {
+            PathText::Bracketed(s) | PathText::Bare(s) => s.to_string(),
+            PathText::Malformed => String::new(),
+        };
         self.wait(
             out,
             Pending::Mail {
                 sender: sender.clone(),
                 params: p,
             },
-            Request::Mail(MailQuery { sender, size }),
+            Request::Mail(MailQuery {
+                sender,
+                size,
+                helo: self.helo.clone(),
+                sasl_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
+                sender_given: self.sender_given.clone(),
+                protocol: self.protocol().to_string(),
+            }),
         );
         true
     }
@@ -1284,18 +1527,87 @@ impl Session {
         &mut self,
         sender: Option<Address>,
         params: crate::params::MailParams,
-        verdict: Option<Reply>,
+        verdict: PolicyVerdict,
         out: &mut Vec<Action>,
     ) {
-        if let Some(r) = verdict {
+        let saved = self.sender.replace(sender.clone());
+        self.policy_events(out, "MAIL", &verdict, None);
+        self.sender = saved;
+        if let Some(r) = verdict.reply {
             self.stats.record(Verb::Mail, false);
+            self.log_reject_at(out, "MAIL", &r.raw(), Some(sender), None);
             self.refuse(out, &r);
+            self.hangup_after(&r, out);
             return;
         }
+        self.take_effects(verdict);
         self.sender = Some(sender);
         self.mail_params = params;
         self.stats.record(Verb::Mail, true);
         self.send(out, 250, "2.1.0", "Ok");
+    }
+
+    /// The sender as the client wrote it (logs quote it so).
+    fn shown(&self, a: &Address) -> String {
+        let internal = a.internal();
+        if self.sender_given.eq_ignore_ascii_case(&internal) {
+            self.sender_given.clone()
+        } else {
+            internal
+        }
+    }
+
+    /// Postfix's log_whatsup(): `QUEUEID: what: STAGE from client: text;`
+    /// then `from=<>` when a sender is known, `to=<>`, `proto=` and
+    /// `helo=<>` when there was a HELO.
+    fn whatsup(
+        &self,
+        what: &str,
+        stage: &str,
+        text: &str,
+        sender: Option<Option<Address>>,
+        rcpt: Option<&str>,
+    ) -> String {
+        let mut line = format!(
+            "{}: {what}: {stage} from {}: {text};",
+            self.queue_id.as_deref().unwrap_or("NOQUEUE"),
+            self.client.label()
+        );
+        if let Some(s) = sender {
+            let from = s.map(|a| self.shown(&a)).unwrap_or_default();
+            line.push_str(&format!(" from=<{from}>"));
+        }
+        if let Some(r) = rcpt {
+            line.push_str(&format!(" to=<{r}>"));
+        }
+        line.push_str(&format!(" proto={}", self.protocol()));
+        if let Some(h) = &self.helo {
+            line.push_str(&format!(" helo=<{h}>"));
+        }
+        line
+    }
+
+    /// A refusal at CONNECT, HELO or MAIL (smtpd_delay_reject = no), logged
+    /// as Postfix logs it; `helo` is the name being judged at HELO.
+    fn log_reject_at(
+        &mut self,
+        out: &mut Vec<Action>,
+        stage: &str,
+        reply_text: &str,
+        sender: Option<Option<Address>>,
+        helo: Option<&str>,
+    ) {
+        let saved = self.helo.clone();
+        if let Some(h) = helo {
+            self.helo = Some(h.to_string());
+        }
+        let line = self.whatsup("reject", stage, reply_text, sender, None);
+        self.helo = saved;
+        if self.rejected.len() < 100 {
+            self.rejected
+                .push(format!("{stage} from {}", self.client.label()));
+        }
+        out.push(Action::Log(line));
     }
 
     fn log_reject(
@@ -1306,28 +1618,16 @@ impl Session {
         rcpt: Option<&str>,
     ) {
         let from = match &self.sender {
-            Some(Some(a)) => a.internal(),
+            Some(Some(a)) => self.shown(a),
             _ => String::new(),
         };
-        let mut line = format!(
-            "{}: reject: {stage} from {}: {reply_text}; from=<{from}>",
-            self.queue_id.as_deref().unwrap_or("NOQUEUE"),
-            self.client.label()
-        );
-        if let Some(r) = rcpt {
-            line.push_str(&format!(" to=<{r}>"));
-        }
         if self.rejected.len() < 100 {
             self.rejected.push(
                 rcpt.map(str::to_string)
                     .unwrap_or_else(|| format!("{stage} (from <{from}>)")),
             );
         }
-        line.push_str(&format!(
-            " proto={} helo=<{}>",
-            self.protocol(),
-            self.helo.as_deref().unwrap_or("")
-        ));
+        let line = self.whatsup("reject", stage, reply_text, self.sender.clone(), rcpt);
         out.push(Action::Log(line));
     }
 
@@ -1372,11 +1672,18 @@ impl Session {
             sender: self.sender.clone().flatten(),
             sasl_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
             helo: self.helo.clone(),
+            sender_given: self.sender_given.clone(),
+            holding: self.effects.hold,
+            discarding: self.effects.discard,
+            protocol: self.protocol().to_string(),
+            queue_id: self.queue_id.clone(),
+            recipient_count: self.recipients.len(),
+            size: self.mail_params.size,
         };
         self.wait(
             out,
             Pending::Rcpt { addr, params: p },
-            Request::Recipient(query),
+            Request::Recipient(Box::new(query)),
         );
         true
     }
@@ -1385,15 +1692,18 @@ impl Session {
         &mut self,
         addr: Address,
         p: RcptParams,
-        verdict: Option<Reply>,
+        verdict: PolicyVerdict,
         out: &mut Vec<Action>,
     ) {
-        if let Some(r) = verdict {
+        self.policy_events(out, "RCPT", &verdict, Some(&addr.internal()));
+        if let Some(r) = verdict.reply {
             self.stats.record(Verb::Rcpt, false);
             self.log_reject(out, "RCPT", &r.raw(), Some(&addr.internal()));
             self.refuse(out, &r);
+            self.hangup_after(&r, out);
             return;
         }
+        self.take_effects(verdict);
         if self.queue_id.is_none() {
             let id = (self.cfg.new_queue_id)();
             let sasl = match &self.authenticated {
@@ -1513,6 +1823,9 @@ impl Session {
             queue_id: self.queue_id.clone().unwrap_or_default(),
             tls: self.tls.clone(),
             auth_user: self.authenticated.as_ref().map(|(u, _)| u.clone()),
+            hold: self.effects.hold,
+            discard: self.effects.discard,
+            prepend: self.effects.prepend.clone(),
         };
         let data = std::mem::take(&mut self.data);
         self.mode = Mode::Queueing;

@@ -75,6 +75,7 @@ fn answer(s: &Session, r: Request) -> Answer {
                 .expect("an exchange in progress")
                 .step(&bytes)
         })),
+        Request::Connect | Request::Helo(_) => Answer::Verdict(None),
     }
 }
 
@@ -98,6 +99,8 @@ fn config() -> SessionConfig {
         auth_mechanisms_tls: None,
         auth_requires_tls: false,
         broken_sasl_auth_clients: false,
+        check_client: false,
+        check_helo: false,
         lmtp: false,
         new_queue_id: Arc::new(move || format!("ID{}", n.fetch_add(1, Ordering::SeqCst))),
     }
@@ -773,4 +776,171 @@ fn refused_at_end_of_data() {
     );
     // A refusal outside the end of DATA is ignored.
     assert!(s.refused(Reply::new(550, "5.7.1", "x")).is_empty());
+}
+
+/// Runs a session whose requests are answered by `policy`, from the
+/// greeting on; returns replies, log lines and the queued envelopes.
+fn run_policy(
+    cfg: SessionConfig,
+    input: &[u8],
+    policy: &dyn Fn(&Request) -> Option<yubin_smtp::PolicyVerdict>,
+) -> (Vec<String>, Vec<String>, Vec<yubin_smtp::Envelope>) {
+    let mut s = Session::new(cfg, client(false));
+    let (mut replies, mut logs, mut envs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pending = s.start();
+    pending.extend(s.feed(input));
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        for a in pending {
+            match a {
+                Action::Request(r) => {
+                    let ans = match policy(&r) {
+                        Some(v) => Answer::Policy(v),
+                        None => answer(&s, r),
+                    };
+                    next.extend(s.answer(ans));
+                }
+                Action::Deliver { envelope, .. } => {
+                    let id = envelope.queue_id.clone();
+                    envs.push(*envelope);
+                    next.extend(s.queued(Ok(id)));
+                }
+                Action::Reply(r) => replies.extend(r.wire_lines()),
+                Action::Log(l) => logs.push(l),
+                _ => {}
+            }
+        }
+        pending = next;
+    }
+    (replies, logs, envs)
+}
+
+fn refusal(code: u16, enh: &str, text: &str) -> yubin_smtp::PolicyVerdict {
+    yubin_smtp::PolicyVerdict {
+        reply: Some(Reply::new(code, enh, text)),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn client_refused_at_connect_gets_503_until_quit() {
+    let mut cfg = config();
+    cfg.check_client = true;
+    let (replies, logs, _) = run_policy(
+        cfg,
+        b"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n",
+        &|r| {
+            matches!(r, Request::Connect).then(|| {
+                refusal(
+                    554,
+                    "5.7.1",
+                    "<unknown[192.0.2.9]>: Client host rejected: Access denied",
+                )
+            })
+        },
+    );
+    assert_eq!(
+        replies,
+        [
+            "554 5.7.1 <unknown[192.0.2.9]>: Client host rejected: Access denied",
+            "503 5.7.0 Error: access denied for unknown[192.0.2.9]",
+            "503 5.7.0 Error: access denied for unknown[192.0.2.9]",
+            "221 2.0.0 Bye",
+        ]
+    );
+    assert_eq!(
+        logs[0],
+        "NOQUEUE: reject: CONNECT from unknown[192.0.2.9]: 554 5.7.1 <unknown[192.0.2.9]>: Client host rejected: Access denied; proto=SMTP"
+    );
+}
+
+#[test]
+fn helo_refused_leaves_no_helo() {
+    let mut cfg = config();
+    cfg.check_helo = true;
+    cfg.helo_required = true;
+    let (replies, logs, _) = run_policy(
+        cfg,
+        b"HELO bad.example\r\nMAIL FROM:<a@b.example>\r\nHELO good.example\r\n",
+        &|r| match r {
+            Request::Helo(q) if q.helo == "bad.example" => Some(refusal(
+                554,
+                "5.7.1",
+                "<bad.example>: Helo command rejected: Access denied",
+            )),
+            _ => None,
+        },
+    );
+    assert_eq!(
+        &replies[1..],
+        [
+            "554 5.7.1 <bad.example>: Helo command rejected: Access denied",
+            "503 5.5.1 Error: send HELO/EHLO first",
+            "250 mail.mydomain.com",
+        ]
+    );
+    assert!(
+        logs[0].starts_with("NOQUEUE: reject: HELO from unknown[192.0.2.9]: 554 5.7.1"),
+        "{logs:?}"
+    );
+    assert!(
+        logs[0].ends_with("proto=SMTP helo=<bad.example>"),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn hold_discard_and_prepend_reach_the_envelope() {
+    let (replies, logs, envs) = run_policy(
+        config(),
+        b"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<hoge@mydomain.com>\r\nRCPT TO:<hoge2@mydomain.com>\r\nDATA\r\nSubject: t\r\n\r\nhi\r\n.\r\n",
+        &|r| match r {
+            Request::Recipient(_) => Some(yubin_smtp::PolicyVerdict {
+                events: vec![(
+                    "hold".into(),
+                    "<a@b.example>: Sender address triggers HOLD action".into(),
+                )],
+                hold: true,
+                prepend: vec!["X-Seen: yes".into()],
+                ..Default::default()
+            }),
+            _ => None,
+        },
+    );
+    assert!(
+        replies
+            .last()
+            .unwrap()
+            .starts_with("250 2.0.0 Ok: queued as"),
+        "{replies:?}"
+    );
+    assert_eq!(envs.len(), 1);
+    assert!(envs[0].hold && !envs[0].discard);
+    // Once per distinct header, though every recipient's check added it.
+    assert_eq!(envs[0].prepend, ["X-Seen: yes"]);
+    assert_eq!(
+        logs[0],
+        "NOQUEUE: hold: RCPT from unknown[192.0.2.9]: <a@b.example>: Sender address triggers HOLD action; from=<a@b.example> to=<hoge@mydomain.com> proto=ESMTP helo=<x.example>"
+    );
+}
+
+#[test]
+fn a_521_policy_reply_ends_the_session() {
+    let (replies, _, _) = run_policy(
+        config(),
+        b"EHLO x.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<hoge@mydomain.com>\r\nNOOP\r\n",
+        &|r| {
+            matches!(r, Request::Recipient(_)).then(|| {
+                refusal(
+                    521,
+                    "5.7.1",
+                    "<hoge@mydomain.com>: Recipient address rejected: go away",
+                )
+            })
+        },
+    );
+    assert_eq!(
+        replies.last().unwrap(),
+        "521 5.7.1 <hoge@mydomain.com>: Recipient address rejected: go away"
+    );
 }

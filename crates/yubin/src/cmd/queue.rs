@@ -86,7 +86,12 @@ pub fn postqueue(dir: &Path, a: PostqueueArgs) -> i32 {
 }
 
 #[derive(Args, Debug)]
+// `-h` is postsuper(1)'s hold option: help is `--help` only.
+#[command(disable_help_flag = true)]
 pub struct PostsuperArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// Delete a message (queue id, or ALL); "-" reads ids from stdin.
     #[arg(short = 'd', value_name = "ID")]
     delete: Vec<String>,

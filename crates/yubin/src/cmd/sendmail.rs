@@ -13,7 +13,6 @@
 use std::ffi::OsString;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use yubin_addr::{parse_address, Resolver, Verdict};
@@ -589,12 +588,9 @@ fn session_setup(cfg: &Config) -> Result<(SessionConfig, Policy, Duration), Stri
     scfg.tls_required = false;
     scfg.auth_mechanisms = None;
     scfg.error_sleep = Duration::ZERO;
-    let policy = Policy {
-        resolver: rt.resolver.clone(),
-        sender_login_maps: Arc::new(yubin_table::Maps::default()),
-        dns: None,
-        restrictions: svc.policy.restrictions.clone(),
-    };
+    scfg.check_client = false;
+    scfg.check_helo = false;
+    let policy = svc.policy.local();
     Ok((scfg, policy, svc.timeout))
 }
 
@@ -610,7 +606,11 @@ struct LocalSmtp<'a> {
 impl Handler<SmtpCore> for LocalSmtp<'_> {
     async fn answer(&mut self, core: &mut SmtpCore, ask: SmtpAsk) -> Vec<Step<SmtpAsk>> {
         match ask {
-            SmtpAsk::Request(Request::Mail(_)) => core.answer(Answer::Verdict(None)),
+            // Stand-alone mode: no client or HELO restrictions (Postfix's
+            // SMTPD_STAND_ALONE).
+            SmtpAsk::Request(Request::Mail(_) | Request::Connect | Request::Helo(_)) => {
+                core.answer(Answer::Verdict(None))
+            }
             SmtpAsk::Request(Request::Recipient(q)) => {
                 let verdict = self.policy.recipient(&self.client, &q).await;
                 core.answer(Answer::Verdict(verdict))

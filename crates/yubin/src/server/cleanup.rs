@@ -80,7 +80,18 @@ pub async fn enqueue(
     env: Envelope,
     data: Vec<u8>,
 ) -> Result<String, String> {
+    // access(5) DISCARD: acknowledged as queued, then dropped (smtpd logged
+    // the `discard:` line when the restriction matched).
+    if env.discard {
+        return Ok(env.queue_id);
+    }
+    let hold = env.hold;
     let q = prepare(shared, rt, client, env, data);
+    if hold {
+        // access(5) HOLD: straight into the hold queue (`postsuper -H`
+        // releases it), never seen by the queue manager before.
+        return super::milter::commit_hold(shared, q).await;
+    }
     commit(shared, q).await
 }
 
@@ -95,7 +106,14 @@ pub fn prepare(
 ) -> QueueFile {
     let now = clock::now_secs();
     let id = env.queue_id.clone();
-    let mut message = received_header(&env, client, rt, now).into_bytes();
+    // access(5) PREPEND headers go above smtpd's own Received: (Postfix
+    // smtpd.c writes them first).
+    let mut message = Vec::new();
+    for h in &env.prepend {
+        message.extend_from_slice(h.as_bytes());
+        message.push(b'\n');
+    }
+    message.extend_from_slice(received_header(&env, client, rt, now).as_bytes());
     let local_client = client.addr.is_loopback();
     let (head, _) = split_message(&data);
     let mut message_id = header_value(head, "Message-ID");

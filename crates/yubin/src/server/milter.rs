@@ -695,6 +695,11 @@ async fn deliver(
         log("milter-discard", "milter triggers DISCARD action");
         return Ok(Ok(id.clone()));
     }
+    // access(5) DISCARD and HOLD from smtpd's restrictions (issue 14).
+    if envelope.discard {
+        return Ok(Ok(id.clone()));
+    }
+    let access_hold = envelope.hold;
     let mut q = super::cleanup::prepare(shared, rt, client, envelope, data);
     milters.macros.insert("i".into(), id.clone());
     let (outcome, message, env_edits) = milters.message(&q.message).await;
@@ -726,6 +731,9 @@ async fn deliver(
     }
     if outcome.hold.is_some() || tx.hold.is_some() {
         log("milter-hold", "milter triggers HOLD action");
+        return Ok(commit_hold(shared, q).await);
+    }
+    if access_hold {
         return Ok(commit_hold(shared, q).await);
     }
     Ok(super::cleanup::commit(shared, q).await)

@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod sasl;
 pub mod settings;
 pub mod smtpd;
+pub mod spawn;
 pub mod tls;
 
 use std::path::Path;
@@ -68,6 +69,8 @@ pub fn run(dir: &Path, args: ServeArgs, embedded: bool) -> anyhow::Result<i32> {
     // Before any thread exists: the helper that runs alias commands and
     // files as default_privs (only when started as root).
     let privsep = privsep::start(cfg.get("default_privs"))?;
+    // master.cf spawn(8) services (policy daemons), also before any thread.
+    spawn::start(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)

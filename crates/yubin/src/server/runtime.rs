@@ -14,7 +14,7 @@ use yubin_addr::Resolver;
 use yubin_conf::{Config, MasterCf};
 use yubin_dns::Dns;
 use yubin_maillog::MailLog;
-use yubin_policy::{Policy, Restriction, Restrictions};
+use yubin_policy::Policy;
 use yubin_queue::{Committer, Spool};
 use yubin_smtp::{Authenticator, SessionConfig};
 use yubin_table::cidr::{contains, parse_network};
@@ -143,41 +143,6 @@ fn unix_socket(cfg: &Config, svc: &yubin_conf::Service) -> (PathBuf, u32) {
     )
 }
 
-fn restrictions(cfg: &Config) -> anyhow::Result<Restrictions> {
-    let relay = Restriction::parse_list(&cfg.list("smtpd_relay_restrictions")).map_err(|e| {
-        anyhow!(
-            "{}: smtpd_relay_restrictions: {e}",
-            cfg.origin_text("smtpd_relay_restrictions")
-        )
-    })?;
-    let recipient =
-        Restriction::parse_list(&cfg.list("smtpd_recipient_restrictions")).map_err(|e| {
-            anyhow!(
-                "{}: smtpd_recipient_restrictions: {e}",
-                cfg.origin_text("smtpd_recipient_restrictions")
-            )
-        })?;
-    let sender = Restriction::parse_list(&cfg.list("smtpd_sender_restrictions")).map_err(|e| {
-        anyhow!(
-            "{}: smtpd_sender_restrictions: {e}",
-            cfg.origin_text("smtpd_sender_restrictions")
-        )
-    })?;
-    // Postfix refuses to run as an open relay by accident (smtpd_check.c).
-    let mut r = Restrictions::new(sender, relay, recipient).map_err(|e| {
-        let level = cfg.get("compatibility_level");
-        if level == "0" && cfg.list("smtpd_relay_restrictions").is_empty() {
-            // The common way into this error: a main.cf from before Postfix
-            // 3.0 (or one that lost Debian's compatibility_level line).
-            anyhow!("{e} (compatibility_level = {level}, {}, leaves smtpd_relay_restrictions empty: add \"compatibility_level = 3.6\" to main.cf, or list reject_unauth_destination in smtpd_recipient_restrictions)", cfg.origin_text("compatibility_level"))
-        } else {
-            anyhow!("{e}")
-        }
-    })?;
-    r.relay_before_recipient = cfg.bool("smtpd_relay_before_recipient_restrictions")?;
-    Ok(r)
-}
-
 fn session_config(
     cfg: &Config,
     tls: &super::tls::TlsPolicy,
@@ -207,6 +172,8 @@ fn session_config(
         auth_mechanisms_tls: auth.map(|a| a.mechanisms_tls()),
         auth_requires_tls: cfg.bool("smtpd_tls_auth_only")?,
         broken_sasl_auth_clients: cfg.bool("broken_sasl_auth_clients")?,
+        check_client: false,
+        check_helo: false,
         lmtp: false,
     })
 }
@@ -250,6 +217,7 @@ impl Runtime {
             eprintln!("yubin: warning: {w}");
         }
         let mut services = Vec::new();
+        let policy_clients = yubin_policy::config::PolicyClients::default();
         let smtpd: Vec<_> = master.smtpd_services().cloned().collect();
         let smtpd = if smtpd.is_empty() && !cfg.dir().join("master.cf").exists() {
             // No master.cf: Postfix's default "smtp inet ... smtpd".
@@ -298,12 +266,21 @@ impl Runtime {
                 session.tls_offered = false;
                 session.tls_required = false;
             }
-            let restrictions = restrictions(&scfg).with_context(context)?;
+            // smtpd restrictions (issue 14): lists, tables, policy servers.
+            let restrictions = yubin_policy::config::restrictions(&scfg, &policy_clients)
+                .map_err(|e| anyhow!(e))
+                .with_context(context)?;
+            let settings = yubin_policy::config::settings(&scfg)
+                .map_err(|e| anyhow!(e))
+                .with_context(context)?;
+            session.check_client = !settings.delay_reject && !restrictions.client.is_empty();
+            session.check_helo = !settings.delay_reject && !restrictions.helo.is_empty();
             let policy = Arc::new(Policy {
                 resolver: resolver.clone(),
                 sender_login_maps: sender_login_maps.clone(),
                 dns: restrictions.uses_dns().then(|| dns.clone()),
                 restrictions,
+                settings: Arc::new(settings),
             });
             services.push(Arc::new(Service {
                 name: svc.name.clone(),

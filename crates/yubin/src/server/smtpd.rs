@@ -16,11 +16,13 @@ use yubin_smtp::{
 
 use super::runtime::{Runtime, Service, Shared};
 
-/// The client's name: `localhost` for loopback, otherwise `unknown` (no
-/// reverse lookup yet; Postfix prints the same word when a name does not
-/// resolve).
+/// The client's name before any DNS: `localhost` for 127.0.0.1 and ::1
+/// (what /etc/hosts says), otherwise `unknown` (Postfix's word when a name
+/// does not resolve); the policy looks names up in DNS when a restriction
+/// needs them.
 fn client_name(ip: IpAddr) -> String {
-    if ip.is_loopback() || ip.to_canonical().is_loopback() {
+    let ip = ip.to_canonical();
+    if ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST) {
         "localhost".into()
     } else {
         "unknown".into()
@@ -51,6 +53,8 @@ struct Smtpd {
     local: Option<IpAddr>,
     /// The SASL exchange in progress (its state: SCRAM's nonces, ...).
     exchange: Option<Box<dyn SaslExchange>>,
+    /// The client as the restrictions see it (names, earlier verdicts).
+    peer: yubin_policy::Peer,
     // milter: begin
     /// smtpd_milters' connections for this session.
     milters: Option<super::milter::SessionMilters>,
@@ -103,28 +107,53 @@ impl Handler<SmtpCore> for Smtpd {
     async fn answer(&mut self, core: &mut SmtpCore, ask: SmtpAsk) -> Vec<Step<SmtpAsk>> {
         match ask {
             SmtpAsk::Request(Request::Mail(q)) => {
-                let verdict = self.svc.queue_space.check(&self.shared, q.size);
+                if let Some(r) = self.svc.queue_space.check(&self.shared, q.size) {
+                    return core.answer(Answer::Verdict(Some(r)));
+                }
+                self.peer.transaction += 1;
+                // smtpd_delay_reject = no: the sender restrictions now.
+                let policy = &self.svc.policy;
+                let v = if policy.settings.delay_reject {
+                    yubin_smtp::PolicyVerdict::default()
+                } else {
+                    policy
+                        .mail(
+                            &mut self.peer,
+                            &q,
+                            q.helo.as_deref(),
+                            q.sasl_user.as_deref(),
+                        )
+                        .await
+                };
                 // milter: begin
-                if let (None, Some(m)) = (&verdict, self.milters.as_mut()) {
+                if let (None, Some(m)) = (&v.reply, self.milters.as_mut()) {
                     let log = |l: &str| self.shared.log.log(self.svc.daemon(), l);
                     if let Some(r) = m.mail(&core.0, &q, &log).await {
                         return core.answer(Answer::Milter(r));
                     }
                 }
                 // milter: end
-                core.answer(Answer::Verdict(verdict))
+                core.answer(Answer::Policy(v))
             }
             SmtpAsk::Request(Request::Recipient(q)) => {
-                let verdict = self.svc.policy.recipient(&self.client, &q).await;
+                let v = self.svc.policy.rcpt(&self.peer, &q, "RCPT").await;
                 // milter: begin
-                if let (None, Some(m)) = (&verdict, self.milters.as_mut()) {
+                if let (None, Some(m)) = (&v.reply, self.milters.as_mut()) {
                     let log = |l: &str| self.shared.log.log(self.svc.daemon(), l);
                     if let Some(r) = m.rcpt(&core.0, &q, &log).await {
                         return core.answer(Answer::Milter(r));
                     }
                 }
                 // milter: end
-                core.answer(Answer::Verdict(verdict))
+                core.answer(Answer::Policy(v))
+            }
+            SmtpAsk::Request(Request::Connect) => {
+                let v = self.svc.policy.connect(&mut self.peer).await;
+                core.answer(Answer::Policy(v))
+            }
+            SmtpAsk::Request(Request::Helo(q)) => {
+                let v = self.svc.policy.helo(&mut self.peer, &q.helo).await;
+                core.answer(Answer::Policy(v))
             }
             // Postfix's vrfy_cmd runs the recipient restrictions
             // (smtpd_check_rcpt): from outside mynetworks, VRFY of a remote
@@ -135,11 +164,21 @@ impl Handler<SmtpCore> for Smtpd {
                     sender: None,
                     sasl_user: None,
                     helo: None,
+                    sender_given: String::new(),
+                    holding: false,
+                    discarding: false,
+                    protocol: String::new(),
+                    queue_id: None,
+                    recipient_count: 0,
+                    size: None,
                 };
-                let verdict = self.svc.policy.recipient(&self.client, &q).await;
+                let verdict = self.svc.policy.rcpt(&self.peer, &q, "VRFY").await.reply;
                 core.answer(Answer::Verdict(verdict))
             }
             SmtpAsk::Request(Request::Auth(req)) => {
+                if let AuthRequest::Start { mechanism, .. } = &req {
+                    self.peer.sasl_method = Some(mechanism.clone());
+                }
                 let step = self.sasl(req).await;
                 core.answer(Answer::Sasl(step))
             }
@@ -259,11 +298,15 @@ async fn session(
     rt: Arc<Runtime>,
     svc: Arc<Service>,
     mut conn: Conn,
-    client: ClientInfo,
+    mut client: ClientInfo,
     peer: SocketAddr,
 ) {
     let daemon = svc.daemon();
     let ip = client.addr;
+    // The client's DNS names, when a restriction needs them.
+    let names = svc.policy.client_names(&client).await;
+    client.name = names.name.clone();
+    let policy_peer = yubin_policy::Peer::new(client.clone(), names);
     let label = client.label();
     let count = shared.session_started(ip);
     shared.log.log(daemon, &format!("connect from {label}"));
@@ -343,6 +386,7 @@ async fn session(
         client,
         local,
         exchange: None,
+        peer: policy_peer,
         // milter: begin
         milters,
         // milter: end
