@@ -82,6 +82,7 @@ start_yubin() {
     local d=$1
     mkdir -p "$d"
     cat >"$d/main.cf" <<CF
+compatibility_level = 3.6
 myhostname = ymta.lab.test
 mydestination = localhost
 inet_interfaces = all

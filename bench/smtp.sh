@@ -51,6 +51,7 @@ start_yubin() {
   mkdir -p "$d/vmail"; chown vmail: "$d/vmail"
   cp "$work/pf/virtual_domains" "$work/pf/virtual_maps" "$work/pf/virtual" "$d/"
   cat > "$d/main.cf" <<CF
+compatibility_level = 3.6
 myhostname = mail.mydomain.com
 mydomain = mydomain.com
 myorigin = \$mydomain
