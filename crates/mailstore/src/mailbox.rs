@@ -484,20 +484,11 @@ impl Mailbox {
             let known: std::collections::HashSet<String> =
                 list.records.iter().map(|r| r.base.clone()).collect();
             let mut fresh: Vec<&String> = files.keys().filter(|b| !known.contains(*b)).collect();
-            // Oldest first: names start with the delivery time.
-            fresh.sort_by(|a, b| {
-                let ta: u64 = a
-                    .split('.')
-                    .next()
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0);
-                let tb: u64 = b
-                    .split('.')
-                    .next()
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0);
-                (ta, a).cmp(&(tb, b))
-            });
+            // Oldest first: names start with the delivery time, and within a
+            // second the `M<usec>` part orders them (Dovecot's
+            // `SECS.M<usec>P<pid>…` and Postfix's `SECS.V…I…M<usec>.host`;
+            // not zero-padded, so compared as numbers, not as text).
+            fresh.sort_by_key(|name| (delivery_time(name), *name));
             // Records of vanished files are dropped while we rewrite anyway.
             list.records.retain(|r| files.contains_key(&r.base));
             for b in fresh {
@@ -986,8 +977,36 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// (seconds, microseconds) of a Maildir name's delivery time, (0, 0) for
+/// a name that does not follow the convention (it sorts first).
+fn delivery_time(name: &str) -> (u64, u64) {
+    let mut parts = name.split('.');
+    let secs = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let usec = parts
+        .next()
+        .and_then(|p| p.find('M').map(|i| &p[i + 1..]))
+        .map(|d| {
+            d.bytes().take_while(u8::is_ascii_digit).fold(0u64, |n, b| {
+                n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+            })
+        })
+        .unwrap_or(0);
+    (secs, usec)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn delivery_time_orders_microseconds_as_numbers() {
+        use super::delivery_time;
+        let a = "1700000000.M99999P7Q1.host,S=1,W=1";
+        let b = "1700000000.M123456P7Q2.host,S=1,W=1";
+        assert!(a > b, "as text the later one sorts first");
+        assert!(delivery_time(a) < delivery_time(b));
+        assert_eq!(delivery_time("1700000000.V801I2M5.mail"), (1700000000, 5));
+        assert_eq!(delivery_time("garbage"), (0, 0));
+    }
+
     use super::*;
     use crate::name::SystemFlag;
 
