@@ -506,6 +506,29 @@ impl Policy {
 
     /// smtpd_check_reject: the reply, its code class forced onto the status
     /// code, or an earlier DEFER_IF_REJECT in place of a 5xx.
+    /// reject_unknown_sender_domain / reject_unknown_helo_hostname: a name
+    /// DNS does not know is refused with the configured code; a temporary
+    /// DNS failure becomes a 450 only if the client is later permitted
+    /// (Postfix's defer_if_permit), with the same text. `codes`: (reject
+    /// code, its enhanced code, the temporary failure's enhanced code).
+    fn unknown_name(
+        &self,
+        ev: &mut Eval,
+        status: DomainStatus,
+        (code, dsn, temp_dsn): (u16, &str, &str),
+        text: String,
+    ) -> Status {
+        match status {
+            DomainStatus::Exists => Status::Dunno,
+            DomainStatus::NotFound => self.reject(ev, code, dsn, text),
+            DomainStatus::TempFail(_) => {
+                ev.defer_if_permit
+                    .get_or_insert(Reply::new(450, temp_dsn, text));
+                Status::Dunno
+            }
+        }
+    }
+
     fn reject(&self, ev: &mut Eval, code: u16, dsn: &str, text: String) -> Status {
         let (code, dsn, text) = if !(400..=599).contains(&code) {
             ev.verdict.events.push((
@@ -830,23 +853,13 @@ impl Policy {
                         && !self.check(a).await.0.is_final_destination() =>
                 {
                     let what = ctx.sender_name(a);
-                    match self.dns_status(&a.domain).await {
-                        DomainStatus::Exists => Status::Dunno,
-                        DomainStatus::NotFound => self.reject(
-                            ev,
-                            s.unknown_address_reject_code,
-                            "4.1.8",
-                            format!("<{what}>: Sender address rejected: Domain not found"),
-                        ),
-                        DomainStatus::TempFail(_) => {
-                            ev.defer_if_permit.get_or_insert(Reply::new(
-                                450,
-                                "4.4.3",
-                                format!("<{what}>: Sender address rejected: Domain not found"),
-                            ));
-                            Status::Dunno
-                        }
-                    }
+                    let status = self.dns_status(&a.domain).await;
+                    self.unknown_name(
+                        ev,
+                        status,
+                        (s.unknown_address_reject_code, "4.1.8", "4.4.3"),
+                        format!("<{what}>: Sender address rejected: Domain not found"),
+                    )
                 }
                 _ => Status::Dunno,
             },
@@ -926,23 +939,15 @@ impl Policy {
                             ),
                         )
                     }
-                    Restriction::RejectUnknownHeloHostname => match self.dns_status(name).await {
-                        DomainStatus::Exists => Status::Dunno,
-                        DomainStatus::NotFound => self.reject(
+                    Restriction::RejectUnknownHeloHostname => {
+                        let status = self.dns_status(name).await;
+                        self.unknown_name(
                             ev,
-                            s.unknown_hostname_reject_code,
-                            "4.7.1",
+                            status,
+                            (s.unknown_hostname_reject_code, "4.7.1", "4.7.1"),
                             format!("<{helo}>: Helo command rejected: Host not found"),
-                        ),
-                        DomainStatus::TempFail(_) => {
-                            ev.defer_if_permit.get_or_insert(Reply::new(
-                                450,
-                                "4.7.1",
-                                format!("<{helo}>: Helo command rejected: Host not found"),
-                            ));
-                            Status::Dunno
-                        }
-                    },
+                        )
+                    }
                     _ => Status::Dunno,
                 }
             }
