@@ -24,6 +24,8 @@
 # Usage: bench/outbound.sh [N] [SIZE] [SESSIONS]
 #   YUBIN=/path/to/yubin   use this binary instead of building --release
 set -euo pipefail
+# One run at a time: the script reconfigures the system Postfix.
+exec 9>/tmp/system-postfix.lock; flock 9
 cd "$(dirname "$0")/.."
 N=${1:-10000}; SIZE=${2:-2048}; S=${3:-10}
 [ "$(id -u)" = 0 ] || { echo "run as root (netlab namespaces)"; exit 1; }

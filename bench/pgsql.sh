@@ -7,6 +7,8 @@
 # Usage: bench/pgsql.sh [ROWS] [KEYS]     (defaults 100000 rows, 50000 keys)
 # Do not run while others build on the machine (2 shared cores).
 set -euo pipefail
+# One run at a time: the script reconfigures the system Postfix.
+exec 9>/tmp/system-postfix.lock; flock 9
 cd "$(dirname "$0")/.."
 rows=${1:-100000}
 keys=${2:-50000}

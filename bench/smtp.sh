@@ -14,6 +14,8 @@
 # dnsmasq on 127.0.0.1:5354 serving example.org's SPF and DMARC records
 # (smtp-source's messages carry no DKIM signature: DKIM runs and finds none).
 set -euo pipefail
+# One run at a time: the script reconfigures the system Postfix.
+exec 9>/tmp/system-postfix.lock; flock 9
 cd "$(dirname "$0")/.."
 N=${1:-2000}; SIZE=${2:-2048}
 [ "$(id -u)" = 0 ] || { echo "run as root"; exit 1; }
