@@ -996,9 +996,11 @@ fn delivery_time(name: &str) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::name::SystemFlag;
+
     #[test]
     fn delivery_time_orders_microseconds_as_numbers() {
-        use super::delivery_time;
         let a = "1700000000.M99999P7Q1.host,S=1,W=1";
         let b = "1700000000.M123456P7Q2.host,S=1,W=1";
         assert!(a > b, "as text the later one sorts first");
@@ -1006,9 +1008,6 @@ mod tests {
         assert_eq!(delivery_time("1700000000.V801I2M5.mail"), (1700000000, 5));
         assert_eq!(delivery_time("garbage"), (0, 0));
     }
-
-    use super::*;
-    use crate::name::SystemFlag;
 
     fn deliver(dir: &Path, tag: &str, body: &[u8]) -> PathBuf {
         let parts: &[&[u8]] = &[body];

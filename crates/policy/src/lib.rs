@@ -504,8 +504,6 @@ impl Policy {
         }
     }
 
-    /// smtpd_check_reject: the reply, its code class forced onto the status
-    /// code, or an earlier DEFER_IF_REJECT in place of a 5xx.
     /// reject_unknown_sender_domain / reject_unknown_helo_hostname: a name
     /// DNS does not know is refused with the configured code; a temporary
     /// DNS failure becomes a 450 only if the client is later permitted
@@ -529,6 +527,8 @@ impl Policy {
         }
     }
 
+    /// smtpd_check_reject: the reply, its code class forced onto the status
+    /// code, or an earlier DEFER_IF_REJECT in place of a 5xx.
     fn reject(&self, ev: &mut Eval, code: u16, dsn: &str, text: String) -> Status {
         let (code, dsn, text) = if !(400..=599).contains(&code) {
             ev.verdict.events.push((
